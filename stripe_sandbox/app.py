@@ -1,0 +1,159 @@
+"""The sandbox's HTTP front: authentication, form decoding, idempotency, expansion, errors.
+
+The API lives under ``/v1``; hosted pages (Checkout, 3-D Secure) and the sandbox-only control API
+(``/_sandbox``) are plain Starlette routes beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route as StarletteRoute
+from starlette.staticfiles import StaticFiles
+
+from . import control, expand, resources  # noqa: F401 - control registers its routes
+from .config import SandboxConfig
+from .errors import StripeError, authentication, idempotency, invalid_request, unknown_param
+from .forms import parse_form
+from .ids import new_id
+from .params import Params
+from .routing import ROUTES, Router
+from .state import RequestInfo, Sandbox
+
+log = logging.getLogger("stripe_sandbox")
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _api_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return None
+
+
+class Api:
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.router = Router(ROUTES)
+
+    async def handle(self, request: Request) -> Response:
+        request_id = new_id("req", 14)
+        headers = {"Request-Id": request_id, "Stripe-Version": request.headers.get("stripe-version",
+                                                                                   self.sb.api_version)}
+        try:
+            status, body, extra = await self._handle(request, request_id)
+        except StripeError as err:
+            return _json(err.to_json(), err.status, {**headers, **err.headers})
+        headers.update(extra)
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+    async def _handle(self, request: Request, request_id: str) -> tuple[int, bytes, dict[str, str]]:
+        key = _api_key(request)
+        if not key:
+            raise authentication(
+                "You did not provide an API key. You need to provide your API key in the Authorization header, "
+                "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
+        if not key.startswith("sk_test_"):
+            shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
+            raise authentication(f"Invalid API Key provided: {shown}")
+        method = request.method
+        path = request.url.path.rstrip("/") or "/"
+        found = self.router.match(method, path)
+        if found is None:
+            if self.router.allows_path(path):
+                raise invalid_request(f"Unrecognized request URL ({method}: {path}).", status=405)
+            raise invalid_request(
+                f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
+                "or we can help at https://support.stripe.com/.", status=404)
+        route, path_params = found
+        if method == "POST":
+            raw = await request.body()
+            ctype = request.headers.get("content-type", "")
+            if raw and "json" in ctype:
+                raise invalid_request("Invalid request: the body must be form-encoded "
+                                      "(application/x-www-form-urlencoded).")
+            data = parse_form(raw)
+        else:
+            data = parse_form(request.url.query)
+        for name in data:
+            if name not in route.params:
+                raise unknown_param(name)
+        idem_key = request.headers.get("idempotency-key") if method == "POST" else None
+        fingerprint = ""
+        if idem_key is not None:
+            if len(idem_key) > IDEMPOTENCY_KEY_MAX:
+                raise invalid_request(
+                    f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters long.", param="Idempotency-Key")
+            fingerprint = hashlib.sha256(orjson.dumps([method, path, data], option=orjson.OPT_SORT_KEYS)).hexdigest()
+            saved = self.sb.idempotent.get(idem_key)
+            if saved is not None:
+                saved_fingerprint, status, body = saved
+                if saved_fingerprint != fingerprint:
+                    raise idempotency(
+                        "Keys for idempotent requests can only be used with the same parameters they were first "
+                        f"used with. Try using a key other than '{idem_key}' if you meant to execute a different "
+                        "request.")
+                return status, body, {"Idempotent-Replayed": "true", "Idempotency-Key": idem_key}
+        params = Params(data)
+        self.sb.current_request = RequestInfo(request_id, idem_key,
+                                              request.headers.get("stripe-version") or self.sb.api_version)
+        try:
+            result = route.handler(self.sb, params, **path_params)
+            result = expand.apply(self.sb, result, params.str_list("expand"))
+            status, body = 200, orjson.dumps(result)
+        except StripeError as err:
+            # Stripe saves the outcome of a request that started executing (a decline, say), but not
+            # of one refused by validation.
+            if idem_key is None or err.body.get("type") == "invalid_request_error":
+                raise
+            status, body = err.status, orjson.dumps(err.to_json())
+        finally:
+            self.sb.current_request = None
+        extra: dict[str, str] = {}
+        if idem_key is not None:
+            self.sb.idempotent[idem_key] = (fingerprint, status, body)
+            extra["Idempotency-Key"] = idem_key
+        return status, body, extra
+
+
+def create_app(config: SandboxConfig | None = None, sb: Sandbox | None = None) -> Starlette:
+    sb = sb or Sandbox(config or SandboxConfig())
+    api = Api(sb)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        await sb.webhooks.start()
+        await sb.scheduler.start()
+        resources.on_start(sb)
+        yield
+        await sb.scheduler.stop()
+        await sb.webhooks.stop()
+        sb.store.close()
+
+    routes: list[BaseRoute] = [
+        *resources.page_routes(),
+        StarletteRoute("/v1/{rest:path}", api.handle, methods=["GET", "POST", "DELETE"]),
+        Mount("/static", app=StaticFiles(packages=[("stripe_sandbox", "static")]), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.sandbox = sb
+    return app

@@ -1,0 +1,134 @@
+"""The sandbox-only control API under ``/_sandbox`` (no Stripe equivalent): reset, deliveries, resend,
+trigger, clock, webhook outage. JSON in, JSON out; no API key, since it serves tests on this machine."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .errors import StripeError, invalid_request, no_such
+from .routing import PAGE_ROUTES
+from .state import Sandbox
+
+Triggers = dict[str, Callable[[Sandbox, dict[str, Any]], dict[str, Any]]]
+TRIGGERS: Triggers = {}  # event type -> a function that makes the state change causing it
+
+
+def trigger(event_type: str) -> Callable[[Callable[[Sandbox, dict[str, Any]], dict[str, Any]]],
+                                         Callable[[Sandbox, dict[str, Any]], dict[str, Any]]]:
+    def register(fn: Callable[[Sandbox, dict[str, Any]], dict[str, Any]]) -> Callable[
+            [Sandbox, dict[str, Any]], dict[str, Any]]:
+        TRIGGERS[event_type] = fn
+        return fn
+
+    return register
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return dict(request.query_params)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise invalid_request("The control API takes a JSON body.") from None
+    if not isinstance(data, dict):
+        raise invalid_request("The control API takes a JSON object.")
+    return data
+
+
+def _endpoint(fn: Callable[[Sandbox, dict[str, Any]], Any]) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        sb: Sandbox = request.app.state.sandbox
+        try:
+            data = await _body(request)
+            data.update(request.path_params)
+            return _json(fn(sb, data))
+        except StripeError as err:
+            return _json(err.to_json(), err.status)
+
+    return handle
+
+
+def reset(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    sb.reset()
+    from . import resources
+
+    resources.on_start(sb)
+    return {"reset": True}
+
+
+def deliveries(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    attempts = sb.webhooks.attempts
+    for field in ("event", "endpoint", "event_type"):
+        if data.get(field):
+            attempts = [a for a in attempts if getattr(a, field) == data[field]]
+    return {"object": "list", "data": [a.to_json() for a in attempts],
+            "pending": not sb.webhooks.idle(), "paused": sb.webhooks.paused}
+
+
+def resend(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    event_id = data["event_id"]
+    if sb.store.get(event_id, "event") is None:
+        raise no_such("event", event_id)
+    endpoints = [data["endpoint"]] if data.get("endpoint") else list(sb.store.collection("webhook_endpoint").ids)
+    for endpoint_id in endpoints:
+        if sb.store.get(endpoint_id, "webhook_endpoint") is None:
+            raise no_such("webhook endpoint", endpoint_id, "endpoint")
+        sb.webhooks.resend(event_id, endpoint_id)
+    return {"resent": event_id, "endpoints": endpoints}
+
+
+def run_trigger(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    event_type = data.get("event")
+    if event_type not in TRIGGERS:
+        raise invalid_request(f"Cannot trigger {event_type!r}; known: {', '.join(sorted(TRIGGERS))}", param="event")
+    return TRIGGERS[event_type](sb, data)
+
+
+def advance_clock(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        seconds = float(data.get("seconds", 0))
+    except (TypeError, ValueError):
+        raise invalid_request("seconds must be a number", param="seconds") from None
+    if seconds < 0:
+        raise invalid_request("the clock only moves forward", param="seconds")
+    sb.advance_clock(seconds)
+    return {"now": sb.clock.now_int(), "offset": sb.clock.offset}
+
+
+def webhooks_pause(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    sb.webhooks.paused = True
+    return {"paused": True}
+
+
+def webhooks_resume(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    sb.webhooks.resume()
+    return {"paused": False}
+
+
+def stats(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    counts = {type_: len(c) for type_, c in sb.store.collections.items()}
+    return {"objects": sb.store.count(), "by_type": counts, "now": sb.clock.now_int(),
+            "deliveries": len(sb.webhooks.attempts)}
+
+
+PAGE_ROUTES.extend([
+    Route("/_sandbox/reset", _endpoint(reset), methods=["POST"]),
+    Route("/_sandbox/deliveries", _endpoint(deliveries), methods=["GET"]),
+    Route("/_sandbox/events/{event_id}/resend", _endpoint(resend), methods=["POST"]),
+    Route("/_sandbox/trigger", _endpoint(run_trigger), methods=["POST"]),
+    Route("/_sandbox/clock/advance", _endpoint(advance_clock), methods=["POST"]),
+    Route("/_sandbox/webhooks/pause", _endpoint(webhooks_pause), methods=["POST"]),
+    Route("/_sandbox/webhooks/resume", _endpoint(webhooks_resume), methods=["POST"]),
+    Route("/_sandbox/stats", _endpoint(stats), methods=["GET"]),
+])

@@ -1,0 +1,21 @@
+"""Shared fixtures: an in-process Stripe sandbox and an SDK client pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import stripe
+
+from stripe_sandbox import SandboxConfig, SandboxServer
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig(port=0, async_settle_seconds=0.5)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stripe_client(sandbox: SandboxServer) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_sandbox", base_addresses={"api": sandbox.url}, max_network_retries=0)
