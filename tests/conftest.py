@@ -19,3 +19,20 @@ def sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture(scope="session")
 def stripe_client(sandbox: SandboxServer) -> stripe.StripeClient:
     return stripe.StripeClient("sk_test_sandbox", base_addresses={"api": sandbox.url}, max_network_retries=0)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    from tests.tally_harness import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def tally(database_url: str):  # type: ignore[no-untyped-def]
+    """The real Tally over HTTP, with its own sandbox and an in-process worker."""
+    from tests.tally_harness import TallyServer
+
+    with TallyServer(database_url) as server:
+        yield server

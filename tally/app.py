@@ -1,0 +1,75 @@
+"""The FastAPI application: wires settings, database, Stripe client, auth and each domain's routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import stripe
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from .auth.routes import router as auth_router
+from .auth.service import TokenVerifier
+from .config import Settings
+from .db import Database
+from .errors import install_error_handlers
+from .limits import BodySizeLimit
+
+
+@dataclass
+class Services:
+    """What the app needs at run time, built by ``tally.runtime`` (or by tests)."""
+
+    settings: Settings
+    db: Database
+    stripe: stripe.StripeClient
+    webhook_secrets: list[str]  # signing secrets accepted on /v1/webhooks/stripe (two while rotating)
+    run_worker: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(services: Services) -> FastAPI:
+    settings = services.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from .worker import WorkerRunner
+
+        runner = WorkerRunner(services)
+        app.state.jobs = runner.job_app
+        await runner.start(run_worker=services.run_worker)
+        try:
+            yield
+        finally:
+            await runner.stop()
+            await services.db.dispose()
+
+    app = FastAPI(title="Tally", version="0.1.0", lifespan=lifespan,
+                  description="Credits and subscriptions through Stripe, with an exactly-once ledger.")
+    app.state.settings = settings
+    app.state.services = services
+    app.state.db = services.db
+    app.state.stripe = services.stripe
+    app.state.token_verifier = TokenVerifier(settings)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                           allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type",
+                                                                                   "Idempotency-Key"])
+    for router in _routers(settings):
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "mode": "sandbox" if settings.sandbox_mode else "stripe"}
+
+    return app
+
+
+def _routers(settings: Settings) -> list[Any]:
+    routers: list[Any] = [auth_router]
+    return routers

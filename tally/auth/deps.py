@@ -1,0 +1,47 @@
+"""FastAPI dependencies: ``CurrentUser`` for user routes, ``AdminUser`` for operator routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..errors import Forbidden, Unauthenticated
+from .service import Principal, TokenVerifier, api_key_principal, principal_from_claims
+
+USER_HEADER = "Tally-User-Id"
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def authenticate(request: Request, user_id: str | None = None, email: str | None = None) -> Principal:
+    """The caller, from a JWT or from the API key plus a user id (header, or ``user_id`` given by a route)."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    token = bearer_token(request) or request.cookies.get("tally_session")
+    if not token:
+        raise Unauthenticated("Sign in first: send 'Authorization: Bearer <token>'.",
+                              headers={"WWW-Authenticate": "Bearer"})
+    if verifier.is_api_key(token):
+        return api_key_principal(user_id or request.headers.get(USER_HEADER), email)
+    return principal_from_claims(await verifier.verify(token))
+
+
+async def current_user(request: Request) -> Principal:
+    return await authenticate(request)
+
+
+async def admin_user(request: Request) -> Principal:
+    principal = await authenticate(request, user_id="admin")
+    if not principal.is_admin:
+        raise Forbidden("This needs the API key or an admin token.")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+AdminUser = Annotated[Principal, Depends(admin_user)]

@@ -1,0 +1,82 @@
+"""The ``tally`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+
+from .config import Settings
+
+app = typer.Typer(help="Tally: credits and subscriptions through Stripe.", no_args_is_help=True,
+                  add_completion=False)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    worker: Annotated[bool, typer.Option(help="run the background worker in this process")] = True,
+) -> None:
+    """Run the API (and, by default, a worker). With no settings: embedded PostgreSQL + offline Stripe."""
+    import uvicorn
+
+    from .app import create_app
+    from .runtime import prepare
+
+    if "TALLY_PUBLIC_URL" not in os.environ:
+        os.environ["TALLY_PUBLIC_URL"] = f"http://{host}:{port}"
+    settings = Settings()
+    runtime = prepare(settings)
+    application = create_app(runtime.services(run_worker=worker))
+    for note in runtime.notes:
+        typer.echo(f"tally: {note}")
+    typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        runtime.stop()
+
+
+@app.command()
+def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -> None:
+    """Run background workers only (scale out: start as many as you like on the same database)."""
+    from .runtime import prepare
+    from .worker import WorkerRunner
+
+    settings = Settings()
+    settings.worker_concurrency = concurrency
+    runtime = prepare(settings, start_sandbox=False)
+    services = runtime.services(run_worker=True, pool_size=max(4, concurrency))
+
+    async def main() -> None:
+        runner = WorkerRunner(services)
+        await runner.start(run_worker=False)
+        try:
+            await runner.run()
+        finally:
+            await runner.stop()
+            await services.db.dispose()
+
+    typer.echo(f"tally worker: {concurrency} at once; " + "; ".join(runtime.notes))
+    asyncio.run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from .db import resolve_database_url
+    from .migrate import upgrade
+
+    upgrade(resolve_database_url(Settings()))
+    typer.echo("tally: database is up to date")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox(ctx: typer.Context) -> None:
+    """Run the offline Stripe sandbox alone (same flags as `python -m stripe_sandbox`)."""
+    from stripe_sandbox.cli import main
+
+    main(list(ctx.args))

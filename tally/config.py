@@ -1,0 +1,58 @@
+"""Settings from the environment (and a ``.env`` file), one object passed to whoever needs it."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).parent / "catalog" / "default_catalog.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(None, alias="TALLY_DATABASE_URL")
+    data_dir: Path = Field(Path(".tally"), alias="TALLY_DATA_DIR")
+    stripe_secret_key: str | None = Field(None, alias="STRIPE_SECRET_KEY")
+    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
+    stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
+    jwt_secret: str | None = Field(None, alias="TALLY_JWT_SECRET")
+    jwks_url: str | None = Field(None, alias="TALLY_JWKS_URL")
+    jwt_audience: str | None = Field(None, alias="TALLY_JWT_AUDIENCE")
+    api_key: str | None = Field(None, alias="TALLY_API_KEY")
+    public_url: str = Field("http://127.0.0.1:8000", alias="TALLY_PUBLIC_URL")
+    catalog_path: Path = Field(DEFAULT_CATALOG, alias="TALLY_CATALOG")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="TALLY_CORS_ORIGINS")
+    compat_routes: bool = Field(True, alias="TALLY_COMPAT_ROUTES")
+    max_body_bytes: int = Field(64 * 1024, alias="TALLY_MAX_BODY_BYTES")
+    seller_name: str = Field("Tally Demo", alias="TALLY_SELLER_NAME")
+    # Port of the Stripe sandbox started beside `tally serve` when no Stripe key is set (0: any free port).
+    sandbox_port: int = Field(0, alias="TALLY_SANDBOX_PORT")
+    worker_concurrency: int = Field(8, alias="TALLY_WORKER_CONCURRENCY")
+    webhook_max_attempts: int = Field(6, alias="TALLY_WEBHOOK_MAX_ATTEMPTS")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def sandbox_mode(self) -> bool:
+        """No Stripe key: Tally runs against the offline sandbox it starts itself."""
+        return not self.stripe_secret_key
+
+    @property
+    def live_mode(self) -> bool:
+        return bool(self.stripe_secret_key and self.stripe_secret_key.startswith("sk_live_"))
+
+    @cached_property
+    def dev_jwt_secret(self) -> str:
+        """Signing secret for sandbox-mode demo logins when no TALLY_JWT_SECRET is set."""
+        return self.jwt_secret or "tally-sandbox-insecure-dev-secret-change-me"

@@ -1,0 +1,86 @@
+"""Database: the SQLAlchemy base with stable constraint names, the async engine, and the embedded
+PostgreSQL that Tally starts when no ``TALLY_DATABASE_URL`` is given."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from .config import Settings
+
+# Stable names keep Alembic migrations reproducible.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_embedded: dict[Path, Any] = {}
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL in ``data_dir/pg`` and return its SQLAlchemy URL."""
+    pgdata = (data_dir / "pg").resolve()
+    if pgdata not in _embedded:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+            import pgserver
+
+            pgdata.mkdir(parents=True, exist_ok=True)
+            _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
+    return sqlalchemy_url(_embedded[pgdata].get_uri())
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Any ``postgres://`` / ``postgresql://`` URL, as the async psycopg dialect wants it."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+asyncpg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername != "postgresql+psycopg":
+        raise ValueError(f"Tally runs on PostgreSQL only; got a {parsed.drivername} URL")
+    return parsed.render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """The same database as a plain libpq URL (for procrastinate and psql)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return sqlalchemy_url(settings.database_url)
+    return embedded_database_url(settings.data_dir)
+
+
+class Database:
+    """One engine and session factory per process."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,83 @@
+"""Assembling a running Tally: database (external or embedded), migrations, Stripe (real or the
+offline sandbox started beside the service), and the webhook secret."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .app import Services
+from .config import Settings
+from .db import Database, resolve_database_url
+from .migrate import upgrade
+from .stripe_gateway import SANDBOX_KEY, make_client
+
+WEBHOOK_PATH = "/v1/webhooks/stripe"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    stripe_key: str
+    stripe_api_base: str | None
+    webhook_secrets: list[str]
+    sandbox: object | None = None  # stripe_sandbox.SandboxServer when running offline
+    notes: list[str] = field(default_factory=list)
+
+    def services(self, *, run_worker: bool, pool_size: int = 10) -> Services:
+        return Services(
+            settings=self.settings,
+            db=Database(self.database_url, pool_size=pool_size),
+            stripe=make_client(self.stripe_key, self.stripe_api_base),
+            webhook_secrets=self.webhook_secrets,
+            run_worker=run_worker,
+        )
+
+    def stop(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.stop()  # type: ignore[attr-defined]
+
+
+def _persistent_secret(path: Path) -> str:
+    """The sandbox endpoint's signing secret, kept beside the data so restarts keep verifying."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = True) -> Runtime:
+    """Everything ``tally serve`` / ``tally worker`` need before the app starts."""
+    database_url = resolve_database_url(settings)
+    notes = [f"database: {'external' if settings.database_url else 'embedded PostgreSQL in ' + str(settings.data_dir / 'pg')}"]
+    if migrate:
+        upgrade(database_url)
+    if not settings.sandbox_mode:
+        if not settings.stripe_webhook_secret:
+            notes.append("warning: STRIPE_WEBHOOK_SECRET is not set; webhooks will be refused")
+        secrets_ = [s for s in (settings.stripe_webhook_secret or "").split(",") if s]
+        mode = "LIVE" if settings.live_mode else "test"
+        notes.append(f"stripe: real Stripe API ({mode} mode)")
+        return Runtime(settings, database_url, settings.stripe_secret_key or "", settings.stripe_api_base,
+                       secrets_, notes=notes)
+    secret = settings.stripe_webhook_secret or _persistent_secret(settings.data_dir / "sandbox_webhook_secret")
+    sandbox = None
+    api_base = settings.stripe_api_base
+    if start_sandbox and not api_base:
+        from stripe_sandbox import SandboxConfig, SandboxServer
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        sandbox = SandboxServer(SandboxConfig(
+            port=settings.sandbox_port,
+            data_path=str(settings.data_dir / "sandbox.sqlite"),
+            webhook_url=settings.public_url.rstrip("/") + WEBHOOK_PATH,
+            webhook_secret=secret,
+        )).start()
+        api_base = sandbox.url
+    notes.append(f"stripe: offline sandbox at {api_base} (test mode, no real money; no Stripe account needed)")
+    return Runtime(settings, database_url, SANDBOX_KEY, api_base, [secret], sandbox=sandbox, notes=notes)
