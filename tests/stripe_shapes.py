@@ -53,9 +53,10 @@ def _resolve(ref: ForwardRef | str, owner: type) -> Any:
     for namespace in (vars(module), vars(stripe)):
         if name in namespace:
             return namespace[name]
-    for object_type, (mod, cls_name) in OBJECT_CLASSES.items():
-        if cls_name == name:
-            return getattr(importlib.import_module(mod), cls_name)
+    # Several namespaces reuse a class name (``Product`` and ``climate.Product``): prefer the top-level one.
+    candidates = sorted((mod.count("."), mod) for mod, cls_name in OBJECT_CLASSES.values() if cls_name == name)
+    if candidates:
+        return getattr(importlib.import_module(candidates[0][1]), name)
     return Any
 
 
