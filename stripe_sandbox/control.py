@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import StripeError, invalid_request, no_such
+from .ids import new_secret
 from .routing import PAGE_ROUTES
 from .state import Sandbox
 
@@ -68,12 +69,12 @@ def reset(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def deliveries(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
-    attempts = sb.webhooks.attempts
-    for field in ("event", "endpoint", "event_type"):
-        if data.get(field):
-            attempts = [a for a in attempts if getattr(a, field) == data[field]]
+    """Every delivery attempt, oldest first; filters ``event``, ``endpoint``, ``event_type``."""
+    attempts = sb.webhooks.attempts_for(data.get("event") or None, data.get("endpoint") or None)
+    if data.get("event_type"):
+        attempts = [a for a in attempts if a.event_type == data["event_type"]]
     return {"object": "list", "data": [a.to_json() for a in attempts],
-            "pending": not sb.webhooks.idle(), "paused": sb.webhooks.paused}
+            "pending": not sb.webhooks.idle(), "paused": sb.webhooks.paused, **sb.webhooks.waiting()}
 
 
 def resend(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
@@ -107,13 +108,33 @@ def advance_clock(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def webhooks_pause(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
-    sb.webhooks.paused = True
+    sb.webhooks.pause()
     return {"paused": True}
 
 
 def webhooks_resume(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
     sb.webhooks.resume()
     return {"paused": False}
+
+
+def roll_secret(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    """A new signing secret; the old ones keep signing (one ``v1`` each) for ``expire_old_after_seconds``
+    (default 24 h, Stripe's longest overlap; 0 drops them at once)."""
+    endpoint_id = data["endpoint_id"]
+    if sb.store.get(endpoint_id, "webhook_endpoint") is None:
+        raise no_such("webhook endpoint", endpoint_id)
+    try:
+        expire_after = float(data.get("expire_old_after_seconds", 86400))
+    except (TypeError, ValueError):
+        raise invalid_request("expire_old_after_seconds must be a number",
+                              param="expire_old_after_seconds") from None
+    if not 0 <= expire_after <= 7 * 86400:
+        raise invalid_request("expire_old_after_seconds must be between 0 and 604800",
+                              param="expire_old_after_seconds")
+    secret = new_secret("whsec")
+    sb.webhooks.roll_secret(endpoint_id, secret, expire_after)
+    return {"id": endpoint_id, "secret": secret, "old_secrets_expire_at": sb.clock.now_int() + int(expire_after),
+            "active_secrets": len(sb.webhooks.secrets_of(endpoint_id))}
 
 
 def stats(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
@@ -130,5 +151,6 @@ PAGE_ROUTES.extend([
     Route("/_sandbox/clock/advance", _endpoint(advance_clock), methods=["POST"]),
     Route("/_sandbox/webhooks/pause", _endpoint(webhooks_pause), methods=["POST"]),
     Route("/_sandbox/webhooks/resume", _endpoint(webhooks_resume), methods=["POST"]),
+    Route("/_sandbox/webhook_endpoints/{endpoint_id}/roll_secret", _endpoint(roll_secret), methods=["POST"]),
     Route("/_sandbox/stats", _endpoint(stats), methods=["GET"]),
 ])

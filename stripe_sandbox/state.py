@@ -53,5 +53,5 @@ class Sandbox:
         self.store = Store(self.config.data_path)
         self.clock.offset = 0.0
         self.scheduler.clear()
-        self.webhooks.attempts.clear()
+        self.webhooks.clear()
         self.idempotent.clear()

@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -49,17 +49,22 @@ class Attempt:
         return asdict(self)
 
 
-@dataclass(order=True)
+@dataclass
 class _Job:
-    event_id: str = field(compare=False)
-    endpoint_id: str = field(compare=False)
-    attempt: int = field(compare=False)
+    event_id: str
+    endpoint_id: str
+    attempt: int
+    born: float  # wall time the event was queued, for each attempt's delay_ms
+    resend: bool = False  # resends do not count towards the event's pending_webhooks
 
 
 class Deliverer:
     def __init__(self, sb: Any) -> None:
         self.sb = sb
         self.attempts: list[Attempt] = []
+        # attempts by event id and by endpoint id, so that filtered reads do not scan every attempt
+        self._by_event: dict[str, list[Attempt]] = {}
+        self._by_endpoint: dict[str, list[Attempt]] = {}
         self._ids = itertools.count(1)
         self._queue: asyncio.Queue[_Job] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -67,17 +72,54 @@ class Deliverer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.paused = False  # control API: hold deliveries (a webhook outage)
         self._held: list[_Job] = []
+        self._retries: set[asyncio.TimerHandle] = set()
         self.in_flight = 0
-        self._born: dict[str, float] = {}  # event id -> wall time it was queued, for delivery latency
 
     # -- endpoint secrets live beside the store: the API shows a secret only once, on create --------
+    # kv "endpoint_secrets": endpoint id -> secrets, newest first; kv "endpoint_secret_expiry":
+    # endpoint id -> {secret: sandbox time after which it no longer signs} (rolled secrets only).
     def secrets_of(self, endpoint_id: str) -> list[str]:
-        return list(self.sb.store.kv.get("endpoint_secrets", {}).get(endpoint_id, []))
+        kv = self.sb.store.kv
+        secrets = kv.get("endpoint_secrets", {}).get(endpoint_id, [])
+        expiry = kv.get("endpoint_secret_expiry", {}).get(endpoint_id)
+        if not expiry:
+            return list(secrets)
+        now = self.sb.clock.now()
+        return [s for s in secrets if expiry.get(s, now + 1) > now]
 
     def set_secrets(self, endpoint_id: str, secrets: list[str]) -> None:
         table = dict(self.sb.store.kv.get("endpoint_secrets", {}))
         table[endpoint_id] = secrets
         self.sb.store.set_kv("endpoint_secrets", table)
+        self._set_expiry(endpoint_id, None)
+
+    def roll_secret(self, endpoint_id: str, new_secret: str, expire_old_after: float) -> None:
+        """Sign with ``new_secret`` from now on, and with the still-live old ones for ``expire_old_after`` s."""
+        old = self.secrets_of(endpoint_id)
+        table = dict(self.sb.store.kv.get("endpoint_secrets", {}))
+        table[endpoint_id] = [new_secret, *old] if expire_old_after > 0 else [new_secret]
+        self.sb.store.set_kv("endpoint_secrets", table)
+        previous = self.sb.store.kv.get("endpoint_secret_expiry", {}).get(endpoint_id) or {}
+        deadline = self.sb.clock.now() + expire_old_after
+        # an older secret that was already expiring keeps its earlier deadline
+        expiry = {s: min(previous.get(s, deadline), deadline) for s in old} if expire_old_after > 0 else {}
+        self._set_expiry(endpoint_id, expiry or None)
+
+    def forget_endpoint(self, endpoint_id: str) -> None:
+        table = dict(self.sb.store.kv.get("endpoint_secrets", {}))
+        if table.pop(endpoint_id, None) is not None:
+            self.sb.store.set_kv("endpoint_secrets", table)
+        self._set_expiry(endpoint_id, None)
+
+    def _set_expiry(self, endpoint_id: str, expiry: dict[str, float] | None) -> None:
+        table = dict(self.sb.store.kv.get("endpoint_secret_expiry", {}))
+        if expiry is None and endpoint_id not in table:
+            return
+        if expiry is None:
+            del table[endpoint_id]
+        else:
+            table[endpoint_id] = expiry
+        self.sb.store.set_kv("endpoint_secret_expiry", table)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -88,22 +130,37 @@ class Deliverer:
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.sb.config.webhook_concurrency)]
 
     async def stop(self) -> None:
+        for handle in self._retries:
+            handle.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._client:
             await self._client.aclose()
 
+    def clear(self) -> None:
+        """Forget every attempt and every delivery not yet made (the control API's reset)."""
+        for handle in self._retries:
+            handle.cancel()
+        self._retries.clear()
+        self._held.clear()
+        if self._queue is not None:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        self.attempts.clear()
+        self._by_event.clear()
+        self._by_endpoint.clear()
+
     # -- queueing ----------------------------------------------------------------------------------
     def enqueue(self, event: Obj) -> None:
         endpoints = [e for e in self._endpoints() if matches(e, event["type"])]
         event["pending_webhooks"] = len(endpoints)
-        self._born[event["id"]] = time.time()
+        born = time.time()
         for endpoint in endpoints:
-            self._submit(_Job(event["id"], endpoint["id"], 1))
+            self._submit(_Job(event["id"], endpoint["id"], 1, born))
 
     def resend(self, event_id: str, endpoint_id: str) -> None:
-        self._submit(_Job(event_id, endpoint_id, 1))
+        self._submit(_Job(event_id, endpoint_id, 1, time.time(), resend=True))
 
     def _endpoints(self) -> list[Obj]:
         store = self.sb.store
@@ -115,6 +172,9 @@ class Deliverer:
         elif self._queue is not None:
             self._queue.put_nowait(job)
 
+    def pause(self) -> None:
+        self.paused = True
+
     def resume(self) -> None:
         self.paused = False
         held, self._held = self._held, []
@@ -125,12 +185,36 @@ class Deliverer:
         delays = self.sb.config.webhook_retry_delays
         if job.attempt > len(delays):
             return
-        retry = _Job(job.event_id, job.endpoint_id, job.attempt + 1)
+        retry = _Job(job.event_id, job.endpoint_id, job.attempt + 1, job.born, job.resend)
         assert self._loop is not None
-        self._loop.call_later(delays[job.attempt - 1], self._submit, retry)
+
+        def submit() -> None:
+            self._retries.discard(handle)
+            self._submit(retry)
+
+        handle = self._loop.call_later(delays[job.attempt - 1], submit)
+        self._retries.add(handle)
 
     def idle(self) -> bool:
+        """No delivery queued or on the wire (held ones and retries waiting for their time excepted)."""
         return (self._queue is None or self._queue.empty()) and self.in_flight == 0
+
+    def waiting(self) -> dict[str, int]:
+        return {"queued": self._queue.qsize() if self._queue else 0, "in_flight": self.in_flight,
+                "held": len(self._held), "retries_scheduled": len(self._retries)}
+
+    def attempts_for(self, event: str | None = None, endpoint: str | None = None) -> list[Attempt]:
+        if event is not None:
+            found = self._by_event.get(event, [])
+            return [a for a in found if endpoint is None or a.endpoint == endpoint]
+        if endpoint is not None:
+            return list(self._by_endpoint.get(endpoint, []))
+        return list(self.attempts)
+
+    def _record(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+        self._by_event.setdefault(attempt.event, []).append(attempt)
+        self._by_endpoint.setdefault(attempt.endpoint, []).append(attempt)
 
     # -- sending -----------------------------------------------------------------------------------
     async def _worker(self) -> None:
@@ -149,9 +233,11 @@ class Deliverer:
         store = self.sb.store
         event = store.get(job.event_id)
         endpoint = store.get(job.endpoint_id)
+        # a deleted or disabled endpoint gets nothing more, retries included
         if event is None or endpoint is None or endpoint.get("status") != "enabled":
             return
         payload = orjson.dumps(event, option=orjson.OPT_INDENT_2)
+        # Each attempt is signed afresh, with the secrets live at that moment.
         timestamp = self.sb.clock.now_int()
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -170,12 +256,10 @@ class Deliverer:
         except httpx.HTTPError as exc:
             attempt.error = f"{type(exc).__name__}: {exc}"
         attempt.duration_ms = (time.perf_counter() - started) * 1000
-        born = self._born.get(event["id"])
-        if born is not None:
-            attempt.delay_ms = (time.time() - born) * 1000
-        self.attempts.append(attempt)
+        attempt.delay_ms = (time.time() - job.born) * 1000
+        self._record(attempt)
         if attempt.succeeded:
-            if event.get("pending_webhooks", 0) > 0 and job.attempt >= 1:
+            if not job.resend and event.get("pending_webhooks", 0) > 0 and store.get(event["id"]) is event:
                 event["pending_webhooks"] -= 1
                 store.save(event)
         else:

@@ -24,6 +24,7 @@ class WebhookReceiver:
         self.events: list[dict[str, Any]] = []  # verified events, in arrival order
         self.rejected: list[str] = []  # why deliveries were refused
         self.headers: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []  # raw bodies of verified deliveries, beside ``headers``
         # status to answer next, for retry tests: a callable(event) -> status
         self.answer: Callable[[dict[str, Any]], int] = lambda event: 200
         self._cond = threading.Condition()
@@ -47,6 +48,7 @@ class WebhookReceiver:
                 status = receiver.answer(event)
                 with receiver._cond:
                     receiver.headers.append(dict(self.headers))
+                    receiver.bodies.append(body)
                     if 200 <= status < 300:
                         receiver.events.append(event)
                     receiver._cond.notify_all()

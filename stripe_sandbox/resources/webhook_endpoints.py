@@ -102,6 +102,7 @@ def update(sb: Any, p: Params, endpoint_id: str) -> Obj:
 def delete(sb: Any, p: Params, endpoint_id: str) -> Obj:
     get_endpoint(sb, endpoint_id)
     sb.store.delete(endpoint_id)
+    sb.webhooks.forget_endpoint(endpoint_id)  # queued deliveries and retries find no endpoint and stop
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
 

@@ -1,0 +1,52 @@
+"""Helpers for sandbox tests: a private sandbox, and the sandbox-only control API (which has no SDK call)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import stripe
+
+from stripe_sandbox import SandboxConfig, SandboxServer
+
+
+@contextmanager
+def private_sandbox(**config: Any) -> Iterator[tuple[SandboxServer, stripe.StripeClient]]:
+    """A sandbox of its own, for tests that count events or deliveries (the session's one is shared).
+    Retries are compressed to fractions of a second unless a test says otherwise."""
+    config.setdefault("webhook_retry_delays", (0.2, 0.4))
+    config.setdefault("webhook_timeout", 1.0)
+    config.setdefault("webhook_url", None)
+    config.setdefault("webhook_secret", None)
+    with SandboxServer(SandboxConfig(port=0, **config)) as server:
+        yield server, client_for(server)
+
+
+def client_for(server: SandboxServer) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_sandbox", base_addresses={"api": server.url}, max_network_retries=0)
+
+
+def control(server: SandboxServer, method: str, path: str, **body: Any) -> Any:
+    if method == "GET":
+        response = httpx.get(server.url + path, params=body)
+    else:
+        response = httpx.request(method, server.url + path, json=body)
+    return response.json() if response.status_code == 200 else (response.status_code, response.json())
+
+
+def deliveries(server: SandboxServer, **filters: str) -> list[dict[str, Any]]:
+    return control(server, "GET", "/_sandbox/deliveries", **filters)["data"]
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
