@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 
-from . import control, expand, resources  # noqa: F401 - control registers its routes
+from . import control, expand, resources, triggers  # noqa: F401 - control and triggers register themselves
 from .config import SandboxConfig
 from .errors import StripeError, authentication, idempotency, invalid_request, unknown_param
 from .forms import parse_form
