@@ -1,0 +1,220 @@
+"""The hosted Checkout page at a session's ``url``: plain HTML and a form POST, no JavaScript.
+
+``GET /c/pay/{id}`` shows the order and a card form; ``POST`` pays; ``GET /c/pay/{id}/return`` is where the
+3-D Secure page sends the payer back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ..errors import StripeError
+from ..pages import format_amount, render
+from ..routing import PAGE_ROUTES
+from ..store import Obj
+from .checkout_flow import Card, pay, success_redirect
+from .checkout_sessions import expire_session, line_items
+
+# Form field names (Stripe's own page uses these ids) -> the StripeError ``param`` a refusal names.
+FIELD_OF_PARAM = {"number": "cardNumber", "exp_month": "cardExpiry", "exp_year": "cardExpiry",
+                  "cvc": "cardCvc"}
+FIELD_OF_CODE = {"incorrect_number": "cardNumber", "invalid_number": "cardNumber",
+                 "invalid_expiry_month": "cardExpiry", "invalid_expiry_year": "cardExpiry",
+                 "invalid_cvc": "cardCvc"}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EXPIRY = re.compile(r"^\s*(\d{1,2})\s*/?\s*(\d{2}|\d{4})\s*$")
+
+
+@dataclass
+class FormState:
+    """What the page shows again after a failed attempt."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # field name -> message shown next to it
+    alert: str | None = None  # a decline or other refusal, shown in a role="alert" box
+
+
+def _sandbox(request: Request) -> Any:
+    return request.app.state.sandbox
+
+
+def _locked_email(sb: Any, session: Obj) -> str | None:
+    if session["customer_email"]:
+        return str(session["customer_email"])
+    if session["customer"]:
+        customer = sb.store.get(session["customer"], "customer")
+        if customer and customer.get("email"):
+            return str(customer["email"])
+    return None
+
+
+def _button(session: Obj) -> str:
+    if session["mode"] == "setup":
+        return "Save card"
+    verb = {"donate": "Donate", "book": "Book"}.get(session["submit_type"] or "", "Pay")
+    return f"{verb} {format_amount(session['amount_total'], session['currency'])}"
+
+
+def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 200) -> Response:
+    state = state or FormState()
+    items = []
+    for item in line_items(sb, session):
+        price = item["price"]
+        product = sb.store.get(price["product"], "product") if isinstance(price, dict) else None
+        items.append({
+            "name": item["description"] or "Item",
+            "detail": product["description"] if product else None,
+            "quantity": item["quantity"],
+            "unit": format_amount(price["unit_amount"], item["currency"]) if isinstance(price, dict) else "",
+            "amount": format_amount(item["amount_total"], item["currency"]),
+        })
+    total = format_amount(session["amount_total"], session["currency"]) if session["mode"] == "payment" else None
+    return render("checkout.html", status, session=session, items=items, total=total, button=_button(session),
+                  locked_email=_locked_email(sb, session), values=state.values, errors=state.errors,
+                  alert=state.alert)
+
+
+def _closed(session: Obj | None, status: int = 200) -> Response:
+    return render("checkout_closed.html", status, session=session)
+
+
+def _open_session(sb: Any, session_id: str) -> tuple[Obj | None, Response | None]:
+    """The session if it can still be paid, else the page to show instead."""
+    session = sb.store.get(session_id, "checkout.session")
+    if session is None:
+        return None, _closed(None, 404)
+    if session["status"] == "open" and sb.clock.now() >= session["expires_at"]:
+        expire_session(sb, session)  # the scheduler may not have run yet
+    if session["status"] != "open":
+        return None, _closed(session)
+    return session, None
+
+
+def _read_card(sb: Any, session: Obj, form: dict[str, str]) -> tuple[Card | None, FormState]:
+    values = {k: form.get(k, "").strip() for k in ("email", "cardNumber", "cardExpiry", "billingName")}
+    state = FormState(values=values)
+    locked = _locked_email(sb, session)
+    email = locked or values["email"]
+    if not email:
+        state.errors["email"] = "Enter your email address."
+    elif not EMAIL.match(email):
+        state.errors["email"] = "Your email address is invalid."
+    number = re.sub(r"[\s-]", "", values["cardNumber"])
+    if not number:
+        state.errors["cardNumber"] = "Your card number is incomplete."
+    elif not number.isdigit() or not 12 <= len(number) <= 19:
+        state.errors["cardNumber"] = "Your card number is invalid."
+    exp_month = exp_year = 0
+    match = EXPIRY.match(values["cardExpiry"])
+    if not values["cardExpiry"]:
+        state.errors["cardExpiry"] = "Your card's expiration date is incomplete."
+    elif match is None:
+        state.errors["cardExpiry"] = "Your card's expiration date is invalid. Use MM / YY."
+    else:
+        exp_month, exp_year = int(match.group(1)), int(match.group(2))
+        exp_year += 2000 if exp_year < 100 else 0
+        if not 1 <= exp_month <= 12:
+            state.errors["cardExpiry"] = "Your card's expiration month is invalid."
+        else:
+            now = _year_month(sb)
+            if (exp_year, exp_month) < now:
+                state.errors["cardExpiry"] = "Your card's expiration year is in the past."
+    cvc = form.get("cardCvc", "").strip()
+    if not cvc:
+        state.errors["cardCvc"] = "Your card's security code is incomplete."
+    elif not cvc.isdigit() or not 3 <= len(cvc) <= 4:
+        state.errors["cardCvc"] = "Your card's security code is invalid."
+    name = values["billingName"]
+    if not name:
+        state.errors["billingName"] = "Enter the name on your card."
+    if state.errors:
+        return None, state
+    return Card(email=email, name=name, number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc), state
+
+
+def _year_month(sb: Any) -> tuple[int, int]:
+    import datetime
+
+    today = datetime.datetime.fromtimestamp(sb.clock.now(), datetime.UTC)
+    return today.year, today.month
+
+
+async def show(request: Request) -> Response:
+    sb = _sandbox(request)
+    session, closed = _open_session(sb, request.path_params["session_id"])
+    if session is None:
+        assert closed is not None
+        return closed
+    return _page(sb, session)
+
+
+async def submit(request: Request) -> Response:
+    sb = _sandbox(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    # Everything below runs without awaiting, like an API handler: no other request sees a half-done payment.
+    session, closed = _open_session(sb, request.path_params["session_id"])
+    if session is None:
+        assert closed is not None
+        return closed
+    card, state = _read_card(sb, session, form)
+    if card is None:
+        return _page(sb, session, state, 400)
+    try:
+        intent = pay(sb, session, card)
+    except StripeError as err:
+        return _page(sb, session, _refusal(state, err), 402 if err.status == 402 else 400)
+    return _after_attempt(sb, session, intent, state)
+
+
+def _refusal(state: FormState, err: StripeError) -> FormState:
+    body = err.body
+    field_name = FIELD_OF_PARAM.get(body.get("param") or "") or FIELD_OF_CODE.get(body.get("code") or "")
+    if field_name and body.get("type") == "card_error" and body.get("code") != "card_declined":
+        state.errors[field_name] = str(body["message"])
+    else:
+        state.alert = str(body["message"])
+    return state
+
+
+def _after_attempt(sb: Any, session: Obj, intent: Obj, state: FormState) -> Response:
+    if session["status"] == "complete":
+        return RedirectResponse(success_redirect(session), status_code=303)
+    next_action = intent.get("next_action") or {}
+    redirect = (next_action.get("redirect_to_url") or {}).get("url")
+    if intent.get("status") == "requires_action" and redirect:
+        return RedirectResponse(redirect, status_code=303)
+    error = intent.get("last_payment_error") or intent.get("last_setup_error") or {}
+    state.alert = error.get("message") or "Your payment could not be completed. Try another card."
+    return _page(sb, session, state, 402)
+
+
+async def returned(request: Request) -> Response:
+    """Back from 3-D Secure: the PaymentIntent listener has completed the session if authentication passed."""
+    sb = _sandbox(request)
+    session = sb.store.get(request.path_params["session_id"], "checkout.session")
+    if session is not None and session["status"] == "complete":
+        return RedirectResponse(success_redirect(session), status_code=303)
+    session, closed = _open_session(sb, request.path_params["session_id"])
+    if session is None:
+        assert closed is not None
+        return closed
+    pi = sb.store.get(session["payment_intent"] or "", "payment_intent")
+    if pi is None:
+        return _page(sb, session)
+    if pi["status"] == "requires_action":
+        state = FormState(alert="Authentication was not completed. Try again or use another card.")
+        return _page(sb, session, state, 402)
+    return _after_attempt(sb, session, pi, FormState())
+
+
+PAGE_ROUTES.extend([
+    Route("/c/pay/{session_id}", show, methods=["GET"]),
+    Route("/c/pay/{session_id}", submit, methods=["POST"]),
+    Route("/c/pay/{session_id}/return", returned, methods=["GET"]),
+])

@@ -1,0 +1,434 @@
+"""Checkout Sessions: create (modes ``payment`` and ``setup``), retrieve, list, line items, expire.
+
+The hosted page that pays a session lives in ``checkout_page``; completing a session when its PaymentIntent
+succeeds (wherever that happened) is ``checkout_flow``. Things a session needs that are not part of its API
+shape (line items, ``payment_intent_data``, what the payer typed) are kept in one private store object per
+session, ``checkout_extras``, so the session dict stays exactly what the API returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import expand, scheduler
+from ..errors import invalid_request, no_such, state_error
+from ..events import emit
+from ..ids import new_id
+from ..listing import LIST_PARAMS, list_object, paginate
+from ..params import Params, merge_metadata
+from ..routing import on_start, route
+from ..store import Obj
+from .customers import get_customer
+from .prices import get_price, new_price
+
+MIN_LIFETIME = 30 * 60
+MAX_LIFETIME = 24 * 60 * 60
+# A client computes expires_at from its own clock; allow for the request's travel time.
+LIFETIME_SLACK = 10
+MAX_LINE_ITEMS = 100
+MAX_AMOUNT = 99_999_999
+EXPIRE_JOB = "checkout.session.expire"
+EXTRAS_TYPE = "checkout_extras"
+
+LOCALES = ("auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr", "fr-CA",
+           "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt", "pt-BR", "ro", "ru",
+           "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW")
+PI_DATA_FIELDS = ("metadata", "description", "receipt_email", "capture_method", "setup_future_usage",
+                  "statement_descriptor", "statement_descriptor_suffix", "shipping", "on_behalf_of",
+                  "transfer_data", "transfer_group", "application_fee_amount")
+
+CREATE_PARAMS = (
+    "mode", "line_items", "customer", "customer_email", "customer_creation", "customer_update",
+    "client_reference_id", "metadata", "payment_intent_data", "setup_intent_data", "success_url", "cancel_url",
+    "payment_method_types", "allow_promotion_codes", "expires_at", "locale", "submit_type",
+    "billing_address_collection", "ui_mode", "currency", "automatic_tax", "phone_number_collection",
+    "consent_collection", "custom_text", "payment_method_collection", "invoice_creation", "discounts",
+    "shipping_address_collection", "tax_id_collection", "after_expiration", "payment_method_options",
+    "saved_payment_method_options", "subscription_data", "origin_context", "excluded_payment_method_types",
+)
+
+
+# -- lookups -----------------------------------------------------------------------------------------
+
+def get_session(sb: Any, session_id: str, param: str = "session") -> Obj:
+    session = sb.store.get(session_id, "checkout.session")
+    if session is None:
+        raise no_such("checkout.session", session_id, param)
+    return session
+
+
+def extras(sb: Any, session: Obj) -> Obj:
+    """The session's private bookkeeping (line items, payment_intent_data, payer's entries)."""
+    found = sb.store.get(_extras_id(session["id"]), EXTRAS_TYPE)
+    assert found is not None, f"no extras for {session['id']}"
+    return found
+
+
+def _extras_id(session_id: str) -> str:
+    return f"{session_id}~extras"
+
+
+def line_items(sb: Any, session: Obj) -> list[Obj]:
+    """The session's line items, each with its price as it is now (Stripe embeds the current price)."""
+    out = []
+    for item in extras(sb, session)["line_items"]:
+        item = dict(item)
+        item["price"] = sb.store.get(item["price"], "price") or item["price"]
+        out.append(item)
+    return out
+
+
+@expand.expandable("checkout.session", "line_items")
+def _expand_line_items(sb: Any, session: Obj) -> Obj:
+    url = f"/v1/checkout/sessions/{session['id']}/line_items"
+    items = line_items(sb, session)
+    return list_object(url, items[:10], len(items) > 10)
+
+
+# -- create ------------------------------------------------------------------------------------------
+
+def _line_item(sb: Any, p: Params, mode: str) -> Obj:
+    p.only("price", "price_data", "quantity", "adjustable_quantity", "tax_rates", "dynamic_tax_rates", "metadata")
+    price_id = p.optional_str("price")
+    price_data = p.dict("price_data")
+    if price_id and price_data is not None:
+        raise invalid_request("You may only specify one of these parameters: price, price_data.",
+                              param=p._name("price_data"))
+    if price_id:
+        price = get_price(sb, price_id, p._name("price"))
+        if not price["active"]:
+            raise invalid_request(
+                f"The price specified ({price_id}) is inactive. This field only accepts active prices.",
+                param=p._name("price"))
+    elif price_data is not None:
+        price_data.only("currency", "product", "product_data", "unit_amount", "unit_amount_decimal", "recurring",
+                        "tax_behavior")
+        product_data = price_data.dict("product_data")
+        if product_data is not None:
+            product_data.only("name", "description", "images", "metadata", "tax_code", "unit_label")
+        price = new_price(sb, price_data, emit_event=False)
+        # Prices made from price_data serve this one session: Stripe creates them archived.
+        price["active"] = False
+        sb.store.save(price)
+    else:
+        raise invalid_request("You must specify either `price` or `price_data` for each line item.",
+                              param=p._name("price"))
+    if mode == "payment" and price["type"] == "recurring":
+        raise invalid_request(
+            "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or "
+            "use only one-time prices.", param=p._name("price") if price_id else p._name("price_data"))
+    if price["unit_amount"] is None:
+        raise invalid_request("Prices with custom amounts are not supported in the sandbox's Checkout.",
+                              param=p._name("price"))
+    quantity = p.int("quantity", required=True, minimum=0, maximum=999_999)
+    assert quantity is not None
+    adjustable = p.dict("adjustable_quantity")
+    adjustable_quantity = None
+    if adjustable is not None:
+        adjustable.only("enabled", "maximum", "minimum")
+        adjustable_quantity = {"enabled": bool(adjustable.bool("enabled", False)),
+                               "maximum": adjustable.int("maximum", minimum=1, maximum=999_999),
+                               "minimum": adjustable.int("minimum", minimum=0, maximum=999_999)}
+    product = sb.store.get(price["product"], "product")
+    amount = price["unit_amount"] * quantity
+    return {
+        "id": new_id("li", 24),
+        "object": "item",
+        "adjustable_quantity": adjustable_quantity,
+        "amount_discount": 0,
+        "amount_subtotal": amount,
+        "amount_tax": 0,
+        "amount_total": amount,
+        "currency": price["currency"],
+        "description": product["name"] if product else None,
+        "metadata": merge_metadata({}, p.raw("metadata"), p._name("metadata")),
+        "price": price["id"],
+        "quantity": quantity,
+    }
+
+
+def _expires_at(sb: Any, p: Params, now: int) -> int:
+    expires_at = p.int("expires_at")
+    if expires_at is None:
+        return now + MAX_LIFETIME
+    if expires_at > now + MAX_LIFETIME + LIFETIME_SLACK:
+        raise invalid_request(
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+            param="expires_at")
+    if expires_at < now + MIN_LIFETIME - LIFETIME_SLACK:
+        raise invalid_request(
+            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
+            param="expires_at")
+    return expires_at
+
+
+def _payment_intent_data(p: Params) -> Obj:
+    data = p.dict("payment_intent_data")
+    if data is None:
+        return {}
+    data.only(*PI_DATA_FIELDS)
+    out: Obj = {"metadata": merge_metadata({}, data.raw("metadata"), "payment_intent_data[metadata]")}
+    out["description"] = data.optional_str("description")
+    out["receipt_email"] = data.optional_str("receipt_email")
+    out["capture_method"] = data.str("capture_method", "automatic",
+                                     choices=("automatic", "automatic_async", "manual"))
+    out["setup_future_usage"] = data.str("setup_future_usage", choices=("off_session", "on_session"))
+    return out
+
+
+def _setup_intent_data(p: Params) -> Obj:
+    data = p.dict("setup_intent_data")
+    if data is None:
+        return {}
+    data.only("metadata", "description", "on_behalf_of")
+    return {"metadata": merge_metadata({}, data.raw("metadata"), "setup_intent_data[metadata]"),
+            "description": data.optional_str("description")}
+
+
+def session_url(sb: Any, session_id: str) -> str:
+    return f"{sb.base_url}/c/pay/{session_id}"
+
+
+@route("POST", "/v1/checkout/sessions", params=CREATE_PARAMS)
+def create(sb: Any, p: Params) -> Obj:
+    mode = p.str("mode", required=True, choices=("payment", "setup", "subscription"))
+    if mode == "subscription":
+        raise invalid_request("subscription mode arrives with subscriptions: the sandbox does not support "
+                              "`mode=subscription` yet.", param="mode")
+    ui_mode = p.str("ui_mode", "hosted", choices=("hosted", "embedded", "custom"))
+    if ui_mode != "hosted":
+        raise invalid_request("The sandbox only serves hosted Checkout (`ui_mode=hosted`).", param="ui_mode")
+    success_url = p.optional_str("success_url")
+    if success_url is None:
+        raise invalid_request("Missing required param: success_url.", param="success_url", code="parameter_missing")
+    for name, url in (("success_url", success_url), ("cancel_url", p.optional_str("cancel_url"))):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise invalid_request(f"Not a valid URL: {name} must start with http:// or https://.", param=name)
+
+    items = [_line_item(sb, item, mode) for item in p.dict_list("line_items")]
+    currency = (p.optional_str("currency") or "").lower() or None
+    if mode == "payment":
+        if not items:
+            raise invalid_request("line_items is required in `payment` mode.", param="line_items",
+                                  code="parameter_missing")
+        if len(items) > MAX_LINE_ITEMS:
+            raise invalid_request(f"You may pass at most {MAX_LINE_ITEMS} line items.", param="line_items")
+        currencies = {item["currency"] for item in items}
+        if currency is not None:
+            currencies.add(currency)
+        if len(currencies) > 1:
+            raise invalid_request(
+                "All line items must use the same currency: a Checkout Session has one currency "
+                f"(got {', '.join(sorted(currencies))}).", param="line_items")
+        currency = currencies.pop()
+    elif items:
+        raise invalid_request("You cannot pass `line_items` in `setup` mode.", param="line_items")
+
+    customer_id = p.optional_str("customer")
+    customer_email = p.optional_str("customer_email")
+    if customer_id is not None:
+        get_customer(sb, customer_id, "customer")
+        if customer_email is not None:
+            raise invalid_request("You may only specify one of these parameters: customer, customer_email.",
+                                  param="customer_email")
+    customer_creation = p.str("customer_creation", choices=("always", "if_required"))
+    if customer_creation is not None and customer_id is not None:
+        raise invalid_request("You may only specify one of these parameters: customer, customer_creation.",
+                              param="customer_creation")
+    payment_method_types = p.str_list("payment_method_types") or ["card"]
+
+    now = sb.clock.now_int()
+    expires_at = _expires_at(sb, p, now)
+    session_id = new_id("cs_test", 58)
+    subtotal = sum(item["amount_subtotal"] for item in items) if mode == "payment" else None
+    if subtotal is not None and subtotal > MAX_AMOUNT:
+        raise invalid_request("The total amount of the line items is too large.", param="line_items")
+    session: Obj = {
+        "id": session_id,
+        "object": "checkout.session",
+        "adaptive_pricing": {"enabled": False},
+        "after_expiration": None,
+        "allow_promotion_codes": p.bool("allow_promotion_codes"),
+        "amount_subtotal": subtotal,
+        "amount_total": subtotal,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "billing_address_collection": p.str("billing_address_collection", choices=("auto", "required")),
+        "cancel_url": p.optional_str("cancel_url"),
+        "client_reference_id": p.optional_str("client_reference_id"),
+        "client_secret": None,
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
+        "created": now,
+        "currency": currency,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
+                        "terms_of_service_acceptance": None},
+        "customer": customer_id,
+        "customer_account": None,
+        "customer_creation": customer_creation,
+        "customer_details": None,
+        "customer_email": customer_email,
+        "discounts": [],
+        "expires_at": expires_at,
+        "integration_identifier": None,
+        "invoice": None,
+        "invoice_creation": {
+            "enabled": False,
+            "invoice_data": {"account_tax_ids": None, "custom_fields": None, "description": None, "footer": None,
+                             "issuer": None, "metadata": {}, "rendering_options": None},
+        } if mode == "payment" else None,
+        "livemode": False,
+        "locale": p.str("locale", choices=LOCALES),
+        "managed_payments": None,
+        "metadata": merge_metadata({}, p.raw("metadata")),
+        "mode": mode,
+        "origin_context": None,
+        "payment_intent": None,  # created when the customer pays, as in current API versions
+        "payment_link": None,
+        "payment_method_collection": "always",
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": payment_method_types,
+        "payment_status": "unpaid" if mode == "payment" else "no_payment_required",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": p.str("submit_type", choices=("auto", "book", "donate", "pay", "subscribe")),
+        "subscription": None,
+        "success_url": success_url,
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}
+        if mode == "payment" else None,
+        "ui_mode": "hosted",
+        "url": session_url(sb, session_id),
+        "wallet_options": None,
+    }
+    sb.store.add(session)
+    sb.store.add({
+        "id": _extras_id(session_id),
+        "object": EXTRAS_TYPE,
+        "line_items": items,
+        "payment_intent_data": _payment_intent_data(p),
+        "setup_intent_data": _setup_intent_data(p),
+        "payer": None,  # what the payer typed on the hosted page: email, name, customer made for them
+    })
+    sb.scheduler.at(expires_at, EXPIRE_JOB, session_id)
+    return session
+
+
+# -- read --------------------------------------------------------------------------------------------
+
+@route("GET", "/v1/checkout/sessions/{session_id}")
+def retrieve(sb: Any, p: Params, session_id: str) -> Obj:
+    return get_session(sb, session_id, "id")
+
+
+@route("GET", "/v1/checkout/sessions", params=(
+    *LIST_PARAMS, "payment_intent", "customer", "status", "customer_details", "created", "payment_link",
+    "subscription", "customer_account"))
+def list_(sb: Any, p: Params) -> Obj:
+    payment_intent = p.optional_str("payment_intent")
+    customer = p.optional_str("customer")
+    status = p.str("status", choices=("open", "complete", "expired"))
+    details = p.dict("customer_details")
+    email = details.only("email").str("email", required=True) if details is not None else None
+    store = sb.store
+    if payment_intent:
+        collection = store.collection("checkout.session", "payment_intent", payment_intent)
+    elif customer:
+        collection = store.collection("checkout.session", "customer", customer)
+    else:
+        collection = store.collection("checkout.session")
+
+    def where(session: Obj) -> bool:
+        return ((status is None or session["status"] == status)
+                and (customer is None or session["customer"] == customer)
+                and (email is None or (session["customer_details"] or {}).get("email") == email))
+
+    return paginate(store, collection, p, "/v1/checkout/sessions", where)
+
+
+@route("GET", "/v1/checkout/sessions/{session_id}/line_items", params=LIST_PARAMS)
+def list_line_items(sb: Any, p: Params, session_id: str) -> Obj:
+    session = get_session(sb, session_id, "id")
+    items = line_items(sb, session)
+    limit = p.int("limit", 10, minimum=1, maximum=100)
+    assert limit is not None
+    starting_after = p.optional_str("starting_after")
+    ending_before = p.optional_str("ending_before")
+    ids = [item["id"] for item in items]
+    for name, cursor in (("starting_after", starting_after), ("ending_before", ending_before)):
+        if cursor is not None and cursor not in ids:
+            raise no_such("line item", cursor, name)
+    # Line items keep the order they were given in.
+    if starting_after:
+        window = items[ids.index(starting_after) + 1:]
+        page, has_more = window[:limit], len(window) > limit
+    elif ending_before:
+        window = items[:ids.index(ending_before)]
+        page, has_more = window[-limit:], len(window) > limit
+    else:
+        page, has_more = items[:limit], len(items) > limit
+    return list_object(f"/v1/checkout/sessions/{session_id}/line_items", page, has_more)
+
+
+# -- expiry ------------------------------------------------------------------------------------------
+
+def expire_session(sb: Any, session: Obj) -> Obj:
+    session["status"] = "expired"
+    session["url"] = None
+    sb.store.save(session)
+    _cancel_abandoned_payment_intent(sb, session)
+    emit(sb, "checkout.session.expired", session)
+    return session
+
+
+def _cancel_abandoned_payment_intent(sb: Any, session: Obj) -> None:
+    """Stripe cancels the PaymentIntent of a session that expires unpaid."""
+    if not session["payment_intent"]:
+        return
+    from . import payment_intents  # owned by the payments module; imported late to avoid a cycle
+
+    cancel = getattr(payment_intents, "cancel_payment_intent", None)
+    pi = sb.store.get(session["payment_intent"], "payment_intent")
+    if cancel is not None and pi is not None and pi["status"] in (
+            "requires_payment_method", "requires_confirmation", "requires_action"):
+        cancel(sb, pi, cancellation_reason="abandoned")
+
+
+@route("POST", "/v1/checkout/sessions/{session_id}/expire")
+def expire(sb: Any, p: Params, session_id: str) -> Obj:
+    session = get_session(sb, session_id, "id")
+    if session["status"] != "open":
+        raise state_error(
+            f"Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status "
+            f"of \"{session['status']}\".")
+    return expire_session(sb, session)
+
+
+@scheduler.job(EXPIRE_JOB)
+def _expire_due(sb: Any, session_id: str) -> None:
+    session = sb.store.get(session_id, "checkout.session")
+    if session is None or session["status"] != "open":
+        return
+    if session["expires_at"] > sb.clock.now():  # re-scheduled on restart; this run is early
+        sb.scheduler.at(session["expires_at"], EXPIRE_JOB, session_id)
+        return
+    expire_session(sb, session)
+
+
+@on_start
+def _schedule_expiries(sb: Any) -> None:
+    """After a restart (``--data``), open sessions must still expire on time."""
+    store = sb.store
+    for session_id in store.collection("checkout.session").ids:
+        session = store.objects[session_id]
+        if session["status"] == "open":
+            sb.scheduler.at(session["expires_at"], EXPIRE_JOB, session_id)
