@@ -29,16 +29,10 @@ def get_setup_intent(sb: Any, setup_intent_id: str, param: str = "intent") -> Ob
 
 
 def _payment_method(sb: Any, pm_id: str, param: str = "payment_method") -> Obj:
-    """A stored PaymentMethod, or one made from a test id such as ``pm_card_visa``."""
-    from . import payment_methods  # owned by the payments module
+    """A stored PaymentMethod, or a fresh one for a test id such as ``pm_card_visa`` (as Stripe makes)."""
+    from .payment_methods import resolve_payment_method  # the payments module owns PaymentMethods
 
-    resolve = getattr(payment_methods, "get_payment_method", None)
-    if resolve is not None:
-        return resolve(sb, pm_id, param)  # type: ignore[no-any-return]
-    pm = sb.store.get(pm_id, "payment_method")
-    if pm is None:
-        raise no_such("PaymentMethod", pm_id, param)
-    return pm
+    return resolve_payment_method(sb, pm_id, param)
 
 
 def new_setup_intent(sb: Any, *, customer: str | None = None, payment_method_types: list[str] | None = None,

@@ -1,0 +1,244 @@
+"""Checkout Sessions through the SDK, and the hosted page's form POST over plain HTTP."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from stripe_sandbox import SandboxServer
+from tests.sandbox.control import control
+from tests.stripe_shapes import assert_stripe_shape
+
+SUCCESS = "https://shop.example/success?session_id={CHECKOUT_SESSION_ID}"
+CANCEL = "https://shop.example/cancel"
+
+
+def _price(client: stripe.StripeClient, amount: int = 999, currency: str = "usd", **extra: Any) -> stripe.Price:
+    product = client.v1.products.create(params={"name": "Credits pack", "description": "100 credits"})
+    assert_stripe_shape(product)
+    price = client.v1.prices.create(params={"product": product.id, "currency": currency, "unit_amount": amount,
+                                            **extra})
+    assert_stripe_shape(price)
+    return price
+
+
+def _now(sandbox: SandboxServer) -> int:
+    """The sandbox's clock, which other tests may have advanced past real time."""
+    return int(control(sandbox, "POST", "/_sandbox/clock/advance", seconds=0)["now"])
+
+
+def _session(client: stripe.StripeClient, **params: Any) -> stripe.checkout.Session:
+    if "line_items" not in params and params.get("mode", "payment") == "payment":
+        params["line_items"] = [{"price": _price(client).id, "quantity": 1}]
+    params.setdefault("mode", "payment")
+    params.setdefault("success_url", SUCCESS)
+    params.setdefault("cancel_url", CANCEL)
+    session = client.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
+    assert_stripe_shape(session)
+    return session
+
+
+def test_create_payment_session(stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    price = _price(stripe_client)
+    before = _now(sandbox)
+    session = _session(stripe_client, line_items=[
+        {"price": price.id, "quantity": 2},
+        {"price_data": {"currency": "usd", "unit_amount": 250,
+                        "product_data": {"name": "Gift wrap", "metadata": {"k": "v"}}}, "quantity": 1},
+    ], client_reference_id="order-7", metadata={"order": "7"}, customer_email="ada@example.com",
+        payment_intent_data={"metadata": {"order": "7"}, "description": "Order 7"},
+        allow_promotion_codes=True, locale="en", submit_type="pay", billing_address_collection="auto")
+    assert session.id.startswith("cs_test_") and session.object == "checkout.session"
+    assert session.url == f"{sandbox.url}/c/pay/{session.id}"
+    assert (session.status, session.payment_status, session.mode) == ("open", "unpaid", "payment")
+    assert session.amount_subtotal == session.amount_total == 2 * 999 + 250 and session.currency == "usd"
+    assert session.payment_intent is None and session.customer is None
+    assert session.success_url == SUCCESS  # the placeholder is kept as given
+    assert session.client_reference_id == "order-7" and session.metadata.to_dict() == {"order": "7"}
+    assert session.customer_email == "ada@example.com" and session.allow_promotion_codes is True
+    assert before + 24 * 3600 <= session.expires_at <= _now(sandbox) + 24 * 3600
+    assert session.payment_method_types == ["card"]
+
+
+def test_retrieve_expand_and_line_items(stripe_client: stripe.StripeClient) -> None:
+    customer = stripe_client.v1.customers.create(params={"email": "exp@example.com"})
+    prices = [_price(stripe_client, amount=100 * (i + 1)) for i in range(12)]
+    session = _session(stripe_client, customer=customer.id,
+                       line_items=[{"price": p.id, "quantity": 1} for p in prices])
+    assert session.customer == customer.id
+
+    fetched = stripe_client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["line_items", "customer", "line_items.data.price.product"]})
+    assert_stripe_shape(fetched)
+    assert fetched.customer.id == customer.id
+    items = fetched.line_items
+    assert len(items.data) == 10 and items.has_more is True
+    assert items.url == f"/v1/checkout/sessions/{session.id}/line_items"
+    first = items.data[0]
+    assert first.object == "item" and first.id.startswith("li_") and first.price.id == prices[0].id
+    assert first.description == "Credits pack" and first.price.product.name == "Credits pack"
+    assert first.amount_total == 100 and first.quantity == 1
+
+    page = stripe_client.v1.checkout.sessions.line_items.list(session.id, params={"limit": 5})
+    assert_stripe_shape(page)
+    assert [li.price.id for li in page.data] == [p.id for p in prices[:5]] and page.has_more
+    rest = stripe_client.v1.checkout.sessions.line_items.list(
+        session.id, params={"limit": 100, "starting_after": page.data[-1].id})
+    assert_stripe_shape(rest)
+    assert [li.price.id for li in rest.data] == [p.id for p in prices[5:]] and not rest.has_more
+    every = list(stripe_client.v1.checkout.sessions.line_items.list(session.id).auto_paging_iter())
+    assert len(every) == 12
+
+    plain = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert_stripe_shape(plain)
+    assert "line_items" not in plain.last_response.data
+
+
+def test_list_filters(stripe_client: stripe.StripeClient) -> None:
+    customer = stripe_client.v1.customers.create(params={"email": "lister@example.com"})
+    made = [_session(stripe_client, customer=customer.id).id for _ in range(3)]
+    page = stripe_client.v1.checkout.sessions.list(params={"customer": customer.id, "limit": 2})
+    assert_stripe_shape(page)
+    assert [s.id for s in page.data] == made[::-1][:2] and page.has_more
+    stripe_client.v1.checkout.sessions.expire(made[0])
+    expired = stripe_client.v1.checkout.sessions.list(params={"customer": customer.id, "status": "expired"})
+    assert_stripe_shape(expired)
+    assert [s.id for s in expired.data] == [made[0]]
+    opened = stripe_client.v1.checkout.sessions.list(params={"customer": customer.id, "status": "open"})
+    assert [s.id for s in opened.data] == made[::-1][:2]
+    none = stripe_client.v1.checkout.sessions.list(params={"payment_intent": "pi_none"})
+    assert_stripe_shape(none)
+    assert none.data == []
+
+
+def test_expire(stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    session = _session(stripe_client)
+    expired = stripe_client.v1.checkout.sessions.expire(session.id)
+    assert_stripe_shape(expired)
+    assert expired.status == "expired" and expired.url is None and expired.payment_status == "unpaid"
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        stripe_client.v1.checkout.sessions.expire(session.id)
+    assert again.value.http_status == 400
+    events = stripe_client.v1.events.list(params={"type": "checkout.session.expired", "limit": 5})
+    assert_stripe_shape(events)
+    event = next(e for e in events.data if e.data.object["id"] == session.id)
+    assert_stripe_shape(event.data.object.to_dict())
+    page = httpx.get(f"{sandbox.url}/c/pay/{session.id}")
+    assert page.status_code == 200 and "expired" in page.text and "<form" not in page.text
+
+
+def test_expires_automatically_when_the_clock_passes_expires_at(
+        stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    now = _now(sandbox)
+    session = _session(stripe_client, expires_at=now + 3600)
+    assert session.expires_at == now + 3600
+    control(sandbox, "POST", "/_sandbox/clock/advance", seconds=1800)
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).status == "open"
+    control(sandbox, "POST", "/_sandbox/clock/advance", seconds=1801)
+    fetched = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert_stripe_shape(fetched)
+    assert fetched.status == "expired" and fetched.url is None
+
+
+def test_validation_errors(stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    sessions = stripe_client.v1.checkout.sessions
+    price = _price(stripe_client)
+    line_items = [{"price": price.id, "quantity": 1}]
+
+    def refused(**params: Any) -> stripe.InvalidRequestError:
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            sessions.create(params=params)  # type: ignore[arg-type]
+        assert err.value.http_status in (400, 404)
+        return err.value
+
+    missing = refused(mode="payment", line_items=line_items)
+    assert missing.http_status == 400 and missing.param == "success_url"
+
+    eur = _price(stripe_client, currency="eur")
+    mixed = refused(mode="payment", success_url=SUCCESS, line_items=[*line_items, {"price": eur.id, "quantity": 1}])
+    assert mixed.http_status == 400 and mixed.param == "line_items" and "currency" in mixed.user_message
+
+    unknown = refused(mode="payment", success_url=SUCCESS, line_items=[{"price": "price_nope", "quantity": 1}])
+    assert unknown.http_status == 404 and unknown.code == "resource_missing"
+    assert unknown.param == "line_items[0][price]"
+
+    recurring = _price(stripe_client, recurring={"interval": "month"})
+    wrong_mode = refused(mode="payment", success_url=SUCCESS, line_items=[{"price": recurring.id, "quantity": 1}])
+    assert wrong_mode.param == "line_items[0][price]" and "recurring" in wrong_mode.user_message
+
+    subscription = refused(mode="subscription", success_url=SUCCESS,
+                           line_items=[{"price": recurring.id, "quantity": 1}])
+    assert subscription.param == "mode" and "subscription mode arrives with subscriptions" in subscription.user_message
+
+    no_items = refused(mode="payment", success_url=SUCCESS)
+    assert no_items.param == "line_items"
+    no_quantity = refused(mode="payment", success_url=SUCCESS, line_items=[{"price": price.id}])
+    assert no_quantity.param == "line_items[0][quantity]"
+    no_amount = refused(mode="payment", success_url=SUCCESS,
+                        line_items=[{"price_data": {"currency": "usd", "product_data": {"name": "x"}}, "quantity": 1}])
+    assert no_amount.param == "line_items[0][price_data][unit_amount]"
+    now = _now(sandbox)
+    too_soon = refused(mode="payment", success_url=SUCCESS, line_items=line_items, expires_at=now + 600)
+    too_late = refused(mode="payment", success_url=SUCCESS, line_items=line_items, expires_at=now + 25 * 3600)
+    assert too_soon.param == too_late.param == "expires_at"
+    unknown_customer = refused(mode="payment", success_url=SUCCESS, line_items=line_items, customer="cus_nope")
+    assert unknown_customer.http_status == 404 and unknown_customer.param == "customer"
+    bad_mode = refused(mode="donation", success_url=SUCCESS, line_items=line_items)
+    assert bad_mode.param == "mode"
+
+
+def test_price_data_with_existing_product_and_zero_decimal_currency(
+        stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    product = stripe_client.v1.products.create(params={"name": "Ramen"})
+    session = _session(stripe_client, line_items=[
+        {"price_data": {"currency": "jpy", "unit_amount": 1200, "product": product.id}, "quantity": 3}])
+    assert session.currency == "jpy" and session.amount_total == 3600
+    items = stripe_client.v1.checkout.sessions.line_items.list(session.id)
+    assert_stripe_shape(items)
+    assert items.data[0].price.product == product.id and items.data[0].price.type == "one_time"
+    page = httpx.get(session.url)
+    assert page.status_code == 200
+    assert "Pay ¥3,600" in page.text and "¥1,200" in page.text and "¥3,600.00" not in page.text
+
+
+def test_hosted_page_is_accessible_html(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client, customer_email="locked@example.com")
+    page = httpx.get(session.url)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "Test mode" in html and "Pay $9.99" in html and "Credits pack" in html
+    assert f'href="{CANCEL}"' in html and ">&larr; Back<" in html
+    for name, autocomplete in (("email", "email"), ("cardNumber", "cc-number"), ("cardExpiry", "cc-exp"),
+                               ("cardCvc", "cc-csc"), ("billingName", "cc-name")):
+        assert f'<label for="{name}">' in html
+        assert re.search(rf'<input id="{name}"[^>]*autocomplete="{autocomplete}"', html), name
+    assert re.search(r'<input id="email"[^>]*value="locked@example.com"[^>]*readonly', html)
+    assert httpx.get(session.url.replace(session.id, "cs_test_missing")).status_code == 404
+
+
+def test_form_validation_errors_show_next_to_fields(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client)
+    answer = httpx.post(session.url, data={"email": "nope", "cardNumber": "", "cardExpiry": "13 / 30",
+                                           "cardCvc": "", "billingName": ""})
+    assert answer.status_code == 400
+    html = answer.text
+    assert 'id="cardNumber-error"' in html and "Your card number is incomplete." in html
+    assert 'id="cardExpiry-error"' in html and 'id="email-error"' in html and 'id="cardCvc-error"' in html
+    assert 'aria-invalid="true" aria-describedby="billingName-error"' in html
+    past = httpx.post(session.url, data={"email": "a@example.com", "cardNumber": "4242 4242 4242 4242",
+                                         "cardExpiry": "01 / 20", "cardCvc": "123", "billingName": "Ada"})
+    assert past.status_code == 400 and "in the past" in past.text
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).status == "open"
+
+
+def test_setup_mode_session(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client, mode="setup", currency="usd",
+                       setup_intent_data={"metadata": {"purpose": "card on file"}})
+    assert session.mode == "setup" and session.payment_status == "no_payment_required"
+    assert session.amount_total is None and session.setup_intent is None
+    page = httpx.get(session.url)
+    assert "Save card" in page.text
