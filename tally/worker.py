@@ -1,6 +1,7 @@
 """Background work on the same PostgreSQL: procrastinate tasks, run by ``tally worker`` processes or by
 the worker that ``tally serve`` runs in-process. Each domain declares its tasks on a ``Blueprint`` in its
-``tasks.py``; ``make_job_app`` gathers them."""
+``tasks.py`` (``build_blueprint(settings)``, a fresh blueprint per app, or a module-level ``blueprint``);
+``make_job_app`` gathers them."""
 
 from __future__ import annotations
 
@@ -19,11 +20,20 @@ from .db import libpq_url
 TASK_MODULES = ("tally.webhooks.tasks",)
 
 
-def make_job_app(database_url: str) -> procrastinate.App:
+def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url)))
     for module_name in TASK_MODULES:
         module = importlib.import_module(module_name)
-        app.add_tasks_from(module.blueprint, namespace=module_name.split(".")[1])
+        build = getattr(module, "build_blueprint", None)
+        if build is not None:
+            if settings is None:
+                from .config import Settings
+
+                settings = Settings()
+            blueprint = build(settings)
+        else:
+            blueprint = module.blueprint
+        app.add_tasks_from(blueprint, namespace=module_name.split(".")[1])
     return app
 
 
@@ -32,7 +42,7 @@ class WorkerRunner:
 
     def __init__(self, services: object) -> None:
         self.services = services
-        self.job_app = make_job_app(services.db.url)  # type: ignore[attr-defined]
+        self.job_app = make_job_app(services.db.url, services.settings)  # type: ignore[attr-defined]
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, run_worker: bool) -> None:
@@ -45,7 +55,10 @@ class WorkerRunner:
         with bind_services(self.services):
             await self.job_app.run_worker_async(
                 concurrency=settings.worker_concurrency, install_signal_handlers=False,
-                listen_notify=True, wait=True)
+                listen_notify=True, wait=True,
+                # The inbox row is the record of an event; a finished job is only queue state. Deleting
+                # it keeps the jobs table (and procrastinate's fetch query) small under load.
+                delete_jobs="successful")
 
     async def stop(self) -> None:
         if self._task is not None:

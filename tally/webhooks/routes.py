@@ -1,0 +1,65 @@
+"""``POST /v1/webhooks/stripe`` and the operator routes over the inbox.
+
+``receive_stripe_webhook`` is exported so that other paths (the compatibility routes) mount the very same
+function: ``router.add_api_route("/api/stripe/webhook", receive_stripe_webhook, methods=["POST"], ...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from ..auth.deps import AdminUser
+from ..errors import InvalidRequest
+from . import service
+from .schemas import EventList, EventOut, Received
+from .signature import StripeEvent
+
+router = APIRouter(tags=["webhooks"])
+admin_router = APIRouter(prefix="/v1/admin/events", tags=["admin"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Bad, missing or stale signature, or a body that is not an event; nothing stored."},
+    503: {"description": "No webhook signing secret configured; nothing stored."},
+}
+
+
+async def receive_stripe_webhook(request: Request, event: StripeEvent) -> Received:
+    """Verified → stored once in the inbox with its processing job, in one commit → 200. A duplicate
+    delivery is answered 200 too and is not processed again."""
+    async with request.app.state.db.transaction() as session:
+        await service.store_event(session, request.app.state.jobs, event)
+    return Received()
+
+
+router.add_api_route("/v1/webhooks/stripe", receive_stripe_webhook, methods=["POST"], response_model=Received,
+                     responses=_ERRORS, summary="Stripe webhook endpoint")
+
+
+EventStatus = Literal["pending", "processed", "ignored", "failed"]
+
+
+@admin_router.get("", response_model=EventList, summary="Webhook events, newest first")
+async def list_events(
+    request: Request, admin: AdminUser,
+    status: EventStatus | None = None,
+    type: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=255, description="next_cursor of the previous page")] = None,
+) -> EventList:
+    async with request.app.state.db.transaction() as session:
+        rows, has_more = await service.list_events(session, status=status, event_type=type, limit=limit,
+                                                   cursor=cursor)
+    data = [EventOut(**service.as_json(r)) for r in rows]
+    return EventList(data=data, has_more=has_more, next_cursor=data[-1].id if has_more and data else None)
+
+
+@admin_router.post("/{event_id}/replay", response_model=EventOut, summary="Process an event again",
+                   responses={404: {"description": "No such event"}})
+async def replay_event(request: Request, admin: AdminUser, event_id: str) -> EventOut:
+    if len(event_id) > 255:
+        raise InvalidRequest("Event id too long.", param="event_id")
+    async with request.app.state.db.transaction() as session:
+        row = await service.replay(session, request.app.state.jobs, event_id)
+        return EventOut(**service.as_json(row))

@@ -1,0 +1,164 @@
+"""The Stripe webhook receiver over real HTTP, on the embedded and on an external PostgreSQL: a verified
+event is stored once and processed once; anything unverified is refused with 400 and leaves no row."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+
+from tally.db import libpq_url
+from tally.webhooks.dispatch import HANDLERS, HandlerContext, handles
+from tests.tally_harness import TallyServer, external_postgres_reachable, fresh_database
+from tests.webhook_signing import make_event, sign, signed
+
+PATH = "/v1/webhooks/stripe"
+CALLS: list[str] = []
+
+
+@handles("tally.test.receiver_ok")
+async def _record(ctx: HandlerContext, event: dict[str, Any]) -> None:
+    CALLS.append(event["id"])
+
+
+@pytest.fixture(scope="module", params=["embedded", "external"])
+def server(request: pytest.FixtureRequest) -> Iterator[TallyServer]:
+    if request.param == "external" and not external_postgres_reachable():
+        pytest.skip("no external PostgreSQL on 127.0.0.1:5432")
+    with fresh_database(request.param) as url, TallyServer(url) as tally:
+        yield tally
+
+
+def rows(server: TallyServer, event_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(libpq_url(server.database_url)) as conn:
+        return conn.execute("SELECT status, attempts, type FROM webhook_events WHERE id = %s",
+                            (event_id,)).fetchall()
+
+
+def wait_status(server: TallyServer, event_id: str, status: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = rows(server, event_id)
+        if found and found[0][0] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{event_id} never reached {status}: {rows(server, event_id)}")
+
+
+def post(server: TallyServer, body: bytes, headers: dict[str, str]) -> Any:
+    with server.client() as client:
+        return client.post(PATH, content=body, headers=headers)
+
+
+def test_valid_event_is_stored_and_processed_once(server: TallyServer) -> None:
+    event = make_event("tally.test.receiver_ok")
+    body, headers = signed(event, server.webhook_secret)
+    answer = post(server, body, headers)
+    assert answer.status_code == 200 and answer.json() == {"received": True}
+    wait_status(server, event["id"], "processed")
+    assert CALLS.count(event["id"]) == 1 and "tally.test.receiver_ok" in HANDLERS
+
+
+def test_same_event_three_times_is_one_row_processed_once(server: TallyServer) -> None:
+    event = make_event("tally.test.receiver_ok")
+    for _ in range(3):  # Stripe signs each delivery afresh
+        body, headers = signed(event, server.webhook_secret)
+        assert post(server, body, headers).status_code == 200
+    wait_status(server, event["id"], "processed")
+    body, headers = signed(event, server.webhook_secret)
+    assert post(server, body, headers).json() == {"received": True}  # after processing, still a 200
+    time.sleep(0.3)
+    assert len(rows(server, event["id"])) == 1 and CALLS.count(event["id"]) == 1
+
+
+def test_event_without_handler_is_acknowledged_and_ignored(server: TallyServer) -> None:
+    event = make_event("customer.tax_id.created")
+    assert post(server, *signed(event, server.webhook_secret)).status_code == 200
+    wait_status(server, event["id"], "ignored")
+
+
+@pytest.mark.parametrize("case", ["tampered", "wrong_secret", "no_header", "stale", "garbled_header",
+                                  "empty_header"])
+def test_unverified_event_is_refused_and_not_stored(server: TallyServer, case: str) -> None:
+    event = make_event("tally.test.receiver_ok")
+    body, headers = signed(event, server.webhook_secret)
+    if case == "tampered":
+        body = body.replace(b'"livemode":false', b'"livemode":false ')
+    elif case == "wrong_secret":
+        headers["Stripe-Signature"] = sign(body, "whsec_not_the_right_one")
+    elif case == "no_header":
+        del headers["Stripe-Signature"]
+    elif case == "stale":
+        headers["Stripe-Signature"] = sign(body, server.webhook_secret, timestamp=int(time.time()) - 600)
+    elif case == "garbled_header":
+        headers["Stripe-Signature"] = "nonsense"
+    elif case == "empty_header":
+        headers["Stripe-Signature"] = ""
+    answer = post(server, body, headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_webhook"
+    time.sleep(0.1)
+    assert rows(server, event["id"]) == []
+
+
+def test_two_signatures_during_rotation_are_accepted(server: TallyServer) -> None:
+    # Stripe sends one v1 per active secret while the old one is still valid: any match passes.
+    event = make_event("tally.test.receiver_ok")
+    body = orjson.dumps(event)
+    header = sign(body, "whsec_the_retired_secret", server.webhook_secret)
+    assert post(server, body, {"Stripe-Signature": header}).status_code == 200
+    wait_status(server, event["id"], "processed")
+
+
+def test_each_configured_secret_is_tried(server: TallyServer) -> None:
+    secrets = server.app.state.services.webhook_secrets
+    secrets.append("whsec_second_endpoint_secret")
+    try:
+        event = make_event("tally.test.receiver_ok")
+        assert post(server, *signed(event, "whsec_second_endpoint_secret")).status_code == 200
+    finally:
+        secrets.remove("whsec_second_endpoint_secret")
+    wait_status(server, event["id"], "processed")
+
+
+def test_no_configured_secret_refuses_everything(server: TallyServer) -> None:
+    secrets = server.app.state.services.webhook_secrets
+    saved = list(secrets)
+    secrets[:] = [""]
+    try:
+        event = make_event("tally.test.receiver_ok")
+        answer = post(server, *signed(event, ""))
+        assert answer.status_code == 503 and answer.json()["error"]["type"] == "webhook_not_configured"
+    finally:
+        secrets[:] = saved
+    assert rows(server, event["id"]) == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"id": "evt_x", "object": "charge"}',
+                                  b'{"id": "evt_x", "object": "event", "type": "a.b"}', "\u00e9".encode("latin-1")])
+def test_signed_body_that_is_not_an_event_is_refused(server: TallyServer, body: bytes) -> None:
+    answer = post(server, body, {"Stripe-Signature": sign(body, server.webhook_secret)})
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_webhook"
+    assert rows(server, "evt_x") == []
+
+
+def test_live_event_on_a_test_key_is_refused(server: TallyServer) -> None:
+    event = make_event("tally.test.receiver_ok", livemode=True)
+    answer = post(server, *signed(event, server.webhook_secret))
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "livemode"
+    assert rows(server, event["id"]) == []
+
+
+def test_inbox_row_and_job_commit_together(server: TallyServer) -> None:
+    """A stored event always has its job: the worker got it without any sweeper (checked above), and a
+    pending row never lacks a queued or running job."""
+    with psycopg.connect(libpq_url(server.database_url)) as conn:
+        orphans = conn.execute("""
+            SELECT count(*) FROM webhook_events e WHERE e.status = 'pending' AND NOT EXISTS (
+              SELECT 1 FROM procrastinate_jobs j WHERE j.queueing_lock = 'webhook:' || e.id
+                AND j.status IN ('todo', 'doing'))""").fetchone()
+    assert orphans == (0,)
