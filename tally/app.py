@@ -72,4 +72,8 @@ def create_app(services: Services) -> FastAPI:
 
 def _routers(settings: Settings) -> list[Any]:
     routers: list[Any] = [auth_router]
+    from .webhooks.routes import admin_router as webhook_admin_router
+    from .webhooks.routes import router as webhook_router
+
+    routers += [webhook_router, webhook_admin_router]
     return routers

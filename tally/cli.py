@@ -80,3 +80,23 @@ def sandbox(ctx: typer.Context) -> None:
     from stripe_sandbox.cli import main
 
     main(list(ctx.args))
+
+
+events_app = typer.Typer(help="The webhook inbox.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("replay")
+def events_replay(event_id: Annotated[str, typer.Argument(help="Stripe event id (evt_...)")]) -> None:
+    """Set a webhook event back to pending and queue it again (after fixing what made it fail)."""
+    from .errors import TallyError
+    from .runtime import prepare
+    from .webhooks.cli import replay_event
+
+    runtime = prepare(Settings(), start_sandbox=False)
+    try:
+        status = asyncio.run(replay_event(runtime, event_id))
+    except TallyError as exc:
+        typer.echo(f"tally: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"tally: {event_id} is {status} and queued; a worker will process it")
