@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
 import time
@@ -55,7 +56,8 @@ class SandboxServer:
         return self
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
+        # uvicorn's loop factory: uvloop when installed (uvicorn[standard]), about twice asyncio's throughput
+        _run_server(self._server, self._sock)
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -84,11 +86,43 @@ async def _call(fn, *args):  # type: ignore[no-untyped-def]
     return fn(*args)
 
 
+def _run_server(server: uvicorn.Server, sock: socket.socket) -> None:
+    server.run(sockets=[sock])
+
+
+def startup_line(config: SandboxConfig) -> str:
+    parts = [f"Stripe sandbox listening on {config.base_url}",
+             f"API base {config.base_url} with any sk_test_ key",
+             f"state in {config.data_path}" if config.data_path else "state in memory"]
+    if config.webhook_url:
+        parts.append(f"webhooks to {config.webhook_url}")
+    return " | ".join(parts)
+
+
 def serve_forever(config: SandboxConfig) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM, then stop cleanly (in-flight requests finish, the
+    data file is closed)."""
     sock = _bind(config.host, config.port)
     config.port = sock.getsockname()[1]
     app = create_app(config)
-    print(f"Stripe sandbox listening on {config.base_url}  (use any sk_test_ key; API base {config.base_url})",
-          flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30))
-    asyncio.run(server.serve(sockets=[sock]))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30,
+                                           timeout_graceful_shutdown=5))
+    print(startup_line(config), flush=True)
+    # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal through the previous handler: ours
+    # turns it into a quiet exit with status 0 instead of a traceback or a death by signal.
+    previous = signal.signal(signal.SIGTERM, _stop_quietly)
+    try:
+        _run_server(server, sock)
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print("Stripe sandbox stopped", flush=True)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop_quietly(signum: int, frame: object) -> None:
+    raise _Stopped()
