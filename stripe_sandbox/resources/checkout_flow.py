@@ -45,12 +45,8 @@ def pay(sb: Any, session: Obj, card: Card) -> Obj:
     Returns the PaymentIntent or SetupIntent after confirmation; raises the ``card_error`` StripeError of a
     refused card or a decline (the session stays open, a failed PaymentIntent stays attached for a retry).
     """
-    from . import payment_intents, payment_methods  # the payments module owns cards and intents
+    from . import payment_methods  # the payments module owns cards and intents
 
-    ex = extras(sb, session)
-    customer_id = _customer(sb, session, ex, card)
-    ex["payer"] = {"email": card.email, "name": card.name, "customer": customer_id}
-    sb.store.save(ex)
     billing_details = {
         "address": {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None,
                     "state": None},
@@ -59,10 +55,17 @@ def pay(sb: Any, session: Obj, card: Card) -> Obj:
         "phone": None,
         "tax_id": None,
     }
+    # The card first: a refused number must not leave a customer behind.
     pm = payment_methods.card_payment_method(sb, number=card.number, exp_month=card.exp_month,
                                              exp_year=card.exp_year, cvc=card.cvc, billing_details=billing_details)
+    ex = extras(sb, session)
+    customer_id = _customer(sb, session, ex, card)
+    ex["payer"] = {"email": card.email, "name": card.name, "customer": customer_id}
+    sb.store.save(ex)
     if session["mode"] == "setup":
         return _setup(sb, session, ex, customer_id, pm)
+    from . import payment_intents
+
     pi = _payment_intent(sb, session, ex, customer_id)
     return payment_intents.confirm_payment_intent(sb, pi, pm["id"], return_url=return_url(sb, session))
 

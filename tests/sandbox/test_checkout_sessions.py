@@ -242,3 +242,63 @@ def test_setup_mode_session(stripe_client: stripe.StripeClient) -> None:
     assert session.amount_total is None and session.setup_intent is None
     page = httpx.get(session.url)
     assert "Save card" in page.text
+
+
+def _card(number: str = "4242 4242 4242 4242", **extra: str) -> dict[str, str]:
+    return {"email": "payer@example.com", "cardNumber": number, "cardExpiry": "12 / 34", "cardCvc": "123",
+            "billingName": "Grace Hopper", **extra}
+
+
+def test_setup_mode_saves_the_card(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client, mode="setup", currency="usd",
+                       setup_intent_data={"metadata": {"purpose": "card on file"}})
+    answer = httpx.post(session.url, data=_card())
+    assert answer.status_code == 303
+    assert answer.headers["location"] == SUCCESS.replace("{CHECKOUT_SESSION_ID}", session.id)
+    done = stripe_client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["setup_intent"]})
+    assert_stripe_shape(done)
+    assert (done.status, done.payment_status) == ("complete", "no_payment_required")
+    si = done.setup_intent
+    assert si.status == "succeeded" and si.customer == done.customer and si.usage == "off_session"
+    assert si.metadata.to_dict() == {"purpose": "card on file"}
+    methods = stripe_client.v1.payment_methods.list(params={"customer": done.customer, "type": "card"})
+    assert_stripe_shape(methods)
+    assert [pm.id for pm in methods.data] == [si.payment_method]
+    assert methods.data[0].card.last4 == "4242" and methods.data[0].billing_details.name == "Grace Hopper"
+    listed = stripe_client.v1.setup_intents.list(params={"customer": done.customer})
+    assert_stripe_shape(listed)
+    assert [s.id for s in listed.data] == [si.id]
+
+
+def test_setup_intents_api(stripe_client: stripe.StripeClient) -> None:
+    customer = stripe_client.v1.customers.create(params={"email": "si@example.com"})
+    si = stripe_client.v1.setup_intents.create(params={"customer": customer.id, "metadata": {"a": "1"}})
+    assert_stripe_shape(si)
+    assert si.id.startswith("seti_") and si.status == "requires_payment_method"
+    assert si.client_secret.startswith(si.id + "_secret_")
+    confirmed = stripe_client.v1.setup_intents.confirm(si.id, params={"payment_method": "pm_card_visa"})
+    assert_stripe_shape(confirmed)
+    assert confirmed.status == "succeeded" and confirmed.payment_method.startswith("pm_")
+    pm = stripe_client.v1.payment_methods.retrieve(confirmed.payment_method)
+    assert_stripe_shape(pm)
+    assert pm.customer == customer.id
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.setup_intents.cancel(si.id)
+    other = stripe_client.v1.setup_intents.create(params={})
+    canceled = stripe_client.v1.setup_intents.cancel(other.id, params={"cancellation_reason": "abandoned"})
+    assert_stripe_shape(canceled)
+    assert canceled.status == "canceled" and canceled.cancellation_reason == "abandoned"
+    fetched = stripe_client.v1.setup_intents.retrieve(si.id)
+    assert_stripe_shape(fetched)
+    types = [e.type for e in stripe_client.v1.events.list(params={"limit": 20}).data
+             if e.data.object["id"] == si.id]
+    assert types == ["setup_intent.succeeded", "setup_intent.created"]
+
+
+def test_refused_card_number_is_shown_next_to_the_field(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client)
+    answer = httpx.post(session.url, data=_card("4242 4242 4242 4241"))
+    assert answer.status_code in (400, 402)
+    assert 'id="cardNumber-error"' in answer.text and "Your card number is incorrect." in answer.text
+    fetched = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert fetched.status == "open" and fetched.payment_intent is None
