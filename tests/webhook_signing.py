@@ -40,3 +40,26 @@ def make_event(event_type: str = "tally.test.noop", *, event_id: str | None = No
 def signed(event: dict[str, Any], secret: str, **kw: Any) -> tuple[bytes, dict[str, str]]:
     body = orjson.dumps(event)
     return body, {"Stripe-Signature": sign(body, secret, **kw), "Content-Type": "application/json"}
+
+
+async def deliver(url: str, events: list[dict[str, Any]], secret: str, *, concurrency: int = 16) -> list[int]:
+    """POST each event (signed at send time, as Stripe does per attempt) with ``concurrency`` in flight;
+    the status codes in order."""
+    import asyncio
+
+    import httpx
+
+    statuses = [0] * len(events)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(events)):
+        queue.put_nowait(i)
+
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                body, headers = signed(events[i], secret)
+                statuses[i] = (await client.post(url, content=body, headers=headers)).status_code
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses

@@ -1,0 +1,178 @@
+"""Webhook processing by real ``tally worker`` processes: several workers never process one event twice;
+a failing handler is retried with backoff, then marked failed, listed, and replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tally.db import Database, libpq_url
+from tally.webhooks import service
+from tally.webhooks.dispatch import HandlerContext, handles
+from tally.worker import make_job_app
+from tests.integration.webhook_probe_handlers import CREATE, PROBE_TYPE
+from tests.tally_harness import TallyServer, fresh_database
+from tests.webhook_signing import deliver, make_event
+
+ROOT = Path(__file__).resolve().parents[2]
+TALLY = ROOT / ".venv" / "bin" / "tally"
+PATH = "/v1/webhooks/stripe"
+
+
+def sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        cur = conn.execute(query, args or None)
+        return cur.fetchall() if cur.description else []
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_worker(database_url: str, sandbox_url: str, *, concurrency: int = 8,
+                 extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TALLY_DATABASE_URL": database_url, "STRIPE_SECRET_KEY": "sk_test_x",
+           "STRIPE_API_BASE": sandbox_url, "STRIPE_WEBHOOK_SECRET": "whsec_unused_by_workers",
+           "TALLY_DATA_DIR": tempfile.mkdtemp(prefix="tally-worker-"),
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(extra_env or {})}
+    return subprocess.Popen([str(TALLY), "worker", "--concurrency", str(concurrency)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> str:
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out.decode(errors="replace")
+
+
+@pytest.fixture()
+def database_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+def test_two_worker_processes_process_each_of_500_shuffled_duplicated_events_once(database_url: str) -> None:
+    sql(database_url, CREATE)
+    events = [make_event(PROBE_TYPE) for _ in range(500)]
+    # 20 % duplicates, some delivered back to back (racing in the receiver), all shuffled.
+    deliveries = events + random.sample(events, 100)
+    random.shuffle(deliveries)
+    with TallyServer(database_url, run_worker=False) as tally:
+        env = {"TALLY_HANDLER_MODULES": "tests.integration.webhook_probe_handlers"}
+        workers = [start_worker(database_url, tally.sandbox.url, extra_env=env) for _ in range(2)]
+        try:
+            statuses = asyncio.run(deliver(tally.url + PATH, deliveries, tally.webhook_secret, concurrency=16))
+            assert set(statuses) == {200}
+            wait_until(lambda: sql(database_url, "SELECT count(*) FROM webhook_events WHERE status = 'processed'")
+                       == [(500,)], 90, "500 processed events")
+        finally:
+            logs = [stop(w) for w in workers]
+    assert all(w.returncode is not None for w in workers), logs
+    assert sql(database_url, "SELECT count(*) FROM webhook_events") == [(500,)]
+    per_event = sql(database_url, "SELECT event_id, count(*) FROM probe_credits GROUP BY event_id")
+    assert len(per_event) == 500 and {n for _, n in per_event} == {1}
+    assert {e for e, _ in per_event} == {e["id"] for e in events}
+    assert sql(database_url, "SELECT count(*) FROM webhook_events WHERE attempts <> 1") == [(0,)]
+    pids = sql(database_url, "SELECT pid, count(*) FROM probe_credits GROUP BY pid")
+    assert len(pids) == 2, f"both workers should have taken work: {pids}\n{logs}"
+
+
+FAIL = {"on": True}
+
+
+@handles("tally.test.flaky")
+async def _flaky(ctx: HandlerContext, event: dict[str, Any]) -> None:
+    if FAIL["on"]:
+        raise RuntimeError("ledger not ready for " + event["data"]["object"]["id"])
+
+
+def test_failing_handler_is_retried_then_failed_listed_and_replayed(database_url: str) -> None:
+    FAIL["on"] = True
+    with TallyServer(database_url, TALLY_WEBHOOK_MAX_ATTEMPTS="3") as tally:
+        first, second = make_event("tally.test.flaky"), make_event("tally.test.flaky")
+        assert set(asyncio.run(deliver(tally.url + PATH, [first, second], tally.webhook_secret))) == {200}
+
+        def state(event_id: str) -> tuple[Any, ...]:
+            return sql(database_url, "SELECT status, attempts, last_error FROM webhook_events WHERE id = %s",
+                       event_id)[0]
+
+        # Backoff 2 s then 4 s: three tries in about 6 s, then failed with the error kept.
+        wait_until(lambda: state(first["id"])[0] == "failed" and state(second["id"])[0] == "failed", 30,
+                   "the failed status")
+        status, attempts, error = state(first["id"])
+        assert attempts == 3 and "RuntimeError: ledger not ready" in error
+
+        with tally.admin_client() as admin:
+            listed = admin.get("/v1/admin/events", params={"status": "failed"}).json()
+            assert {e["id"] for e in listed["data"]} == {first["id"], second["id"]}
+            page = admin.get("/v1/admin/events", params={"status": "failed", "limit": 1}).json()
+            assert page["has_more"] and len(page["data"]) == 1
+            rest = admin.get("/v1/admin/events", params={"status": "failed", "limit": 1,
+                                                         "cursor": page["next_cursor"]}).json()
+            assert not rest["has_more"] and {page["data"][0]["id"], rest["data"][0]["id"]} == {first["id"], second["id"]}
+            with tally.client("someone") as user:
+                assert user.get("/v1/admin/events").status_code == 403
+            assert admin.post("/v1/admin/events/evt_unknown/replay").status_code == 404
+
+            FAIL["on"] = False  # the cause is fixed; the operator replays
+            replayed = admin.post(f"/v1/admin/events/{first['id']}/replay")
+            assert replayed.status_code == 200 and replayed.json()["status"] == "pending"
+            wait_until(lambda: state(first["id"])[0] == "processed", 15, "the replayed event")
+
+        # The same through the command line, from another process.
+        env = {**os.environ, "TALLY_DATABASE_URL": database_url, "STRIPE_SECRET_KEY": "sk_test_x",
+               "STRIPE_API_BASE": tally.sandbox.url, "STRIPE_WEBHOOK_SECRET": "whsec_x",
+               "TALLY_DATA_DIR": tempfile.mkdtemp(prefix="tally-cli-")}
+        done = subprocess.run([str(TALLY), "events", "replay", second["id"]], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        wait_until(lambda: state(second["id"])[0] == "processed", 15, "the event replayed by the CLI")
+        missing = subprocess.run([str(TALLY), "events", "replay", "evt_nope"], env=env, cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+        assert missing.returncode == 1 and "No such event" in missing.stderr
+
+
+def test_sweeper_requeues_pending_events_whose_job_was_lost(database_url: str) -> None:
+    event = make_event("tally.test.lost")
+    sql(database_url, """INSERT INTO webhook_events (id, type, livemode, stripe_created, payload, received_at)
+                         VALUES (%s, %s, false, 0, '{}', now() - interval '2 minutes')""",
+        event["id"], event["type"])
+    fresh = make_event("tally.test.lost")  # too young to be swept: its job may still be on its way
+    sql(database_url, "INSERT INTO webhook_events (id, type, livemode, stripe_created, payload) "
+                      "VALUES (%s, %s, false, 0, '{}')", fresh["id"], fresh["type"])
+
+    async def sweep_twice() -> tuple[int, int]:
+        db, jobs = Database(database_url, pool_size=1), make_job_app(database_url)
+        await jobs.open_async()
+        try:
+            return await service.sweep(db, jobs), await service.sweep(db, jobs)
+        finally:
+            await jobs.close_async()
+            await db.dispose()
+
+    assert asyncio.run(sweep_twice()) == (1, 0)  # the second sweep sees the job waiting
+    queued = sql(database_url, "SELECT args ->> 'event_id' FROM procrastinate_jobs WHERE status = 'todo'")
+    assert queued == [(event["id"],)]
+    with TallyServer(database_url) as tally:  # a worker picks it up
+        wait_until(lambda: sql(database_url, "SELECT status FROM webhook_events WHERE id = %s", event["id"])
+                   == [("ignored",)], 15, "the swept event")
