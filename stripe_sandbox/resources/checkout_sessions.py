@@ -45,6 +45,7 @@ CREATE_PARAMS = (
     "consent_collection", "custom_text", "payment_method_collection", "invoice_creation", "discounts",
     "shipping_address_collection", "tax_id_collection", "after_expiration", "payment_method_options",
     "saved_payment_method_options", "subscription_data", "origin_context", "excluded_payment_method_types",
+    "shipping_options",
 )
 
 
@@ -185,6 +186,18 @@ def _setup_intent_data(p: Params) -> Obj:
             "description": data.optional_str("description")}
 
 
+def _refuse_unsimulated(p: Params) -> None:
+    """Options that would change the amount due are refused rather than silently ignored."""
+    if p.list("discounts"):
+        raise invalid_request("The sandbox's Checkout does not apply `discounts` yet.", param="discounts")
+    tax = p.dict("automatic_tax")
+    if tax is not None and tax.bool("enabled"):
+        raise invalid_request("The sandbox does not compute tax: `automatic_tax[enabled]` must be false.",
+                              param="automatic_tax[enabled]")
+    if p.list("shipping_options"):
+        raise invalid_request("The sandbox's Checkout does not charge shipping yet.", param="shipping_options")
+
+
 def session_url(sb: Any, session_id: str) -> str:
     return f"{sb.base_url}/c/pay/{session_id}"
 
@@ -205,6 +218,7 @@ def create(sb: Any, p: Params) -> Obj:
         if url is not None and not url.startswith(("http://", "https://")):
             raise invalid_request(f"Not a valid URL: {name} must start with http:// or https://.", param=name)
 
+    _refuse_unsimulated(p)
     items = [_line_item(sb, item, mode) for item in p.dict_list("line_items")]
     currency = (p.optional_str("currency") or "").lower() or None
     if mode == "payment":
@@ -293,7 +307,8 @@ def create(sb: Any, p: Params) -> Obj:
         "payment_method_types": payment_method_types,
         "payment_status": "unpaid" if mode == "payment" else "no_payment_required",
         "permissions": None,
-        "phone_number_collection": {"enabled": False},
+        "phone_number_collection": {"enabled": bool((p.dict("phone_number_collection") or Params({})).bool(
+            "enabled", False))},
         "recovered_from": None,
         "saved_payment_method_options": None,
         "setup_intent": None,
@@ -392,15 +407,12 @@ def expire_session(sb: Any, session: Obj) -> Obj:
 
 def _cancel_abandoned_payment_intent(sb: Any, session: Obj) -> None:
     """Stripe cancels the PaymentIntent of a session that expires unpaid."""
-    if not session["payment_intent"]:
+    pi = sb.store.get(session["payment_intent"] or "", "payment_intent")
+    if pi is None or pi["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
         return
     from . import payment_intents  # owned by the payments module; imported late to avoid a cycle
 
-    cancel = getattr(payment_intents, "cancel_payment_intent", None)
-    pi = sb.store.get(session["payment_intent"], "payment_intent")
-    if cancel is not None and pi is not None and pi["status"] in (
-            "requires_payment_method", "requires_confirmation", "requires_action"):
-        cancel(sb, pi, cancellation_reason="abandoned")
+    payment_intents.cancel(sb, Params({"cancellation_reason": "abandoned"}), pi["id"])
 
 
 @route("POST", "/v1/checkout/sessions/{session_id}/expire")
