@@ -1,0 +1,54 @@
+"""Issuing invoices inside the fulfilment transaction, with gap-free yearly numbers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import Invoice
+
+# The counter row stays locked by this UPDATE until the fulfilment transaction ends: concurrent
+# fulfilments take numbers one after another, and a rollback gives the number back — no gaps, no
+# duplicates. Taken last in the fulfilment so the lock is held for as short a time as possible.
+_NEXT_NUMBER = text(
+    "INSERT INTO invoice_counters (year, last_number) VALUES (:year, 1) "
+    "ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number + 1 RETURNING last_number")
+
+
+def format_number(year: int, sequence: int) -> str:
+    return f"INV-{year}-{sequence:06d}"
+
+
+async def issue_invoice(session: AsyncSession, *, order_id: str, user_id: str, amount: int, currency: str,
+                        description: str, coins: int, bonus: int, customer_name: str | None,
+                        customer_email: str | None, seller_name: str) -> Invoice:
+    """The invoice of a paid order; at most one per order (unique ``order_id``)."""
+    existing = await session.scalar(select(Invoice).where(Invoice.order_id == order_id))
+    if existing is not None:
+        return existing
+    year = datetime.now(UTC).year
+    sequence = int((await session.execute(_NEXT_NUMBER, {"year": year})).scalar_one())
+    invoice = Invoice(
+        number=format_number(year, sequence), year=year, sequence=sequence, order_id=order_id, user_id=user_id,
+        amount=amount, currency=currency, customer_name=customer_name, customer_email=customer_email,
+        seller_name=seller_name,
+        lines=[{"description": description, "quantity": 1, "unit_amount": amount, "amount": amount,
+                "currency": currency, "coins": coins, "bonus": bonus}])
+    session.add(invoice)
+    await session.flush()
+    return invoice
+
+
+async def invoice_for_order(session: AsyncSession, order_id: str) -> Invoice | None:
+    return await session.scalar(select(Invoice).where(Invoice.order_id == order_id))
+
+
+async def list_invoices(session: AsyncSession, user_id: str, *, limit: int,
+                        starting_after: int | None = None) -> tuple[list[Invoice], bool]:
+    query = select(Invoice).where(Invoice.user_id == user_id)
+    if starting_after is not None:
+        query = query.where(Invoice.id < starting_after)
+    rows = list((await session.scalars(query.order_by(Invoice.id.desc()).limit(limit + 1))).all())
+    return rows[:limit], len(rows) > limit

@@ -1,0 +1,49 @@
+"""An order: one attempt to buy one pack, with the price copied from the catalog at creation, so later
+catalog edits never change what a paid order granted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base
+
+# pending → paid → (refunded) ; pending → failed | expired. Money received always wins: a paid session
+# fulfils an order that was marked failed or expired before (the events raced).
+ORDER_STATUSES = ("pending", "paid", "failed", "expired", "refunded")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4, also Stripe metadata.order_id
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    pack_id: Mapped[str] = mapped_column(String(64))
+    pack_name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    coins: Mapped[int] = mapped_column(BigInteger)
+    bonus: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    coins_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'paid', 'failed', 'expired', 'refunded')", name="status"),
+        CheckConstraint("amount > 0 AND coins > 0 AND bonus >= 0", name="positive"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_range"),
+        Index("ix_orders_user_id_created_at", "user_id", "created_at"),
+    )
+
+    @property
+    def total_coins(self) -> int:
+        return self.coins + self.bonus

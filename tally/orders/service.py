@@ -1,0 +1,370 @@
+"""Orders: checkout creation, status, and fulfilment — the one place where a payment becomes credits.
+
+Fulfilment is reached from several doors that race: the webhook handlers (``checkout.session.completed``,
+``checkout.session.async_payment_succeeded``, ``payment_intent.succeeded``, in any order, any number of
+times) and ``GET /v1/orders/{id}`` when the user lands back on the success page. Each door re-fetches the
+Checkout Session from Stripe and hands its *current* state to ``apply_session_state``, which locks the
+order row (``SELECT … FOR UPDATE``) and acts once: ``fulfil_paid_order`` writes order → paid, the ledger
+transaction (unique reference ``order:{id}:purchase``), the balance and the invoice (unique per order) in
+the caller's transaction. The lock serialises the doors; the unique constraints make a second fulfilment
+impossible even if the lock were bypassed.
+
+Nothing here commits: routes and webhook handlers own the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..auth.service import Principal
+from ..catalog.service import Catalog, PriceBook
+from ..config import Settings
+from ..customers.models import User
+from ..customers.service import ensure_stripe_customer, ensure_user
+from ..errors import Forbidden, InvalidRequest, NotFound, UpstreamUnavailable
+from ..invoices.models import Invoice
+from ..invoices.service import invoice_for_order, issue_invoice
+from ..ledger import service as ledger
+from ..stripe_gateway import idempotency_key, stripe_call
+from .models import Order
+
+log = logging.getLogger("tally.orders")
+
+# An event naming an order we cannot find is retried while the order may still be committing (the
+# checkout request that created it is a few seconds old at most); after this it is not ours to fulfil.
+UNKNOWN_ORDER_GRACE_SECONDS = 600
+
+
+class OrderNotFoundYet(Exception):
+    """A Stripe object names a Tally order that is not in the database yet: raise so the event is retried."""
+
+
+# -- checkout -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckoutStarted:
+    order_id: str
+    session_id: str
+    checkout_url: str
+
+
+async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+                          catalog: Catalog, prices: PriceBook, principal: Principal, pack_id: str,
+                          success_url: str | None = None, cancel_url: str | None = None) -> CheckoutStarted:
+    """A pending order for one catalog pack and its Stripe Checkout Session. The price comes from the
+    catalog only. If Stripe fails, the caller's transaction rolls back and no order remains; a retry of
+    the same order id would reuse the same Stripe request through the idempotency key."""
+    pack = catalog.pack(pack_id)
+    if pack is None:
+        raise InvalidRequest(f"No such pack: {pack_id!r}.", param="pack_id")
+    user = await ensure_user(session, principal)
+    customer_id = await ensure_stripe_customer(session, client, user)
+    order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=pack.amount,
+                  currency=pack.currency, coins=pack.coins, bonus=pack.bonus, status="pending")
+    session.add(order)
+    await session.flush()
+    base = settings.public_url.rstrip("/")
+    metadata = {"order_id": order.id, "user_id": user.id, "pack_id": pack.id}
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "customer": customer_id,
+        "line_items": [{"price": await prices.price_id(client, pack), "quantity": 1}],
+        "client_reference_id": order.id,
+        "metadata": metadata,
+        # The PaymentIntent carries the order too, so payment_intent.* and charge.* events find it.
+        "payment_intent_data": {"metadata": metadata},
+        "success_url": success_url or f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": cancel_url or f"{base}/checkout/cancel?order_id={order.id}",
+    }
+    methods = catalog.payment_method_types(pack.currency)
+    if methods:
+        params["payment_method_types"] = methods
+    async with stripe_call("creating checkout"):
+        checkout = (await client.v1.checkout.sessions.create_async(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": idempotency_key("order", order.id, "checkout")})).to_dict()
+    if checkout.get("amount_total") != order.amount or checkout.get("currency") != order.currency:
+        # The Stripe price no longer matches the catalog (edited in the dashboard?): never sell at a price
+        # other than the catalog's. Drop the cached price so the next attempt re-syncs it.
+        prices.forget(pack)
+        raise UpstreamUnavailable("The pack's Stripe price is out of date; it has been re-synced, please retry.")
+    order.stripe_checkout_session_id = checkout["id"]
+    await session.flush()
+    return CheckoutStarted(order.id, checkout["id"], checkout["url"])
+
+
+# -- reading --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OrderStatus:
+    order: Order
+    coins_added: int
+    balance: int
+    invoice: Invoice | None
+
+
+async def find_order(session: AsyncSession, order_or_session_id: str) -> Order | None:
+    column = Order.stripe_checkout_session_id if order_or_session_id.startswith("cs_") else Order.id
+    if column is Order.id:
+        try:
+            uuid.UUID(order_or_session_id)
+        except ValueError:
+            return None
+    return await session.scalar(select(Order).where(column == order_or_session_id))
+
+
+async def get_order_status(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+                           principal: Principal, order_or_session_id: str) -> OrderStatus:
+    """The order, to its owner only (403 for another user, 404 when unknown). A pending order is checked
+    against Stripe first and fulfilled on the spot if paid, so a user back from Checkout sees the
+    credits even before the webhook is processed."""
+    order = await find_order(session, order_or_session_id)
+    if order is None:
+        raise NotFound(f"No such order: {order_or_session_id!r}.", param="order_id")
+    if order.user_id != principal.user_id:
+        raise Forbidden("This order belongs to another user.", param="order_id")
+    if order.status in ("pending", "failed") and order.stripe_checkout_session_id:
+        checkout = await retrieve_checkout_session(client, order.stripe_checkout_session_id)
+        await apply_session_state(session, client, settings=settings, order_id=order.id, checkout=checkout)
+        await session.refresh(order)
+    coins_added = order.total_coins if order.status in ("paid", "refunded") else 0
+    return OrderStatus(order, coins_added, await ledger.get_balance(session, order.user_id),
+                       await invoice_for_order(session, order.id))
+
+
+# -- Stripe state → order state -------------------------------------------------------------------
+async def retrieve_checkout_session(client: stripe.StripeClient, session_id: str) -> dict[str, Any]:
+    async with stripe_call("retrieving the checkout session"):
+        found = await client.v1.checkout.sessions.retrieve_async(
+            session_id, params={"expand": ["payment_intent"]})
+    return found.to_dict()
+
+
+async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
+    return await session.scalar(select(Order).where(Order.id == order_id).with_for_update()
+                                .execution_options(populate_existing=True))
+
+
+def _payment_intent(checkout: dict[str, Any]) -> dict[str, Any] | None:
+    pi = checkout.get("payment_intent")
+    return pi if isinstance(pi, dict) else None
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("id")
+    return value if isinstance(value, str) else None
+
+
+async def apply_session_state(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+                              order_id: str, checkout: dict[str, Any]) -> Order | None:
+    """Bring the order in line with a freshly retrieved Checkout Session: paid → fulfil; expired →
+    expired; a failed payment attempt → failed (a later success still fulfils). Idempotent."""
+    pi = _payment_intent(checkout)
+    if checkout.get("payment_status") == "paid":
+        details = checkout.get("customer_details") or {}
+        return await fulfil_paid_order(
+            session, order_id=order_id, settings=settings, payment_intent_id=_id(checkout.get("payment_intent")),
+            checkout_session_id=checkout.get("id"), paid_amount=checkout.get("amount_total"),
+            paid_currency=checkout.get("currency"), customer_name=details.get("name"),
+            customer_email=details.get("email"))
+    if checkout.get("status") == "expired":
+        return await mark_expired(session, order_id=order_id)
+    # A declined attempt on an open session (the buyer may retry on the page), or a delayed method that
+    # failed after the session completed unpaid (nothing more will happen).
+    if pi is not None and pi.get("status") in ("requires_payment_method", "canceled") and (
+            pi.get("last_payment_error") or checkout.get("status") == "complete"):
+        return await mark_failed(session, order_id=order_id,
+                                 message=(pi.get("last_payment_error") or {}).get("message"))
+    return await session.get(Order, order_id)
+
+
+async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: Settings,
+                            payment_intent_id: str | None = None, checkout_session_id: str | None = None,
+                            paid_amount: int | None = None, paid_currency: str | None = None,
+                            customer_name: str | None = None, customer_email: str | None = None) -> Order:
+    """Credit a paid order exactly once, in the caller's transaction: order → paid; ledger transaction
+    ``order:{id}:purchase`` with coins and bonus entries (each with ``balance_after``); the wallet balance;
+    the invoice with the next gap-free number. Call only with state just retrieved from Stripe. A second
+    call (another event, the status endpoint) finds the order paid under the row lock and does nothing."""
+    order = await lock_order(session, order_id)
+    if order is None:
+        raise OrderNotFoundYet(order_id)
+    if order.status in ("paid", "refunded"):
+        return order
+    if paid_amount is not None and (paid_amount != order.amount or paid_currency != order.currency):
+        # Money was taken, so the pack is still granted; the mismatch needs a human, not a silent change.
+        log.error("order %s paid %s %s but was created for %s %s", order.id, paid_amount, paid_currency,
+                  order.amount, order.currency)
+    user = await session.get(User, order.user_id)
+    assert user is not None
+    description = f"{order.pack_name} ({order.coins} coins" + (f" + {order.bonus} bonus)" if order.bonus else ")")
+    await ledger.grant_purchase(session, user_id=order.user_id, order_id=order.id, coins=order.coins,
+                                bonus=order.bonus, description=description,
+                                details={"payment_intent": payment_intent_id, "pack_id": order.pack_id})
+    order.status = "paid"
+    order.paid_at = datetime.now(UTC)
+    order.failure_message = None
+    if payment_intent_id and not order.stripe_payment_intent_id:
+        order.stripe_payment_intent_id = payment_intent_id  # unique: one payment fulfils one order
+    if checkout_session_id and not order.stripe_checkout_session_id:
+        order.stripe_checkout_session_id = checkout_session_id
+    await session.flush()
+    await issue_invoice(session, order_id=order.id, user_id=order.user_id, amount=order.amount,
+                        currency=order.currency, description=description, coins=order.coins, bonus=order.bonus,
+                        customer_name=customer_name or user.name or customer_email or user.email,
+                        customer_email=customer_email or user.email, seller_name=settings.seller_name)
+    return order
+
+
+async def mark_failed(session: AsyncSession, *, order_id: str, message: str | None) -> Order | None:
+    """A payment attempt failed (declined card, failed async payment). Only a pending order changes;
+    the Checkout page stays usable, and a later successful attempt still fulfils the order."""
+    order = await lock_order(session, order_id)
+    if order is not None and order.status in ("pending", "failed"):
+        order.status = "failed"
+        order.failure_message = (message or "The payment failed.")[:1000]
+        await session.flush()
+    return order
+
+
+async def mark_expired(session: AsyncSession, *, order_id: str) -> Order | None:
+    """The Checkout Session expired unpaid: the order can no longer be paid."""
+    order = await lock_order(session, order_id)
+    if order is not None and order.status in ("pending", "failed"):
+        order.status = "expired"
+        await session.flush()
+    return order
+
+
+# -- webhook entry points (called by tally.orders.handlers) ---------------------------------------
+def _order_id_from(metadata: dict[str, Any] | None, what: str) -> str | None:
+    """The Tally order named in Stripe metadata, or None when the object is not Tally's to act on."""
+    order_id = (metadata or {}).get("order_id")
+    if not order_id:
+        log.info("%s has no metadata.order_id: not created by Tally, ignored", what)
+        return None
+    try:
+        uuid.UUID(str(order_id))
+    except ValueError:
+        log.info("%s names order %r, which is not a Tally order id: ignored", what, order_id)
+        return None
+    return str(order_id)
+
+
+async def _known_order(session: AsyncSession, order_id: str, created: int | None, what: str) -> bool:
+    if await session.scalar(select(Order.id).where(Order.id == order_id)) is not None:
+        return True
+    if created is not None and time.time() - created > UNKNOWN_ORDER_GRACE_SECONDS:
+        log.warning("%s names order %s, unknown here: ignored", what, order_id)
+        return False
+    raise OrderNotFoundYet(f"{what} names order {order_id}, not in the database yet")
+
+
+async def on_checkout_session(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+                              checkout_session_id: str) -> Order | None:
+    """``checkout.session.*`` events: re-fetch the session and apply its current state."""
+    checkout = await retrieve_checkout_session(client, checkout_session_id)
+    what = f"checkout session {checkout_session_id}"
+    order_id = _order_id_from(checkout.get("metadata"), what)
+    if order_id is None or not await _known_order(session, order_id, checkout.get("created"), what):
+        return None
+    return await apply_session_state(session, client, settings=settings, order_id=order_id, checkout=checkout)
+
+
+async def on_payment_intent(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+                            payment_intent_id: str) -> Order | None:
+    """``payment_intent.*`` events: find the order through the PaymentIntent's metadata, then act on the
+    order's Checkout Session as retrieved now (it carries the customer details for the invoice)."""
+    async with stripe_call("retrieving the payment intent"):
+        pi = (await client.v1.payment_intents.retrieve_async(payment_intent_id)).to_dict()
+    what = f"payment intent {payment_intent_id}"
+    order_id = _order_id_from(pi.get("metadata"), what)
+    if order_id is None or not await _known_order(session, order_id, pi.get("created"), what):
+        return None
+    order = await session.get(Order, order_id)
+    assert order is not None
+    if not order.stripe_checkout_session_id:
+        raise OrderNotFoundYet(f"order {order_id} has no checkout session yet")
+    checkout = await retrieve_checkout_session(client, order.stripe_checkout_session_id)
+    if _id(checkout.get("payment_intent")) not in (None, payment_intent_id):
+        log.warning("%s is not the payment of order %s: ignored", what, order_id)
+        return order
+    if checkout.get("payment_status") != "paid" and pi.get("status") == "succeeded":
+        # The session may lag a moment behind its PaymentIntent; the PaymentIntent is the money.
+        checkout = {**checkout, "payment_status": "paid", "payment_intent": pi,
+                    "amount_total": pi.get("amount_received") or pi.get("amount"), "currency": pi.get("currency")}
+    elif _payment_intent(checkout) is None:
+        checkout = {**checkout, "payment_intent": pi}
+    return await apply_session_state(session, client, settings=settings, order_id=order_id, checkout=checkout)
+
+
+async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+                             charge_id: str) -> Order | None:
+    """``charge.refunded``: claw back the refunded share of the pack, once per Stripe refund.
+
+    Refunds are cumulative: refund k takes back ``floor(total_coins × refunded_through_k / amount)`` minus
+    what earlier refunds took, so partial refunds add up to exactly the whole pack on a full refund. Each
+    refund is a ledger transaction with reference ``refund:{re_id}``, written under the order row lock;
+    the same or a later ``charge.refunded`` finds it and writes nothing. A refund of coins already spent
+    may take the wallet below zero — see ``tally.ledger.service``."""
+    async with stripe_call("retrieving the charge"):
+        charge = (await client.v1.charges.retrieve_async(charge_id)).to_dict()
+    payment_intent_id = _id(charge.get("payment_intent"))
+    order = None
+    if payment_intent_id:
+        order = await session.scalar(select(Order).where(Order.stripe_payment_intent_id == payment_intent_id))
+    if order is None:
+        what = f"charge {charge_id}"
+        order_id = _order_id_from(charge.get("metadata"), what)
+        if order_id is None and payment_intent_id:
+            async with stripe_call("retrieving the payment intent"):
+                pi = (await client.v1.payment_intents.retrieve_async(payment_intent_id)).to_dict()
+            order_id = _order_id_from(pi.get("metadata"), what)
+        if order_id is None or not await _known_order(session, order_id, charge.get("created"), what):
+            return None
+        order = await session.get(Order, order_id)
+        assert order is not None
+    if order.status not in ("paid", "refunded"):
+        if not payment_intent_id:
+            raise OrderNotFoundYet(f"charge {charge_id} has no payment intent")
+        # The refund's event overtook the payment's: fulfil first, so there is something to claw back.
+        await on_payment_intent(session, client, settings=settings, payment_intent_id=payment_intent_id or "")
+    async with stripe_call("listing refunds"):
+        listed = await client.v1.refunds.list_async(params={"charge": charge_id, "limit": 100})
+    refunds = sorted((r.to_dict() for r in listed.data), key=lambda r: (r.get("created") or 0, r["id"]))
+    return await apply_refunds(session, order_id=order.id, refunds=refunds)
+
+
+async def apply_refunds(session: AsyncSession, *, order_id: str, refunds: list[dict[str, Any]]) -> Order:
+    """Record each succeeded (or pending) refund once, in creation order, against the locked order."""
+    order = await lock_order(session, order_id)
+    if order is None:
+        raise OrderNotFoundYet(order_id)
+    if order.status not in ("paid", "refunded"):
+        raise OrderNotFoundYet(f"order {order_id} is not paid yet; its refund waits")
+    refunded = 0
+    for refund in refunds:
+        if refund.get("status") not in ("succeeded", "pending"):
+            continue
+        refunded = min(order.amount, refunded + int(refund["amount"]))
+        target = order.total_coins * refunded // order.amount
+        if await ledger.reference_exists(session, f"refund:{refund['id']}"):
+            continue
+        coins = max(0, target - order.coins_clawed_back)
+        await ledger.claw_back_refund(session, user_id=order.user_id, order_id=order.id, coins=coins,
+                                      refund_id=refund["id"],
+                                      details={"amount": refund["amount"], "currency": refund.get("currency")})
+        order.coins_clawed_back += coins
+        order.amount_refunded = refunded
+    if order.amount_refunded >= order.amount:
+        order.status = "refunded"
+    await session.flush()
+    return order

@@ -1,0 +1,76 @@
+"""Helpers for purchase tests: buy through Tally's API, pay on the sandbox's hosted Checkout page exactly
+as a browser posts its form, and wait for the webhook-driven outcome by polling the order."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+import stripe
+
+from tally.db import libpq_url
+
+VISA = "4242424242424242"
+DECLINED = "4000000000000002"
+
+
+def new_user() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+def checkout(client: httpx.Client, pack_id: str = "starter") -> dict[str, Any]:
+    response = client.post("/v1/checkout", json={"pack_id": pack_id})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def pay(tally: Any, session_id: str, card: str = VISA, email: str = "buyer@example.com") -> httpx.Response:
+    """Submit the hosted Checkout form (what the browser would POST)."""
+    with httpx.Client(base_url=tally.sandbox.url, timeout=30) as page:
+        return page.post(f"/c/pay/{session_id}", data={
+            "email": email, "cardNumber": card, "cardExpiry": "12 / 34", "cardCvc": "123",
+            "billingName": "Ada Lovelace"})
+
+
+def sdk(tally: Any) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_tally_sandbox", base_addresses={"api": tally.sandbox.url},
+                               max_network_retries=0)
+
+
+def sql(tally: Any, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(libpq_url(tally.database_url), autocommit=True) as conn:
+        cur = conn.execute(query, args or None)
+        return cur.fetchall() if cur.description else []
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def processed_events(tally: Any, object_id: str) -> list[tuple[str, str]]:
+    """(type, status) of the inbox events about ``object_id``."""
+    return [tuple(r) for r in sql(tally, "SELECT type, status FROM webhook_events "
+                                         "WHERE payload->'data'->'object'->>'id' = %s", object_id)]
+
+
+def wait_processed(tally: Any, object_id: str, event_type: str, timeout: float = 15.0) -> None:
+    wait_until(lambda: (event_type, "processed") in processed_events(tally, object_id),
+               f"{event_type} of {object_id} processed", timeout)
+
+
+def order_row(tally: Any, order_id: str) -> dict[str, Any]:
+    with psycopg.connect(libpq_url(tally.database_url), autocommit=True) as conn:
+        cur = conn.execute("SELECT * FROM orders WHERE id = %s", (order_id,))
+        row = cur.fetchone()
+        assert row is not None
+        return dict(zip([c.name for c in cur.description], row, strict=True))  # type: ignore[union-attr]
