@@ -76,4 +76,10 @@ def _routers(settings: Settings) -> list[Any]:
     from .webhooks.routes import router as webhook_router
 
     routers += [webhook_router, webhook_admin_router]
+    from .catalog.routes import router as catalog_router
+    from .invoices.routes import router as invoices_router
+    from .ledger.routes import router as credits_router
+    from .orders.routes import router as orders_router
+
+    routers += [catalog_router, orders_router, credits_router, invoices_router]
     return routers

@@ -100,3 +100,40 @@ def events_replay(event_id: Annotated[str, typer.Argument(help="Stripe event id 
         typer.echo(f"tally: {exc.message}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"tally: {event_id} is {status} and queued; a worker will process it")
+
+
+catalog_app = typer.Typer(help="The catalog of packs and plans.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("sync")
+def catalog_sync(
+    check: Annotated[bool, typer.Option("--check", help="only validate the catalog file")] = False,
+) -> None:
+    """Validate the catalog (TALLY_CATALOG) and create/update its Products and Prices in Stripe."""
+    from .catalog.service import CatalogError, load_catalog, sync_to_stripe
+    from .errors import TallyError
+    from .stripe_gateway import SANDBOX_KEY, make_client
+
+    settings = Settings()
+    try:
+        catalog = load_catalog(settings.catalog_path)
+    except CatalogError as exc:
+        typer.echo(f"tally: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"tally: catalog {settings.catalog_path}: {len(catalog.packs)} packs, {len(catalog.plans)} plans")
+    if check:
+        return
+    if settings.sandbox_mode and not settings.stripe_api_base:
+        typer.echo("tally: no STRIPE_SECRET_KEY: `tally serve` syncs the catalog to its sandbox at start-up "
+                   "(set STRIPE_API_BASE to sync a sandbox that is already running)")
+        return
+    client = make_client(settings.stripe_secret_key or SANDBOX_KEY, settings.stripe_api_base)
+    try:
+        result = asyncio.run(sync_to_stripe(client, catalog))
+    except TallyError as exc:
+        typer.echo(f"tally: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    for lookup_key, price_id in result.prices.items():
+        typer.echo(f"  {lookup_key} → {price_id}")
+    typer.echo(f"tally: catalog synced ({len(result.created)} objects created)")
