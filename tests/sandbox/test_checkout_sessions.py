@@ -302,3 +302,175 @@ def test_refused_card_number_is_shown_next_to_the_field(stripe_client: stripe.St
     assert 'id="cardNumber-error"' in answer.text and "Your card number is incorrect." in answer.text
     fetched = stripe_client.v1.checkout.sessions.retrieve(session.id)
     assert fetched.status == "open" and fetched.payment_intent is None
+
+
+def _events_for(client: stripe.StripeClient, object_id: str, limit: int = 40) -> list[str]:
+    """Types of the recent events about one object, oldest first."""
+    events = client.v1.events.list(params={"limit": limit})
+    assert_stripe_shape(events)
+    return [e.type for e in reversed(events.data) if e.data.object["id"] == object_id]
+
+
+def test_pay_over_http_completes_the_session(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client, metadata={"order": "42"}, client_reference_id="user-9",
+                       payment_intent_data={"metadata": {"order": "42"}, "description": "Order 42",
+                                            "receipt_email": "receipts@example.com"})
+    answer = httpx.post(session.url, data=_card(email="Payer.One@example.com"))
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"https://shop.example/success?session_id={session.id}"
+
+    done = stripe_client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["payment_intent", "customer", "payment_intent.latest_charge"]})
+    assert_stripe_shape(done)
+    assert (done.status, done.payment_status, done.url) == ("complete", "paid", None)
+    assert done.success_url == SUCCESS and done.client_reference_id == "user-9"
+    pi = done.payment_intent
+    assert pi.status == "succeeded" and pi.amount == done.amount_total == 999 and pi.currency == "usd"
+    assert pi.metadata.to_dict() == {"order": "42"} and pi.description == "Order 42"
+    assert pi.receipt_email == "receipts@example.com"
+    assert pi.latest_charge.status == "succeeded" and pi.latest_charge.amount == 999
+    assert done.customer.email == "Payer.One@example.com" and done.customer.name == "Grace Hopper"
+    assert pi.customer == done.customer.id
+    details = done.customer_details
+    assert details.email == "Payer.One@example.com" and details.name == "Grace Hopper"
+
+    by_pi = stripe_client.v1.checkout.sessions.list(params={"payment_intent": pi.id})
+    assert_stripe_shape(by_pi)
+    assert [s.id for s in by_pi.data] == [session.id]
+    by_email = stripe_client.v1.checkout.sessions.list(
+        params={"customer_details": {"email": "Payer.One@example.com"}, "status": "complete"})
+    assert [s.id for s in by_email.data] == [session.id]
+    by_customer = stripe_client.v1.checkout.sessions.list(params={"customer": done.customer.id})
+    assert [s.id for s in by_customer.data] == [session.id]
+
+    assert _events_for(stripe_client, session.id) == ["checkout.session.completed"]
+    completed = stripe_client.v1.events.list(params={"type": "checkout.session.completed", "limit": 5})
+    event = next(e for e in completed.data if e.data.object["id"] == session.id)
+    assert_stripe_shape(event.data.object.to_dict())
+    assert event.data.object["payment_status"] == "paid"
+
+    # A completed session can neither be paid again nor expired.
+    again = httpx.post(session.url, data=_card())
+    assert again.status_code == 200 and "<form" not in again.text and "complete" in again.text
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.checkout.sessions.expire(session.id)
+
+
+def test_decline_keeps_the_session_open_and_the_intent_for_a_retry(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client)
+    declined = httpx.post(session.url, data=_card("4000000000000002"))
+    assert declined.status_code == 402
+    assert re.search(r'role="alert"[^>]*>\s*Your card was declined.', declined.text)
+    assert 'value="payer@example.com"' in declined.text  # what was typed is kept
+    still = stripe_client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert_stripe_shape(still)
+    assert still.status == "open" and still.payment_status == "unpaid" and still.url == session.url
+    assert still.payment_intent.status == "requires_payment_method"
+    assert still.payment_intent.last_payment_error.code == "card_declined"
+
+    poor = httpx.post(session.url, data=_card("4000000000009995"))
+    assert poor.status_code == 402 and "Your card has insufficient funds." in poor.text
+    paid = httpx.post(session.url, data=_card())
+    assert paid.status_code == 303
+    done = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert_stripe_shape(done)
+    assert done.status == "complete" and done.payment_intent == still.payment_intent.id
+    customers = stripe_client.v1.customers.list(params={"email": "payer@example.com", "limit": 100})
+    assert sum(1 for c in customers.data if c.id == done.customer) == 1
+
+
+def test_three_d_secure_redirects_and_returns(stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+    from stripe_sandbox.resources import payment_intents
+
+    def authenticate(pi_id: str, approved: bool) -> None:
+        # What the 3-D Secure page's "Complete" / "Fail" buttons do; this test drives the Checkout side.
+        sb = sandbox.sandbox
+        payment_intents.finish_authentication(sb, sb.store.get(pi_id), approved)
+
+    session = _session(stripe_client)
+    answer = httpx.post(session.url, data=_card("4000002760003184"))
+    assert answer.status_code == 303
+    pi_id = stripe_client.v1.checkout.sessions.retrieve(session.id).payment_intent
+    pi = stripe_client.v1.payment_intents.retrieve(pi_id)
+    assert_stripe_shape(pi)
+    assert pi.status == "requires_action"
+    assert answer.headers["location"] == pi.next_action.redirect_to_url.url
+    return_url = pi.next_action.redirect_to_url.return_url
+    assert return_url == f"{session.url}/return"
+
+    sandbox.call(authenticate, pi_id, False)
+    failed = httpx.get(return_url)
+    assert failed.status_code == 402 and 'role="alert"' in failed.text
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).status == "open"
+
+    again = httpx.post(session.url, data=_card("4000002760003184"))
+    assert again.status_code == 303
+    sandbox.call(authenticate, pi_id, True)
+    back = httpx.get(return_url)
+    assert back.status_code == 303 and back.headers["location"].endswith(f"session_id={session.id}")
+    done = stripe_client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert_stripe_shape(done)
+    assert (done.status, done.payment_status, done.payment_intent.status) == ("complete", "paid", "succeeded")
+
+
+def test_customer_creation_if_required_pays_as_a_guest(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client, customer_creation="if_required")
+    assert session.customer_creation == "if_required"
+    assert httpx.post(session.url, data=_card()).status_code == 303
+    done = stripe_client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert_stripe_shape(done)
+    assert done.status == "complete" and done.customer is None and done.payment_intent.customer is None
+    assert done.customer_details.email == "payer@example.com"
+
+
+def test_existing_customer_pays_with_locked_email(stripe_client: stripe.StripeClient) -> None:
+    customer = stripe_client.v1.customers.create(params={"email": "owner@example.com", "name": "Owner"})
+    session = _session(stripe_client, customer=customer.id)
+    assert re.search(r'<input id="email"[^>]*value="owner@example.com"[^>]*readonly', httpx.get(session.url).text)
+    assert httpx.post(session.url, data=_card(email="someone.else@example.com")).status_code == 303
+    done = stripe_client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert_stripe_shape(done)
+    assert done.customer == customer.id and done.payment_intent.customer == customer.id
+    assert done.customer_details.email == "owner@example.com"
+
+
+def test_manual_capture_completes_unpaid_until_captured(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client, payment_intent_data={"capture_method": "manual"})
+    assert httpx.post(session.url, data=_card()).status_code == 303
+    held = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert (held.status, held.payment_status) == ("complete", "unpaid")
+    captured = stripe_client.v1.payment_intents.capture(held.payment_intent)
+    assert_stripe_shape(captured)
+    paid = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert_stripe_shape(paid)
+    assert paid.payment_status == "paid"
+    assert "checkout.session.async_payment_succeeded" not in _events_for(stripe_client, session.id)
+
+
+def test_expiring_cancels_the_abandoned_payment_intent(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client)
+    assert httpx.post(session.url, data=_card("4000000000000002")).status_code == 402
+    expired = stripe_client.v1.checkout.sessions.expire(session.id, params={"expand": ["payment_intent"]})
+    assert_stripe_shape(expired)
+    assert expired.status == "expired" and expired.payment_intent.status == "canceled"
+    assert expired.payment_intent.cancellation_reason == "abandoned"
+    assert httpx.post(session.url, data=_card()).status_code == 200  # the page now says it expired
+
+
+def test_restart_keeps_sessions_and_their_expiry(tmp_path: Any) -> None:
+    from tests.sandbox.control import private_sandbox
+
+    data = str(tmp_path / "sandbox.sqlite")
+    with private_sandbox(data_path=data) as (server, client):
+        session = _session(client, line_items=[
+            {"price_data": {"currency": "eur", "unit_amount": 1234, "product_data": {"name": "Kept"}},
+             "quantity": 2}])
+    with private_sandbox(data_path=data) as (server, client):
+        items = client.v1.checkout.sessions.line_items.list(session.id)
+        assert_stripe_shape(items)
+        assert [(li.description, li.amount_total) for li in items.data] == [("Kept", 2468)]
+        assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
+        control(server, "POST", "/_sandbox/clock/advance", seconds=24 * 3600 + 1)
+        expired = client.v1.checkout.sessions.retrieve(session.id)
+        assert_stripe_shape(expired)
+        assert expired.status == "expired"
