@@ -21,9 +21,9 @@ THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 # ISK is two-decimal in the API for backwards compatibility, but shown without decimals.
 SHOWN_WITHOUT_DECIMALS = frozenset({"isk"})
 
-SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$", "nzd": "NZ$", "inr": "₹",
-           "krw": "₩", "cny": "CN¥", "brl": "R$", "mxn": "MX$", "chf": "CHF ", "sek": "SEK ", "nok": "NOK ",
-           "dkk": "DKK ", "pln": "PLN ", "isk": "ISK ", "huf": "HUF "}
+SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$", "nzd": "NZ$",
+           "inr": "₹", "krw": "₩", "cny": "CN¥", "brl": "R$", "mxn": "MX$", "chf": "CHF ", "sek": "SEK ",
+           "nok": "NOK ", "dkk": "DKK ", "pln": "PLN ", "isk": "ISK ", "huf": "HUF "}
 
 
 def exponent(currency: str) -> int:

@@ -57,7 +57,8 @@ def pay(sb: Any, session: Obj, card: Card) -> Obj:
     }
     # The card first: a refused number must not leave a customer behind.
     pm = payment_methods.card_payment_method(sb, number=card.number, exp_month=card.exp_month,
-                                             exp_year=card.exp_year, cvc=card.cvc, billing_details=billing_details)
+                                             exp_year=card.exp_year, cvc=card.cvc,
+                                             billing_details=billing_details)
     ex = extras(sb, session)
     customer_id = _customer(sb, session, ex, card)
     ex["payer"] = {"email": card.email, "name": card.name, "customer": customer_id}

@@ -74,7 +74,9 @@ def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 2
             "unit": format_amount(price["unit_amount"], item["currency"]) if isinstance(price, dict) else "",
             "amount": format_amount(item["amount_total"], item["currency"]),
         })
-    total = format_amount(session["amount_total"], session["currency"]) if session["mode"] == "payment" else None
+    total = None
+    if session["mode"] == "payment":
+        total = format_amount(session["amount_total"], session["currency"])
     return render("checkout.html", status, session=session, items=items, total=total, button=_button(session),
                   locked_email=_locked_email(sb, session), values=state.values, errors=state.errors,
                   alert=state.alert)

@@ -30,8 +30,9 @@ MAX_AMOUNT = 99_999_999
 EXPIRE_JOB = "checkout.session.expire"
 EXTRAS_TYPE = "checkout_extras"
 
-LOCALES = ("auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr", "fr-CA",
-           "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt", "pt-BR", "ro", "ru",
+LOCALES = ("auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr",
+           "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt",
+           "pt-BR", "ro", "ru",
            "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW")
 PI_DATA_FIELDS = ("metadata", "description", "receipt_email", "capture_method", "setup_future_usage",
                   "statement_descriptor", "statement_descriptor_suffix", "shipping", "on_behalf_of",
@@ -39,7 +40,8 @@ PI_DATA_FIELDS = ("metadata", "description", "receipt_email", "capture_method", 
 
 CREATE_PARAMS = (
     "mode", "line_items", "customer", "customer_email", "customer_creation", "customer_update",
-    "client_reference_id", "metadata", "payment_intent_data", "setup_intent_data", "success_url", "cancel_url",
+    "client_reference_id", "metadata", "payment_intent_data", "setup_intent_data", "success_url",
+    "cancel_url",
     "payment_method_types", "allow_promotion_codes", "expires_at", "locale", "submit_type",
     "billing_address_collection", "ui_mode", "currency", "automatic_tax", "phone_number_collection",
     "consent_collection", "custom_text", "payment_method_collection", "invoice_creation", "discounts",
@@ -89,7 +91,8 @@ def _expand_line_items(sb: Any, session: Obj) -> Obj:
 # -- create ------------------------------------------------------------------------------------------
 
 def _line_item(sb: Any, p: Params, mode: str) -> Obj:
-    p.only("price", "price_data", "quantity", "adjustable_quantity", "tax_rates", "dynamic_tax_rates", "metadata")
+    p.only("price", "price_data", "quantity", "adjustable_quantity", "tax_rates", "dynamic_tax_rates",
+           "metadata")
     price_id = p.optional_str("price")
     price_data = p.dict("price_data")
     if price_id and price_data is not None:
@@ -102,8 +105,8 @@ def _line_item(sb: Any, p: Params, mode: str) -> Obj:
                 f"The price specified ({price_id}) is inactive. This field only accepts active prices.",
                 param=p._name("price"))
     elif price_data is not None:
-        price_data.only("currency", "product", "product_data", "unit_amount", "unit_amount_decimal", "recurring",
-                        "tax_behavior")
+        price_data.only("currency", "product", "product_data", "unit_amount", "unit_amount_decimal",
+                        "recurring", "tax_behavior")
         product_data = price_data.dict("product_data")
         if product_data is not None:
             product_data.only("name", "description", "images", "metadata", "tax_code", "unit_label")
@@ -116,8 +119,9 @@ def _line_item(sb: Any, p: Params, mode: str) -> Obj:
                               param=p._name("price"))
     if mode == "payment" and price["type"] == "recurring":
         raise invalid_request(
-            "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or "
-            "use only one-time prices.", param=p._name("price") if price_id else p._name("price_data"))
+            "You specified `payment` mode but passed a recurring price. Either switch to `subscription` "
+            "mode or use only one-time prices.",
+            param=p._name("price") if price_id else p._name("price_data"))
     if price["unit_amount"] is None:
         raise invalid_request("Prices with custom amounts are not supported in the sandbox's Checkout.",
                               param=p._name("price"))
@@ -195,7 +199,8 @@ def _refuse_unsimulated(p: Params) -> None:
         raise invalid_request("The sandbox does not compute tax: `automatic_tax[enabled]` must be false.",
                               param="automatic_tax[enabled]")
     if p.list("shipping_options"):
-        raise invalid_request("The sandbox's Checkout does not charge shipping yet.", param="shipping_options")
+        raise invalid_request("The sandbox's Checkout does not charge shipping yet.",
+                              param="shipping_options")
 
 
 def session_url(sb: Any, session_id: str) -> str:
@@ -213,7 +218,8 @@ def create(sb: Any, p: Params) -> Obj:
         raise invalid_request("The sandbox only serves hosted Checkout (`ui_mode=hosted`).", param="ui_mode")
     success_url = p.optional_str("success_url")
     if success_url is None:
-        raise invalid_request("Missing required param: success_url.", param="success_url", code="parameter_missing")
+        raise invalid_request("Missing required param: success_url.", param="success_url",
+                              code="parameter_missing")
     for name, url in (("success_url", success_url), ("cancel_url", p.optional_str("cancel_url"))):
         if url is not None and not url.startswith(("http://", "https://")):
             raise invalid_request(f"Not a valid URL: {name} must start with http:// or https://.", param=name)
@@ -290,8 +296,8 @@ def create(sb: Any, p: Params) -> Obj:
         "invoice": None,
         "invoice_creation": {
             "enabled": False,
-            "invoice_data": {"account_tax_ids": None, "custom_fields": None, "description": None, "footer": None,
-                             "issuer": None, "metadata": {}, "rendering_options": None},
+            "invoice_data": {"account_tax_ids": None, "custom_fields": None, "description": None,
+                             "footer": None, "issuer": None, "metadata": {}, "rendering_options": None},
         } if mode == "payment" else None,
         "livemode": False,
         "locale": p.str("locale", choices=LOCALES),
@@ -408,7 +414,8 @@ def expire_session(sb: Any, session: Obj) -> Obj:
 def _cancel_abandoned_payment_intent(sb: Any, session: Obj) -> None:
     """Stripe cancels the PaymentIntent of a session that expires unpaid."""
     pi = sb.store.get(session["payment_intent"] or "", "payment_intent")
-    if pi is None or pi["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+    if pi is None or pi["status"] not in ("requires_payment_method", "requires_confirmation",
+                                          "requires_action"):
         return
     from . import payment_intents  # owned by the payments module; imported late to avoid a cycle
 
@@ -420,8 +427,8 @@ def expire(sb: Any, p: Params, session_id: str) -> Obj:
     session = get_session(sb, session_id, "id")
     if session["status"] != "open":
         raise state_error(
-            f"Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status "
-            f"of \"{session['status']}\".")
+            "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a "
+            f"status of \"{session['status']}\".")
     return expire_session(sb, session)
 
 

@@ -88,8 +88,8 @@ def confirm_setup_intent(sb: Any, si: Obj, pm_id: str | None = None) -> Obj:
     _set_payment_method(sb, si, pm_id)
     if si["payment_method"] is None:
         raise invalid_request(
-            "You cannot confirm this SetupIntent because it's missing a payment method. Update the SetupIntent "
-            "with a payment method and then confirm it again.", param="payment_method",
+            "You cannot confirm this SetupIntent because it's missing a payment method. Update the "
+            "SetupIntent with a payment method and then confirm it again.", param="payment_method",
             code="setup_intent_unexpected_state")
     if si["customer"]:
         from .payment_methods import attach_to_customer
@@ -107,7 +107,8 @@ def confirm_setup_intent(sb: Any, si: Obj, pm_id: str | None = None) -> Obj:
 
 
 CREATE_PARAMS = ("customer", "payment_method", "payment_method_types", "metadata", "description", "usage",
-                 "confirm", "return_url", "automatic_payment_methods", "payment_method_options", "mandate_data",
+                 "confirm", "return_url", "automatic_payment_methods", "payment_method_options",
+                 "mandate_data",
                  "on_behalf_of", "attach_to_self", "flow_directions", "single_use", "use_stripe_sdk",
                  "excluded_payment_method_types", "payment_method_configuration")
 
@@ -140,7 +141,8 @@ def retrieve(sb: Any, p: Params, intent: str) -> Obj:
 
 @route("POST", "/v1/setup_intents/{intent}", params=(
     "customer", "payment_method", "payment_method_types", "metadata", "description", "flow_directions",
-    "payment_method_options", "attach_to_self", "excluded_payment_method_types", "payment_method_configuration"))
+    "payment_method_options", "attach_to_self", "excluded_payment_method_types",
+    "payment_method_configuration"))
 def update(sb: Any, p: Params, intent: str) -> Obj:
     si = get_setup_intent(sb, intent)
     before = dict(si)

@@ -23,7 +23,8 @@ CANCEL = "https://shop.example/cancel"
 def receiver(stripe_client: stripe.StripeClient) -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as receiver:
         endpoint = stripe_client.v1.webhook_endpoints.create(params={
-            "url": receiver.url, "enabled_events": ["checkout.session.completed", "payment_intent.succeeded"]})
+            "url": receiver.url,
+            "enabled_events": ["checkout.session.completed", "payment_intent.succeeded"]})
         assert_stripe_shape(endpoint)
         receiver.secret = endpoint.secret
         yield receiver
@@ -42,7 +43,8 @@ def _session(client: stripe.StripeClient, **params: Any) -> stripe.checkout.Sess
     return session
 
 
-def _fill(page: Any, number: str, *, email: str | None = "buyer@example.com", name: str = "Ada Lovelace") -> None:
+def _fill(page: Any, number: str, *, email: str | None = "buyer@example.com",
+          name: str = "Ada Lovelace") -> None:
     if email is not None:
         page.get_by_label("Email").fill(email)
     page.get_by_label("Card number").fill(number)
@@ -77,7 +79,8 @@ def test_pay_with_4242_redirects_to_success_url(page: Any, stripe_client: stripe
     assert_stripe_shape(customer)
     assert customer.email == "buyer@example.com"
 
-    event = receiver.wait_for("checkout.session.completed", where=lambda e: e["data"]["object"]["id"] == session.id)
+    event = receiver.wait_for("checkout.session.completed",
+                              where=lambda e: e["data"]["object"]["id"] == session.id)
     assert_stripe_shape(event["data"]["object"])
     assert event["data"]["object"]["payment_status"] == "paid"
     assert event["data"]["object"]["metadata"] == {"order": "e2e-1"}
@@ -125,7 +128,8 @@ def test_back_goes_to_cancel_url(page: Any, stripe_client: stripe.StripeClient) 
     assert_stripe_shape(stripe_client.v1.checkout.sessions.retrieve(session.id))
 
 
-def test_validation_errors_are_shown_next_to_the_fields(page: Any, stripe_client: stripe.StripeClient) -> None:
+def test_validation_errors_are_shown_next_to_the_fields(page: Any,
+                                                        stripe_client: stripe.StripeClient) -> None:
     session = _session(stripe_client)
     page.goto(session.url)
     page.get_by_label("Email").fill("buyer@example.com")

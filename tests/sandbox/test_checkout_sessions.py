@@ -17,11 +17,12 @@ SUCCESS = "https://shop.example/success?session_id={CHECKOUT_SESSION_ID}"
 CANCEL = "https://shop.example/cancel"
 
 
-def _price(client: stripe.StripeClient, amount: int = 999, currency: str = "usd", **extra: Any) -> stripe.Price:
+def _price(client: stripe.StripeClient, amount: int = 999, currency: str = "usd",
+           **extra: Any) -> stripe.Price:
     product = client.v1.products.create(params={"name": "Credits pack", "description": "100 credits"})
     assert_stripe_shape(product)
-    price = client.v1.prices.create(params={"product": product.id, "currency": currency, "unit_amount": amount,
-                                            **extra})
+    price = client.v1.prices.create(params={"product": product.id, "currency": currency,
+                                            "unit_amount": amount, **extra})
     assert_stripe_shape(price)
     return price
 
@@ -159,33 +160,39 @@ def test_validation_errors(stripe_client: stripe.StripeClient, sandbox: SandboxS
     assert missing.http_status == 400 and missing.param == "success_url"
 
     eur = _price(stripe_client, currency="eur")
-    mixed = refused(mode="payment", success_url=SUCCESS, line_items=[*line_items, {"price": eur.id, "quantity": 1}])
+    mixed = refused(mode="payment", success_url=SUCCESS,
+                    line_items=[*line_items, {"price": eur.id, "quantity": 1}])
     assert mixed.http_status == 400 and mixed.param == "line_items" and "currency" in mixed.user_message
 
-    unknown = refused(mode="payment", success_url=SUCCESS, line_items=[{"price": "price_nope", "quantity": 1}])
+    unknown = refused(mode="payment", success_url=SUCCESS,
+                      line_items=[{"price": "price_nope", "quantity": 1}])
     assert unknown.http_status == 404 and unknown.code == "resource_missing"
     assert unknown.param == "line_items[0][price]"
 
     recurring = _price(stripe_client, recurring={"interval": "month"})
-    wrong_mode = refused(mode="payment", success_url=SUCCESS, line_items=[{"price": recurring.id, "quantity": 1}])
+    wrong_mode = refused(mode="payment", success_url=SUCCESS,
+                         line_items=[{"price": recurring.id, "quantity": 1}])
     assert wrong_mode.param == "line_items[0][price]" and "recurring" in wrong_mode.user_message
 
     subscription = refused(mode="subscription", success_url=SUCCESS,
                            line_items=[{"price": recurring.id, "quantity": 1}])
-    assert subscription.param == "mode" and "subscription mode arrives with subscriptions" in subscription.user_message
+    assert subscription.param == "mode"
+    assert "subscription mode arrives with subscriptions" in subscription.user_message
 
     no_items = refused(mode="payment", success_url=SUCCESS)
     assert no_items.param == "line_items"
     no_quantity = refused(mode="payment", success_url=SUCCESS, line_items=[{"price": price.id}])
     assert no_quantity.param == "line_items[0][quantity]"
     no_amount = refused(mode="payment", success_url=SUCCESS,
-                        line_items=[{"price_data": {"currency": "usd", "product_data": {"name": "x"}}, "quantity": 1}])
+                        line_items=[{"price_data": {"currency": "usd", "product_data": {"name": "x"}},
+                                     "quantity": 1}])
     assert no_amount.param == "line_items[0][price_data][unit_amount]"
     now = _now(sandbox)
     too_soon = refused(mode="payment", success_url=SUCCESS, line_items=line_items, expires_at=now + 600)
     too_late = refused(mode="payment", success_url=SUCCESS, line_items=line_items, expires_at=now + 25 * 3600)
     assert too_soon.param == too_late.param == "expires_at"
-    unknown_customer = refused(mode="payment", success_url=SUCCESS, line_items=line_items, customer="cus_nope")
+    unknown_customer = refused(mode="payment", success_url=SUCCESS, line_items=line_items,
+                               customer="cus_nope")
     assert unknown_customer.http_status == 404 and unknown_customer.param == "customer"
     bad_mode = refused(mode="donation", success_url=SUCCESS, line_items=line_items)
     assert bad_mode.param == "mode"
@@ -356,7 +363,8 @@ def test_pay_over_http_completes_the_session(stripe_client: stripe.StripeClient)
         stripe_client.v1.checkout.sessions.expire(session.id)
 
 
-def test_decline_keeps_the_session_open_and_the_intent_for_a_retry(stripe_client: stripe.StripeClient) -> None:
+def test_decline_keeps_the_session_open_and_the_intent_for_a_retry(
+        stripe_client: stripe.StripeClient) -> None:
     session = _session(stripe_client)
     declined = httpx.post(session.url, data=_card("4000000000000002"))
     assert declined.status_code == 402
@@ -379,7 +387,8 @@ def test_decline_keeps_the_session_open_and_the_intent_for_a_retry(stripe_client
     assert sum(1 for c in customers.data if c.id == done.customer) == 1
 
 
-def test_three_d_secure_redirects_and_returns(stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
+def test_three_d_secure_redirects_and_returns(stripe_client: stripe.StripeClient,
+                                              sandbox: SandboxServer) -> None:
     from stripe_sandbox.resources import payment_intents
 
     def authenticate(pi_id: str, approved: bool) -> None:
@@ -426,7 +435,8 @@ def test_customer_creation_if_required_pays_as_a_guest(stripe_client: stripe.Str
 def test_existing_customer_pays_with_locked_email(stripe_client: stripe.StripeClient) -> None:
     customer = stripe_client.v1.customers.create(params={"email": "owner@example.com", "name": "Owner"})
     session = _session(stripe_client, customer=customer.id)
-    assert re.search(r'<input id="email"[^>]*value="owner@example.com"[^>]*readonly', httpx.get(session.url).text)
+    page = httpx.get(session.url).text
+    assert re.search(r'<input id="email"[^>]*value="owner@example.com"[^>]*readonly', page)
     assert httpx.post(session.url, data=_card(email="someone.else@example.com")).status_code == 303
     done = stripe_client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
     assert_stripe_shape(done)
