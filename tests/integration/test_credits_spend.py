@@ -1,0 +1,103 @@
+"""Spending credits: atomic, idempotent, never below zero — also under 20 concurrent requests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, checkout, new_user, pay, sql, wait_until
+
+pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
+
+
+def _fund(tally: Any, client: httpx.Client) -> None:
+    started = checkout(client, "starter")  # 500 coins
+    pay(tally, started["session_id"])
+    wait_until(lambda: client.get("/v1/credits").json()["balance"] == 500, "funded")
+
+
+def test_twenty_concurrent_spends_against_ten_spends_of_balance(tally: Any) -> None:
+    user = new_user()
+    with tally.client(user) as client:
+        _fund(tally, client)
+        headers = dict(client.headers)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=tally.url, headers=headers, timeout=30) as aclient:
+            return await asyncio.gather(*(aclient.post("/v1/credits/spend", json={
+                "amount": 50, "reason": "burst", "idempotency_key": f"burst-{i}"}) for i in range(20)))
+
+    responses = asyncio.run(burst())
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 10 + [409] * 10
+    assert all(r.json()["error"]["type"] == "insufficient_credits" for r in responses if r.status_code == 409)
+    balances_after = sorted(r.json()["balance"] for r in responses if r.status_code == 200)
+    assert balances_after == list(range(0, 500, 50))  # every step of the way, each exactly once
+    with tally.client(user) as client:
+        assert client.get("/v1/credits").json() == {"balance": 0}
+    assert sql(tally, "SELECT min(balance_after) FROM ledger_entries e JOIN wallet_balances w "
+                      "ON w.account_id = e.account_id WHERE w.user_id = %s", user) == [(0,)]
+
+
+def test_spend_is_idempotent_by_key(tally: Any) -> None:
+    user = new_user()
+    with tally.client(user) as client:
+        _fund(tally, client)
+        body = {"amount": 120, "reason": "sword", "idempotency_key": "order-77"}
+        first = client.post("/v1/credits/spend", json=body)
+        again = client.post("/v1/credits/spend", json=body)
+        assert first.status_code == again.status_code == 200
+        assert first.json()["replayed"] is False and again.json()["replayed"] is True
+        assert first.json()["transaction_id"] == again.json()["transaction_id"]
+        assert again.json()["balance"] == 380 and client.get("/v1/credits").json() == {"balance": 380}
+        reused = client.post("/v1/credits/spend", json={**body, "amount": 121})
+        assert reused.status_code == 409 and reused.json()["error"]["param"] == "idempotency_key"
+        # Keys are per user: another user's same key is their own spend.
+        other = new_user()
+        with tally.client(other) as other_client:
+            refused = other_client.post("/v1/credits/spend", json=body)
+            assert refused.status_code == 409 and refused.json()["error"]["type"] == "insufficient_credits"
+        # A refused spend leaves nothing behind, so the same key can succeed later.
+        assert sql(tally, "SELECT count(*) FROM ledger_transactions WHERE user_id = %s", other) == [(0,)]
+
+
+def test_the_api_key_spends_for_a_named_user(tally: Any) -> None:
+    user = new_user()
+    with tally.client(user) as client:
+        _fund(tally, client)
+    with tally.admin_client() as admin:
+        spent = admin.post("/v1/credits/spend", headers={"Tally-User-Id": user},
+                           json={"amount": 5, "reason": "server side", "idempotency_key": "s-1"})
+        assert spent.status_code == 200 and spent.json()["balance"] == 495
+
+
+@pytest.mark.parametrize("body", [
+    {"amount": 0, "reason": "r", "idempotency_key": "k"},
+    {"amount": -5, "reason": "r", "idempotency_key": "k"},
+    {"amount": 1.5, "reason": "r", "idempotency_key": "k"},
+    {"amount": "10", "reason": "r", "idempotency_key": "k"},
+    {"amount": True, "reason": "r", "idempotency_key": "k"},
+    {"amount": 10**13, "reason": "r", "idempotency_key": "k"},
+    {"amount": 5, "reason": "", "idempotency_key": "k"},
+    {"amount": 5, "reason": "r"},
+    {"amount": 5, "reason": "r", "idempotency_key": "has space"},
+    {"amount": 5, "reason": "r", "idempotency_key": "k" * 256},
+    {"amount": 5, "reason": "r", "idempotency_key": "k", "user_id": "someone-else"},
+    [1, 2],
+])
+def test_bad_spend_bodies_are_400_and_write_nothing(tally: Any, body: Any) -> None:
+    user = new_user()
+    with tally.client(user) as client:
+        response = client.post("/v1/credits/spend", json=body)
+        assert response.status_code == 400, response.text
+        assert set(response.json()["error"]) >= {"type", "message", "param"}
+    assert sql(tally, "SELECT count(*) FROM users WHERE id = %s", user) == [(0,)]
+
+
+def test_spending_needs_a_signed_in_user(tally: Any) -> None:
+    with tally.client() as anonymous:
+        response = anonymous.post("/v1/credits/spend", json={"amount": 1, "reason": "r", "idempotency_key": "k"})
+        assert response.status_code == 401 and response.json()["error"]["type"] == "unauthenticated"
