@@ -31,6 +31,7 @@ class SandboxConfig:
     # How long "processing" payment methods (SEPA, ACH, Bacs) take to settle, in sandbox seconds.
     async_settle_seconds: float = field(
         default_factory=lambda: float(os.environ.get("STRIPE_SANDBOX_SETTLE_SECONDS", "3")))
+    subscription_retry_days: tuple[float, ...] = (3.0, 5.0, 7.0)  # failed renewal retried N days after the first try
 
     @property
     def base_url(self) -> str:

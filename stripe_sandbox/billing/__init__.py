@@ -1,0 +1,24 @@
+"""The billing engine behind subscriptions, invoices, discounts and test clocks.
+
+Resource modules (``resources/subscriptions.py`` ...) parse requests and call into this package; the package
+owns the rules: billing periods, proration, invoice assembly and payment, dunning and the timeline of work
+that falls due as a clock moves (the sandbox clock, or a test clock's frozen time).
+"""
+
+from __future__ import annotations
+
+from ..store import INDEXED_FIELDS
+
+# Secondary indexes for the billing objects, so that per-customer, per-subscription and per-clock lists never
+# scan the whole store. Registered here (at import, before any store is opened) to keep ``store.py`` generic.
+INDEXED_FIELDS.update({
+    "subscription": ("customer", "test_clock"),
+    "subscription_item": ("subscription",),
+    "invoice": ("customer", "subscription"),
+    "invoiceitem": ("customer",),
+    "invoice_payment": ("invoice",),
+    "promotion_code": ("code",),
+})
+# Deleting a test clock deletes its customers: find them without a scan.
+if "test_clock" not in INDEXED_FIELDS.get("customer", ()):
+    INDEXED_FIELDS["customer"] = (*INDEXED_FIELDS.get("customer", ()), "test_clock")

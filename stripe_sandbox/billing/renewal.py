@@ -1,0 +1,206 @@
+"""What happens as time passes: renewals, trial ends, reminders, finalization, retries and giving up.
+
+Every function here is a timer (see ``timeline``): it checks that the state it was set for still holds, then
+acts and sets the timers of the new state. Retries follow ``SandboxConfig.subscription_retry_days``; when they
+are spent the subscription is canceled, or goes ``unpaid`` when the environment variable
+``STRIPE_SANDBOX_DUNNING_FINAL_STATUS=unpaid`` is set (Stripe's "if all retries fail" setting).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..events import changed, emit
+from ..store import Obj
+from . import invoicing, subscriptions as subs
+from .timeline import timer
+from .time import now_for
+
+
+def _live(sb: Any, sub_id: str) -> Obj | None:
+    sub = sb.store.get(sub_id, "subscription")
+    if sub is None or sub["status"] in subs.TERMINAL:
+        return None
+    return sub
+
+
+def emit_updated(sb: Any, sub: Obj, before: Obj) -> None:
+    sb.store.save(sub)
+    previous = changed(sub, before)
+    if previous:
+        emit(sb, "customer.subscription.updated", sub, previous)
+
+
+def has_payment_method(sb: Any, sub: Obj) -> bool:
+    if sub.get("default_payment_method"):
+        return True
+    customer = sb.store.get(sub["customer"], "customer") or {}
+    return bool((customer.get("invoice_settings") or {}).get("default_payment_method"))
+
+
+@timer("sub.renew")
+def renew(sb: Any, sub_id: str, boundary: int) -> None:
+    sub = _live(sb, sub_id)
+    if sub is None or sub["status"] in ("incomplete", "paused") or subs.period(sub)[1] != boundary:
+        return
+    if sub["cancel_at_period_end"] or (sub["cancel_at"] is not None and sub["cancel_at"] <= boundary):
+        subs.end(sb, sub, when=boundary, reason=sub["cancellation_details"]["reason"] or "cancellation_requested")
+        return
+    before = subs.snapshot(sub)
+    if sub["status"] == "trialing":
+        behavior = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
+        if not has_payment_method(sb, sub) and behavior == "pause":
+            sub["status"] = "paused"
+            emit_updated(sb, sub, before)
+            emit(sb, "customer.subscription.paused", sub)
+            return
+        if not has_payment_method(sb, sub) and behavior == "cancel":
+            subs.end(sb, sub, when=boundary, reason="cancellation_requested")
+            return
+        sub["status"] = "active"
+    old_span = subs.period(sub)
+    span = subs.next_period(sub, boundary)
+    for item in subs.items(sub):
+        item["current_period_start"], item["current_period_end"] = span
+        sb.store.save(item)
+    invoice = subs.period_invoice(sb, sub, billing_reason="subscription_cycle", span=span,
+                                  invoice_period=old_span)
+    # A ``once`` coupon has served; a ``repeating`` one ends with its months.
+    sub["discounts"] = [d for d in sub["discounts"] if not sb.store.kv.get(f"discount_used:{d}")
+                        and invoicing.active_discounts(sb, [d], span[0])]
+    if sub["status"] == "unpaid" or (sub.get("pause_collection") or {}).get("behavior") == "keep_as_draft":
+        invoice["auto_advance"] = False  # Stripe leaves these drafts alone
+        invoice["automatically_finalizes_at"] = None
+    sub["latest_invoice"] = invoice["id"]
+    emit_updated(sb, sub, before)
+    invoicing.save_new(sb, invoice)
+    if invoice["auto_advance"]:
+        timeline_at_invoice(sb, invoice, invoice["automatically_finalizes_at"], "invoice.finalize", invoice["id"])
+    subs.schedule(sb, sub)
+
+
+def timeline_at_invoice(sb: Any, invoice: Obj, when: int, name: str, *args: Any) -> None:
+    from . import timeline
+
+    timeline.at(sb, invoice.get("test_clock"), when, name, *args)
+
+
+@timer("invoice.finalize")
+def finalize_and_collect(sb: Any, invoice_id: str) -> None:
+    invoice = invoicing.get(sb, invoice_id)
+    if invoice is None or invoice["status"] != "draft" or not invoice["auto_advance"]:
+        return
+    invoicing.finalize(sb, invoice)
+    collect(sb, invoice)
+
+
+def collect(sb: Any, invoice: Obj) -> None:
+    """After finalization: pause behaviour, else charge automatically (send_invoice waits for the payer)."""
+    if invoice["status"] != "open":
+        return
+    sub = sb.store.get(invoicing.subscription_of(invoice) or "", "subscription")
+    pause = (sub or {}).get("pause_collection") or {}
+    if pause.get("behavior") == "mark_uncollectible":
+        invoicing.mark_uncollectible(sb, invoice)
+    elif pause.get("behavior") == "void":
+        invoicing.void(sb, invoice)
+    elif invoice["collection_method"] == "charge_automatically":
+        invoicing.attempt_payment(sb, invoice)
+
+
+@timer("invoice.retry")
+def retry(sb: Any, invoice_id: str, when: int) -> None:
+    invoice = invoicing.get(sb, invoice_id)
+    if invoice is None or invoice["status"] != "open" or invoice["next_payment_attempt"] != when:
+        return
+    invoicing.attempt_payment(sb, invoice)
+
+
+def _payment_failed(sb: Any, invoice: Obj) -> None:
+    sub = _live(sb, invoicing.subscription_of(invoice) or "")
+    if sub is None or invoice["billing_reason"] == "subscription_create":
+        return  # a first payment that fails leaves the subscription ``incomplete``
+    if invoice["next_payment_attempt"] is not None:
+        timeline_at_invoice(sb, invoice, invoice["next_payment_attempt"], "invoice.retry", invoice["id"],
+                            invoice["next_payment_attempt"])
+        if sub["status"] in ("active", "trialing"):
+            before = subs.snapshot(sub)
+            sub["status"] = "past_due"
+            emit_updated(sb, sub, before)
+        return
+    # Retries are spent: Stripe's final action.
+    if os.environ.get("STRIPE_SANDBOX_DUNNING_FINAL_STATUS") == "unpaid":
+        before = subs.snapshot(sub)
+        sub["status"] = "unpaid"
+        emit_updated(sb, sub, before)
+    else:
+        subs.end(sb, sub, when=now_for(sb, sub), reason="payment_failed")
+
+
+def _paid(sb: Any, invoice: Obj) -> None:
+    sub = _live(sb, invoicing.subscription_of(invoice) or "")
+    if sub is None or sub["latest_invoice"] != invoice["id"]:
+        return
+    if sub["status"] in ("incomplete", "past_due", "unpaid"):
+        before = subs.snapshot(sub)
+        was_incomplete = sub["status"] == "incomplete"
+        sub["status"] = "trialing" if sub["trial_end"] and sub["trial_end"] > now_for(sb, sub) else "active"
+        emit_updated(sb, sub, before)
+        if was_incomplete:
+            subs.schedule(sb, sub)
+
+
+invoicing.FAILED.append(_payment_failed)
+invoicing.PAID.append(_paid)
+
+
+@timer("sub.expire_incomplete")
+def expire_incomplete(sb: Any, sub_id: str) -> None:
+    sub = _live(sb, sub_id)
+    if sub is None or sub["status"] != "incomplete":
+        return
+    invoice = invoicing.get(sb, sub["latest_invoice"] or "")
+    if invoice is not None and invoice["status"] == "open":
+        invoicing.void(sb, invoice)
+    sub["status"] = "incomplete_expired"
+    sub["ended_at"] = now_for(sb, sub)
+    sb.store.save(sub)
+    emit(sb, "customer.subscription.deleted", sub)
+
+
+@timer("sub.trial_will_end")
+def trial_will_end(sb: Any, sub_id: str, trial_end: int) -> None:
+    sub = _live(sb, sub_id)
+    if sub is None or sub["status"] != "trialing" or sub["trial_end"] != trial_end:
+        return
+    emit(sb, "customer.subscription.trial_will_end", sub)
+
+
+@timer("sub.upcoming")
+def upcoming(sb: Any, sub_id: str, boundary: int) -> None:
+    sub = _live(sb, sub_id)
+    if sub is None or sub["status"] not in ("active", "past_due") or subs.period(sub)[1] != boundary \
+            or sub["cancel_at_period_end"]:
+        return
+    from .preview import preview_renewal
+
+    emit(sb, "invoice.upcoming", preview_renewal(sb, sub))
+
+
+@timer("sub.cancel_at")
+def cancel_at(sb: Any, sub_id: str, when: int) -> None:
+    sub = _live(sb, sub_id)
+    if sub is None or sub["cancel_at"] != when:
+        return
+    subs.end(sb, sub, when=when, reason=sub["cancellation_details"]["reason"] or "cancellation_requested")
+
+
+@timer("sub.resume_collection")
+def resume_collection(sb: Any, sub_id: str, when: int) -> None:
+    sub = _live(sb, sub_id)
+    if sub is None or (sub.get("pause_collection") or {}).get("resumes_at") != when:
+        return
+    before = subs.snapshot(sub)
+    sub["pause_collection"] = None
+    emit_updated(sb, sub, before)
