@@ -56,7 +56,7 @@ def create(sb: Any, p: Params) -> Obj:
     if behavior == "include":
         invoice["lines"]["data"].extend(take_pending(sb, invoice, customer_id, sub["id"] if sub else None))
     now = now_for(sb, customer)
-    for redemption in resolve_discounts(sb, p.dict_list("discounts"), customer=customer, currency=currency, now=now):
+    for redemption in resolve_discounts(sb, p.dict_list("discounts"), customer=customer, currency=currency):
         invoice["discounts"].append(create_discount(sb, redemption, customer=customer_id, start=now,
                                                     invoice=invoice["id"])["id"])
     invoicing.save_new(sb, invoice)

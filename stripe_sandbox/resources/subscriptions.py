@@ -80,8 +80,8 @@ def _pause_collection(p: Params) -> Obj | None:
 
 
 def _discounts(sb: Any, p: Params, sub: Obj, customer: Obj, now: int) -> list[str]:
-    redemptions = resolve_discounts(sb, p.dict_list("discounts"), customer=customer, currency=sub["currency"],
-                                    now=now)
+    # Coupons and promotion codes are not bound to the customer's test clock: they expire on sandbox time.
+    redemptions = resolve_discounts(sb, p.dict_list("discounts"), customer=customer, currency=sub["currency"])
     ids = []
     for redemption in redemptions:
         discount = create_discount(sb, redemption, customer=customer["id"], start=now, subscription=sub["id"])
