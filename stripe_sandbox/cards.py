@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 
 # Stripe's decline messages (error ``message`` and charge ``failure_message``).
 DECLINED = "Your card was declined."
@@ -64,8 +65,10 @@ class TestCard:
         return fingerprint(self.number)
 
 
+@cache
 def fingerprint(value: str) -> str:
-    """Stripe's fingerprints are stable per account number; a hash gives the same property."""
+    """Stripe's fingerprints are stable per account number; a hash gives the same property (cached: the
+    test numbers are few and every charge reads one)."""
     digest = hashlib.sha256(b"sandbox-fingerprint:" + value.encode()).hexdigest()
     return "".join(c for c in digest if c.isalnum())[:16]
 

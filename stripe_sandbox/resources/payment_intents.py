@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from functools import cache
 from typing import Any, NoReturn
 
 from .. import cards, hooks
@@ -78,11 +79,16 @@ def _currency(p: Params, required: bool = True) -> str | None:
 
 
 def _methods_for(currency: str, allow_redirects: str) -> list[str]:
+    return list(_methods_for_cached(currency, allow_redirects))
+
+
+@cache
+def _methods_for_cached(currency: str, allow_redirects: str) -> tuple[str, ...]:
     types = [CARD]
     for type_, currencies in CURRENCIES.items():
         if currency in currencies and (allow_redirects == "always" or type_ not in REDIRECT_TYPES):
             types.append(type_)
-    return types
+    return tuple(types)
 
 
 def _method_types(p: Params) -> list[str]:

@@ -35,13 +35,16 @@ def billing_details(p: Params | dict[str, Any] | None) -> Obj:
     """Stripe's billing_details from request params (or a plain dict, for the hosted pages)."""
     if isinstance(p, dict):
         p = Params(p, "billing_details")
-    address = p.dict("address") if p is not None else None
+    if p is None:
+        return {"address": dict.fromkeys(ADDRESS_FIELDS), "email": None, "name": None, "phone": None,
+                "tax_id": None}
+    address = p.dict("address")
     return {
         "address": {k: (address.optional_str(k) if address else None) for k in ADDRESS_FIELDS},
-        "email": p.optional_str("email") if p else None,
-        "name": p.optional_str("name") if p else None,
-        "phone": p.optional_str("phone") if p else None,
-        "tax_id": p.optional_str("tax_id") if p else None,
+        "email": p.optional_str("email"),
+        "name": p.optional_str("name"),
+        "phone": p.optional_str("phone"),
+        "tax_id": p.optional_str("tax_id"),
     }
 
 
