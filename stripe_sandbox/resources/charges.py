@@ -19,6 +19,7 @@ from ..listing import LIST_PARAMS, embedded_list, paginate
 from ..params import Params, merge_metadata
 from ..routing import PAGE_ROUTES, route
 from ..store import Obj
+from .events import created_filter
 
 SELLER_APPROVED = "Payment complete."
 SELLER_DECLINED = "The bank did not return any further details with this decline."
@@ -83,11 +84,21 @@ def payment_method_details(pm: Obj, amount: int, three_d_secure: Obj | None = No
     return {"type": type_, type_: details}
 
 
+def _advice(decline_code: str | None) -> str | None:
+    """Stripe's advice to the merchant about retrying a declined card."""
+    if decline_code is None:
+        return None
+    if decline_code in ("processing_error", "card_velocity_exceeded"):
+        return "try_again_later"
+    if decline_code in ("lost_card", "stolen_card", "test_mode_live_card"):
+        return "do_not_try_again"
+    return "confirm_card_data"
+
+
 def _outcome(status: str, decline_code: str | None, message: str | None) -> Obj:
     approved = status != "failed"
     return {
-        "advice_code": None if approved else "try_again_later" if decline_code == "processing_error"
-        else "do_not_try_again" if decline_code in ("lost_card", "stolen_card") else "confirm_card_data",
+        "advice_code": _advice(decline_code) if not approved else None,
         "network_advice_code": None,
         "network_decline_code": None,
         "network_status": "approved_by_network" if approved else "declined_by_network",
@@ -231,11 +242,15 @@ def list_(sb: Any, p: Params) -> Obj:
     else:
         collection = store.collection("charge")
 
+    low, high = created_filter(p)
+
     def where(charge: Obj) -> bool:
         return ((customer is None or charge["customer"] == customer)
-                and (group is None or charge["transfer_group"] == group))
+                and (group is None or charge["transfer_group"] == group)
+                and (low is None or charge["created"] >= low) and (high is None or charge["created"] <= high))
 
-    return paginate(store, collection, p, "/v1/charges", where if (payment_intent and customer) or group else None)
+    filtered = (payment_intent and customer) or group or low is not None or high is not None
+    return paginate(store, collection, p, "/v1/charges", where if filtered else None)
 
 
 # -- receipt page: ``receipt_url`` must lead somewhere -------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, NoReturn
 
@@ -25,8 +27,9 @@ from ..routing import on_start, route
 from ..scheduler import job
 from ..store import Obj
 from .charges import mark_failed, mark_paid, new_charge
+from .events import created_filter
 from .payment_methods import (
-    CARD, DELAYED_TYPES, ONE_TIME_TYPES, REDIRECT_TYPES, TYPES, attach_to_customer, create_payment_method,
+    CARD, ONE_TIME_TYPES, REDIRECT_TYPES, TYPES, attach_to_customer, create_payment_method,
     resolve_payment_method,
 )
 
@@ -133,6 +136,19 @@ def _status_error(pi: Obj, verb: str, allowed: tuple[str, ...]) -> StripeError:
         f"You cannot {verb} this PaymentIntent because it has a status of {pi['status']}. Only a PaymentIntent "
         f"with one of the following statuses may be {done}: {', '.join(allowed)}.",
         code="payment_intent_unexpected_state")
+
+
+@contextmanager
+def _all_or_nothing(pi: Obj) -> Iterator[None]:
+    """A refused request changes nothing; a decline (402) is an outcome and keeps what it recorded."""
+    snapshot = dict(pi)
+    try:
+        yield
+    except StripeError as err:
+        if err.status != 402:
+            pi.clear()
+            pi.update(snapshot)
+        raise
 
 
 def _set_status(sb: Any, pi: Obj, status: str) -> None:
@@ -271,14 +287,8 @@ def _confirm(sb: Any, pi: Obj, pm: Obj | None, return_url: str | None, off_sessi
                 "You cannot confirm this PaymentIntent because it's missing a payment method. You can either "
                 "update the PaymentIntent with a payment method and then confirm it again, or confirm it again "
                 "directly with a payment method.", code="payment_intent_unexpected_state")
-    _check_method(sb, pi, pm)
+    _check_confirmable(sb, pi, pm, return_url, off_session)
     type_ = pm["type"]
-    if type_ in REDIRECT_TYPES and not return_url:
-        raise invalid_request(
-            f"A `return_url` must be specified because this PaymentIntent uses a payment method ({type_}) that "
-            "redirects the customer to authorize the payment.", param="return_url")
-    if off_session and type_ in ONE_TIME_TYPES | set(REDIRECT_TYPES):
-        raise invalid_request(f"PaymentMethods of type {type_} cannot be used off-session.", param="off_session")
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
@@ -296,6 +306,17 @@ def _confirm(sb: Any, pi: Obj, pm: Obj | None, return_url: str | None, off_sessi
     if type_ in REDIRECT_TYPES:
         return _require_action(sb, pi, pm, return_url)
     return _start_processing(sb, pi, pm)
+
+
+def _check_confirmable(sb: Any, pi: Obj, pm: Obj, return_url: str | None, off_session: bool) -> None:
+    _check_method(sb, pi, pm)
+    type_ = pm["type"]
+    if type_ in REDIRECT_TYPES and not return_url:
+        raise invalid_request(
+            f"A `return_url` must be specified because this PaymentIntent uses a payment method ({type_}) that "
+            "redirects the customer to authorize the payment.", param="return_url")
+    if off_session and type_ in ONE_TIME_TYPES | set(REDIRECT_TYPES):
+        raise invalid_request(f"PaymentMethods of type {type_} cannot be used off-session.", param="off_session")
 
 
 def _error_object(pm: Obj, code: str, message: str, type_: str, *, charge: str | None = None,
@@ -532,14 +553,19 @@ def create(sb: Any, p: Params) -> Obj:
     pi["statement_descriptor_suffix"] = p.optional_str("statement_descriptor_suffix")
     pi["transfer_group"] = p.optional_str("transfer_group")
     pm = _payment_method_from(sb, p)
+    return_url, off_session = p.optional_str("return_url"), _off_session(p)
     if pm is not None:
-        _check_method(sb, pi, pm)
+        # A request Stripe would refuse leaves no PaymentIntent behind.
+        if confirm:
+            _check_confirmable(sb, pi, pm, return_url, off_session)
+        else:
+            _check_method(sb, pi, pm)
         pi["payment_method"] = pm["id"]
         pi["status"] = "requires_confirmation"
     sb.store.add(pi)
     emit(sb, "payment_intent.created", pi)
     if confirm:
-        return _confirm(sb, pi, pm, p.optional_str("return_url"), _off_session(p))
+        return _confirm(sb, pi, pm, return_url, off_session)
     return pi
 
 
@@ -566,6 +592,15 @@ def update(sb: Any, p: Params, pi_id: str) -> Obj:
             "allowed when the status is one of requires_payment_method, requires_confirmation, or "
             "requires_action.", code="payment_intent_unexpected_state")
     status_before = pi["status"]
+    with _all_or_nothing(pi):
+        _update_fields(sb, pi, p)
+    sb.store.save(pi)
+    if pi["status"] != status_before:
+        _changed(sb, pi)
+    return pi
+
+
+def _update_fields(sb: Any, pi: Obj, p: Params) -> None:
     if "amount" in p:
         pi["amount"] = _amount(p)
     if "currency" in p:
@@ -594,10 +629,6 @@ def update(sb: Any, p: Params, pi_id: str) -> Obj:
     elif "payment_method" in p:  # an empty value unsets it
         pi["payment_method"] = None
         pi["status"] = "requires_payment_method"
-    sb.store.save(pi)
-    if pi["status"] != status_before:
-        _changed(sb, pi)
-    return pi
 
 
 @route("POST", "/v1/payment_intents/{pi_id}/confirm", params=(
@@ -607,14 +638,15 @@ def confirm(sb: Any, p: Params, pi_id: str) -> Obj:
     pi = get_payment_intent(sb, pi_id)
     if pi["status"] not in CONFIRMABLE:
         raise _status_error(pi, "confirm", CONFIRMABLE)
-    if "payment_method_types" in p:
-        types = _method_types(p)
-        pi["payment_method_types"] = types
-        pi["payment_method_options"] = _method_options(types)
-        pi["automatic_payment_methods"] = None
-    _common_fields(pi, p)
-    pm = _payment_method_from(sb, p)
-    return _confirm(sb, pi, pm, p.optional_str("return_url"), _off_session(p))
+    with _all_or_nothing(pi):
+        if "payment_method_types" in p:
+            types = _method_types(p)
+            pi["payment_method_types"] = types
+            pi["payment_method_options"] = _method_options(types)
+            pi["automatic_payment_methods"] = None
+        _common_fields(pi, p)
+        pm = _payment_method_from(sb, p)
+        return _confirm(sb, pi, pm, p.optional_str("return_url"), _off_session(p))
 
 
 @route("POST", "/v1/payment_intents/{pi_id}/capture", params=(
@@ -674,8 +706,6 @@ def cancel(sb: Any, p: Params, pi_id: str) -> Obj:
 
 @route("GET", "/v1/payment_intents", params=(*LIST_PARAMS, "customer", "created"))
 def list_(sb: Any, p: Params) -> Obj:
-    from .events import created_filter
-
     customer = p.optional_str("customer")
     low, high = created_filter(p)
     store = sb.store

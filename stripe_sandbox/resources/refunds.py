@@ -18,6 +18,7 @@ from ..routing import route
 from ..scheduler import job
 from ..store import Obj
 from .charges import get_charge, refresh_refunds
+from .events import created_filter
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
@@ -178,8 +179,14 @@ def _list(sb: Any, p: Params, charge_id: str | None, pi_id: str | None, url: str
         collection = store.collection("refund", "payment_intent", pi_id)
     else:
         collection = store.collection("refund")
-    where = (lambda r: r["payment_intent"] == pi_id) if charge_id and pi_id else None
-    return paginate(store, collection, p, url, where)
+    low, high = created_filter(p)
+
+    def where(refund: Obj) -> bool:
+        return ((not (charge_id and pi_id) or refund["payment_intent"] == pi_id)
+                and (low is None or refund["created"] >= low) and (high is None or refund["created"] <= high))
+
+    filtered = (charge_id and pi_id) or low is not None or high is not None
+    return paginate(store, collection, p, url, where if filtered else None)
 
 
 @route("GET", "/v1/refunds", params=(*LIST_PARAMS, "charge", "payment_intent", "created"))

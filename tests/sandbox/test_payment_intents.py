@@ -532,3 +532,17 @@ def test_list_by_customer(stripe_client: stripe.StripeClient) -> None:
     everything = stripe_client.v1.payment_intents.list(params={"limit": 3})
     assert_stripe_shape(everything)
     assert len(everything.data) == 3
+
+
+def test_refused_requests_change_nothing(stripe_client: stripe.StripeClient) -> None:
+    pi = _create(stripe_client, payment_method_types=["card"], metadata={"v": "1"})
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.payment_intents.update(pi.id, params={"amount": 999, "metadata": {"v": "2"},
+                                                               "payment_method": "pm_missing"})
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.payment_intents.confirm(pi.id, params={"receipt_email": "x@example.com",
+                                                                "payment_method_data": {"type": "grabpay"},
+                                                                "return_url": RETURN_URL})
+    same = _retrieve(stripe_client, pi.id)
+    assert same.amount == 2000 and same.metadata.to_dict() == {"v": "1"} and same.receipt_email is None
+    assert same.status == "requires_payment_method"
