@@ -546,3 +546,16 @@ def test_refused_requests_change_nothing(stripe_client: stripe.StripeClient) -> 
     same = _retrieve(stripe_client, pi.id)
     assert same.amount == 2000 and same.metadata.to_dict() == {"v": "1"} and same.receipt_email is None
     assert same.status == "requires_payment_method"
+
+
+def test_processing_payments_settle_after_a_restart(tmp_path: Any) -> None:
+    from tests.sandbox.control import private_sandbox
+
+    data = str(tmp_path / "sandbox.db")
+    with private_sandbox(data_path=data, async_settle_seconds=60) as (server, client):
+        pi = _bank_pi(client, "eur", {"type": "sepa_debit", "sepa_debit": {"iban": "AT611904300234573201"}})
+        assert pi.status == "processing"
+    with private_sandbox(data_path=data, async_settle_seconds=60) as (server, client):
+        assert _retrieve(client, pi.id).status == "processing"
+        _settle(server, 61)
+        assert _retrieve(client, pi.id).status == "succeeded"
