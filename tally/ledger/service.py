@@ -188,8 +188,11 @@ async def claw_back_refund(session: AsyncSession, *, user_id: str, order_id: str
     return Movement(tx_id, -coins, balance, created=True)
 
 
-async def reference_exists(session: AsyncSession, reference: str) -> bool:
-    return await session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.reference == reference)) is not None
+async def refund_references(session: AsyncSession, order_id: str) -> set[str]:
+    """References of the refund clawbacks already recorded for an order."""
+    rows = await session.scalars(select(LedgerTransaction.reference)
+                                 .where(LedgerTransaction.order_id == order_id, LedgerTransaction.kind == "refund"))
+    return set(rows.all())
 
 
 # -- reading --------------------------------------------------------------------------------------

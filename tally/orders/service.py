@@ -350,14 +350,16 @@ async def apply_refunds(session: AsyncSession, *, order_id: str, refunds: list[d
         raise OrderNotFoundYet(order_id)
     if order.status not in ("paid", "refunded"):
         raise OrderNotFoundYet(f"order {order_id} is not paid yet; its refund waits")
-    refunded = 0
-    for refund in refunds:
-        if refund.get("status") not in ("succeeded", "pending"):
+    live = [r for r in refunds if r.get("status") in ("succeeded", "pending")]
+    done = await ledger.refund_references(session, order.id)
+    # Refunds already recorded count first, whatever their position in Stripe's list; the new ones follow
+    # in creation order. Each new refund takes the cumulative target minus what was already taken.
+    refunded = min(order.amount, sum(int(r["amount"]) for r in live if f"refund:{r['id']}" in done))
+    for refund in live:
+        if f"refund:{refund['id']}" in done:
             continue
         refunded = min(order.amount, refunded + int(refund["amount"]))
         target = order.total_coins * refunded // order.amount
-        if await ledger.reference_exists(session, f"refund:{refund['id']}"):
-            continue
         coins = max(0, target - order.coins_clawed_back)
         await ledger.claw_back_refund(session, user_id=order.user_id, order_id=order.id, coins=coins,
                                       refund_id=refund["id"],

@@ -114,3 +114,32 @@ def test_refund_of_spent_coins_leaves_a_debt_and_blocks_spending(tally: Any) -> 
         # The next purchase pays the debt first.
         _paid_order(tally, client, "starter")
         assert client.get("/v1/credits").json() == {"balance": 100}
+
+
+def test_refunds_listed_in_any_order_add_up_to_the_pack(tally: Any) -> None:
+    """Stripe lists refunds newest first and ties in ``created`` are common: the clawback must not depend
+    on the order in which refunds are seen. Here the refund records are given directly to the service."""
+    from tally.db import Database
+    from tally.orders.service import apply_refunds
+
+    user = new_user()
+    with tally.client(user) as client:
+        order = _paid_order(tally, client, "plus")  # 999 → 1100 coins
+
+    async def run(refunds: list[dict[str, Any]]) -> None:
+        db = Database(tally.database_url, pool_size=1)
+        try:
+            async with db.transaction() as session:
+                await apply_refunds(session, order_id=order["order_id"], refunds=refunds)
+        finally:
+            await db.dispose()
+
+    small = {"id": f"re_{uuid.uuid4().hex}", "amount": 333, "status": "succeeded", "currency": "usd"}
+    rest = {"id": f"re_{uuid.uuid4().hex}", "amount": 666, "status": "succeeded", "currency": "usd"}
+    asyncio.run(run([small]))
+    asyncio.run(run([rest, small]))  # the recorded one listed last
+    asyncio.run(run([small, rest]))  # and again: nothing more
+    with tally.client(user) as client:
+        assert client.get("/v1/credits").json() == {"balance": 0}
+        status = client.get(f"/v1/orders/{order['order_id']}").json()
+        assert (status["status"], status["coins_clawed_back"], status["amount_refunded"]) == ("refunded", 1100, 999)
