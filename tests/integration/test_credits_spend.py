@@ -101,3 +101,25 @@ def test_spending_needs_a_signed_in_user(tally: Any) -> None:
     with tally.client() as anonymous:
         response = anonymous.post("/v1/credits/spend", json={"amount": 1, "reason": "r", "idempotency_key": "k"})
         assert response.status_code == 401 and response.json()["error"]["type"] == "unauthenticated"
+
+
+def test_transactions_are_paginated_newest_first(tally: Any) -> None:
+    user = new_user()
+    with tally.client(user) as client:
+        _fund(tally, client)
+        for i in range(4):
+            client.post("/v1/credits/spend", json={"amount": 10 + i, "reason": f"r{i}", "idempotency_key": f"p{i}"})
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = client.get("/v1/credits/transactions", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+            body = page.json()
+            seen += body["data"]
+            if not body["has_more"]:
+                break
+            cursor = body["next_cursor"]
+        assert [t["amount"] for t in seen] == [-13, -12, -11, -10, 500]
+        assert [t["balance_after"] for t in seen] == [454, 467, 479, 490, 500]
+        assert client.get("/v1/credits/transactions", params={"cursor": "abc"}).status_code == 400
+        assert client.get("/v1/credits/transactions", params={"limit": 0}).status_code == 400
+        assert client.get("/v1/invoices", params={"limit": 1}).json()["has_more"] is False
