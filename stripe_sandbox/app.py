@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import control, expand, resources, triggers  # noqa: F401 - control and triggers register themselves
 from .config import SandboxConfig
@@ -31,10 +32,6 @@ from .state import RequestInfo, Sandbox
 log = logging.getLogger("stripe_sandbox")
 
 IDEMPOTENCY_KEY_MAX = 255
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 def _api_key(request: Request) -> str | None:
@@ -56,15 +53,32 @@ class Api:
         self.router = Router(ROUTES)
 
     async def handle(self, request: Request) -> Response:
+        status, body, headers = await self.answer(request)
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+    async def answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         request_id = new_id("req", 14)
         headers = {"Request-Id": request_id, "Stripe-Version": request.headers.get("stripe-version",
                                                                                    self.sb.api_version)}
         try:
             status, body, extra = await self._handle(request, request_id)
         except StripeError as err:
-            return _json(err.to_json(), err.status, {**headers, **err.headers})
+            return err.status, orjson.dumps(err.to_json()), {**headers, **err.headers}
+        except Exception:  # a bug in a handler: Stripe's shape for its own failures, and a log line
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            error = {"error": {"type": "api_error", "message": "An unexpected error occurred in the sandbox."}}
+            return 500, orjson.dumps(error), headers
         headers.update(extra)
-        return Response(body, status_code=status, media_type="application/json", headers=headers)
+        return status, body, headers
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/v1`` straight from the server: Starlette's middleware, router and Response cost a third of a
+        simple request's server time, and the API needs none of them."""
+        status, body, headers = await self.answer(Request(scope, receive))
+        raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, request: Request, request_id: str) -> tuple[int, bytes, dict[str, str]]:
         key = _api_key(request)
@@ -156,4 +170,18 @@ def create_app(config: SandboxConfig | None = None, sb: Sandbox | None = None) -
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sandbox = sb
+    app.middleware_stack = _api_first(app, api)
     return app
+
+
+def _api_first(app: Starlette, api: Api) -> ASGIApp:
+    """The app's middleware stack, with ``/v1`` requests taken out before it (see ``Api.asgi``)."""
+    stack = app.build_middleware_stack()
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await api.asgi(scope, receive, send)
+        else:
+            await stack(scope, receive, send)
+
+    return dispatch
