@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -37,8 +38,14 @@ def make_event(event_type: str = "tally.test.noop", *, event_id: str | None = No
     return event
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # the SDK's to_dict() turns Stripe's *_decimal strings into Decimals
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def signed(event: dict[str, Any], secret: str, **kw: Any) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps(event)
+    body = orjson.dumps(event, default=_json_default)
     return body, {"Stripe-Signature": sign(body, secret, **kw), "Content-Type": "application/json"}
 
 

@@ -7,13 +7,14 @@ import asyncio
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -21,6 +22,8 @@ from tally.db import Database, libpq_url
 from tally.webhooks import service
 from tally.webhooks.dispatch import HandlerContext, handles
 from tally.worker import make_job_app
+from tally.stripe_gateway import SANDBOX_KEY
+from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, checkout, new_user, pay, sdk
 from tests.integration.webhook_probe_handlers import CREATE, PROBE_TYPE
 from tests.tally_harness import TallyServer, fresh_database
 from tests.webhook_signing import deliver, make_event
@@ -95,6 +98,53 @@ def test_two_worker_processes_process_each_of_500_shuffled_duplicated_events_onc
     assert sql(database_url, "SELECT count(*) FROM webhook_events WHERE attempts <> 1") == [(0,)]
     pids = sql(database_url, "SELECT pid, count(*) FROM probe_credits GROUP BY pid")
     assert len(pids) == 2, f"both workers should have taken work: {pids}\n{logs}"
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
+def test_two_worker_processes_credit_each_real_payment_once(database_url: str) -> None:
+    """Real payments: orders made through the API and paid on the sandbox's Checkout page with webhook
+    delivery paused; then every event Stripe raised (session completed, payment intent succeeded, charge
+    succeeded, customer created...) delivered shuffled, with duplicates, to two worker processes."""
+    with TallyServer(database_url, run_worker=False) as tally:
+        httpx.post(f"{tally.sandbox.url}/_sandbox/webhooks/pause")
+        users = [new_user() for _ in range(100)]
+        packs = ["starter", "plus", "pro"]
+
+        def buy(i: int) -> tuple[str, str, str]:
+            with tally.client(users[i]) as client:
+                started = checkout(client, packs[i % len(packs)])
+            assert pay(tally, started["session_id"]).status_code == 303
+            return users[i], started["order_id"], packs[i % len(packs)]
+
+        with ThreadPoolExecutor(8) as pool:
+            orders = list(pool.map(buy, range(len(users))))
+        events = [e.to_dict() for e in sdk(tally).v1.events.list(params={"limit": 100}).auto_paging_iter()]
+        assert sum(e["type"] == "checkout.session.completed" for e in events) == len(orders)
+        deliveries = events + random.choices(events, k=max(len(events) // 5, 500 - len(events)))
+        random.shuffle(deliveries)
+        assert len(deliveries) >= 500
+
+        workers = [start_worker(database_url, tally.sandbox.url, concurrency=8,
+                                extra_env={"STRIPE_SECRET_KEY": SANDBOX_KEY}) for _ in range(2)]
+        try:
+            statuses = asyncio.run(deliver(tally.url + PATH, deliveries, tally.webhook_secret, concurrency=16))
+            assert set(statuses) == {200}
+            wait_until(lambda: sql(database_url, "SELECT count(*) FROM webhook_events WHERE status IN "
+                                                 "('pending', 'failed')") == [(0,)], 240, "every event handled")
+        finally:
+            logs = [stop(w) for w in workers]
+        assert sql(database_url, "SELECT count(*) FROM webhook_events") == [(len(events),)], logs
+
+        coins = {p["id"]: p["coins"] + p["bonus"] for p in tally.client().get("/v1/catalog").json()["packs"]}
+        per_order = dict(sql(database_url, "SELECT order_id, count(*) FROM ledger_transactions "
+                                           "WHERE kind = 'purchase' GROUP BY order_id"))
+        assert per_order == {order_id: 1 for _, order_id, _ in orders}
+        paid = sql(database_url, "SELECT count(*) FROM orders WHERE status = 'paid'")
+        assert paid == [(len(orders),)]
+        assert sql(database_url, "SELECT count(*) FROM invoices") == [(len(orders),)]
+        balances = dict(sql(database_url, "SELECT user_id, balance FROM wallet_balances"))
+        assert balances == {user: coins[pack] for user, _, pack in orders}
 
 
 FAIL = {"on": True}
