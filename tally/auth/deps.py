@@ -23,7 +23,9 @@ def bearer_token(request: Request) -> str | None:
 async def authenticate(request: Request, user_id: str | None = None, email: str | None = None) -> Principal:
     """The caller, from a JWT or from the API key plus a user id (header, or ``user_id`` given by a route)."""
     verifier: TokenVerifier = request.app.state.token_verifier
-    token = bearer_token(request) or request.cookies.get("tally_session")
+    # Bearer only: a cookie would let any site make a signed-in user's browser call the API (CSRF).
+    # The server-rendered pages authenticate by cookie through their own CSRF-protected dependency.
+    token = bearer_token(request)
     if not token:
         raise Unauthenticated("Sign in first: send 'Authorization: Bearer <token>'.",
                               headers={"WWW-Authenticate": "Bearer"})
