@@ -21,7 +21,12 @@ TASK_MODULES = ("tally.webhooks.tasks",)
 
 
 def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url)))
+    concurrency = getattr(settings, "worker_concurrency", 8)
+    # The pool serves the worker's fetch/finish queries and, in the API, the webhook receiver's inbox
+    # transactions (see tally.webhooks.service.store_event).
+    connector = procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=2,
+                                               max_size=max(10, concurrency + 4))
+    app = procrastinate.App(connector=connector)
     for module_name in TASK_MODULES:
         module = importlib.import_module(module_name)
         build = getattr(module, "build_blueprint", None)

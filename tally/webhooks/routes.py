@@ -28,8 +28,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def receive_stripe_webhook(request: Request, event: StripeEvent) -> Received:
     """Verified → stored once in the inbox with its processing job, in one commit → 200. A duplicate
     delivery is answered 200 too and is not processed again."""
-    async with request.app.state.db.transaction() as session:
-        await service.store_event(session, request.app.state.jobs, event)
+    jobs = request.app.state.jobs
+    async with jobs.connector.pool.connection() as conn, conn.transaction():
+        await service.store_event(conn, jobs, event)
     return Received()
 
 
