@@ -1,6 +1,6 @@
 """The inbox: store a verified event once, process it once, record failures, replay, sweep.
 
-Functions that take a session never commit: the caller owns the transaction. ``process_event`` and
+Functions that take a session or connection never commit: the caller owns the transaction. ``process_event`` and
 ``record_failure`` own theirs, because each is one unit of work of the worker.
 """
 
