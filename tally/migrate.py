@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -19,8 +20,17 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database to ``revision``. Runs its own event loop: call it outside one, or in a thread."""
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database to ``revision``.
+
+    Alembic's async environment runs its own event loop, so when the caller's thread already has one
+    running (an async caller, or a library such as Playwright's sync API), it runs on a fresh thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), revision)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), revision).result()
 
 
 async def upgrade_async(url: str, revision: str = "head") -> None:
