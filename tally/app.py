@@ -62,6 +62,9 @@ def create_app(services: Services) -> FastAPI:
                                                                                    "Idempotency-Key"])
     for router in _routers(settings):
         app.include_router(router)
+    from .pages.assets import mount_assets
+
+    mount_assets(app)  # the pages' CSS and JS, served by Tally itself (no CDN: works offline)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -82,4 +85,7 @@ def _routers(settings: Settings) -> list[Any]:
     from .orders.routes import router as orders_router
 
     routers += [catalog_router, orders_router, credits_router, invoices_router]
+    from .pages.routes import router as pages_router
+
+    routers.append(pages_router)  # the server-rendered pages at / (cookie session + CSRF)
     return routers
