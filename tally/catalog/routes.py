@@ -1,4 +1,5 @@
-"""``GET /v1/catalog``, and the catalog/price book that other domains reach through the app."""
+"""``GET /v1/catalog``, ``GET /v1/payment-methods``, and the catalog/price book that other domains reach
+through the app."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
-from .schemas import CatalogOut
+from .. import currency as money
+from ..errors import InvalidRequest
+from .schemas import CatalogOut, PaymentMethodsOut
 from .service import Catalog, PriceBook, load_catalog, sync_to_stripe
 
 log = logging.getLogger("tally.catalog")
@@ -56,7 +59,27 @@ async def catalog_lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["catalog"], lifespan=catalog_lifespan)
 
 
-@router.get("/v1/catalog", response_model=CatalogOut)
-async def read_catalog(catalog: CatalogDep) -> CatalogOut:
-    """The packs for sale (and plans). Prices are in minor units; buy a pack by its id."""
-    return CatalogOut.of(catalog)
+CurrencyQuery = Annotated[str | None, Query(min_length=3, max_length=3, description="ISO code, e.g. myr")]
+
+
+def _currency(value: str) -> str:
+    try:
+        return money.normalize(value)
+    except money.CurrencyError as exc:
+        raise InvalidRequest(str(exc), param="currency") from None
+
+
+@router.get("/v1/catalog", response_model=CatalogOut, responses={400: {"description": "Invalid currency"}})
+async def read_catalog(catalog: CatalogDep, currency: CurrencyQuery = None) -> CatalogOut:
+    """The packs for sale (and plans). Prices are in minor units; buy a pack by its id. With ``currency``,
+    the packs sold in that currency, at their price in it."""
+    return CatalogOut.of(catalog, _currency(currency) if currency else None)
+
+
+@router.get("/v1/payment-methods", response_model=PaymentMethodsOut,
+            responses={400: {"description": "Missing or invalid currency"}})
+async def read_payment_methods(catalog: CatalogDep, currency: Annotated[str, Query(max_length=16)]) -> PaymentMethodsOut:
+    """The payment method types an order in ``currency`` may use (``?currency=myr``)."""
+    code = _currency(currency)
+    return PaymentMethodsOut(currency=code, payment_method_types=catalog.payment_method_types(code),
+                             recurring_payment_method_types=catalog.payment_method_types(code, recurring=True))

@@ -1,4 +1,4 @@
-"""Response shapes of the catalog."""
+"""Response shapes of the catalog and of the payment methods per currency."""
 
 from __future__ import annotations
 
@@ -32,9 +32,24 @@ class CatalogOut(BaseModel):
     plans: list[PlanOut]
 
     @classmethod
-    def of(cls, catalog: Catalog) -> CatalogOut:
+    def of(cls, catalog: Catalog, currency: str | None = None) -> CatalogOut:
+        """The catalog in its primary prices, or, with ``currency``, the packs sold in that currency at
+        their price in it (same shape: one currency per view, as one order has one currency)."""
+        packs = []
+        for p in catalog.packs.values():
+            code = currency or p.currency
+            amount = p.amount_in(code)
+            if amount is not None:
+                packs.append(PackOut(id=p.id, name=p.name, amount=amount, currency=code, coins=p.coins,
+                                     bonus=p.bonus, lookup_key=p.lookup_key))
         return cls(
-            packs=[PackOut(id=p.id, name=p.name, amount=p.amount, currency=p.currency, coins=p.coins, bonus=p.bonus,
-                           lookup_key=p.lookup_key) for p in catalog.packs.values()],
+            packs=packs,
             plans=[PlanOut(id=p.id, name=p.name, amount=p.amount, currency=p.currency, interval=p.interval,
-                           coins=p.coins, lookup_key=p.lookup_key) for p in catalog.plans.values()])
+                           coins=p.coins, lookup_key=p.lookup_key) for p in catalog.plans.values()
+                   if currency in (None, p.currency)])
+
+
+class PaymentMethodsOut(BaseModel):
+    currency: str
+    payment_method_types: list[str]  # for one-time purchases (packs), in display order
+    recurring_payment_method_types: list[str]  # for recurring prices: without the one-time-only methods

@@ -14,9 +14,10 @@ import stripe
 
 from .. import currency as money
 from ..stripe_gateway import idempotency_key, stripe_call
+from .payment_methods import methods_for, retired_reason
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-PACK_FIELDS = {"id", "name", "amount", "currency", "coins", "bonus", "lookup_key", "description"}
+PACK_FIELDS = {"id", "name", "amount", "currency", "coins", "bonus", "lookup_key", "description", "prices"}
 PLAN_FIELDS = {"id", "name", "amount", "currency", "interval", "coins", "lookup_key", "description"}
 INTERVALS = ("day", "week", "month", "year")
 MAX_COINS = 10**12  # far above any sane pack; keeps ledger sums well inside BIGINT
@@ -36,10 +37,23 @@ class Pack:
     bonus: int
     lookup_key: str
     description: str | None = None
+    # The pack's price in other currencies (minor units), for orders paid by PaymentIntent: one order has one
+    # currency. ``amount``/``currency`` stay the primary price, the one Checkout and GET /v1/catalog show.
+    prices: dict[str, int] = field(default_factory=dict, hash=False)
 
     @property
     def product_id(self) -> str:
         return f"tally_pack_{self.id}"
+
+    def amount_in(self, currency: str) -> int | None:
+        """The pack's price in ``currency`` (lower-case), or None when it is not sold in that currency."""
+        if currency == self.currency:
+            return self.amount
+        return self.prices.get(currency)
+
+    @property
+    def currencies(self) -> list[str]:
+        return [self.currency, *self.prices]
 
     @property
     def total_coins(self) -> int:
@@ -67,8 +81,24 @@ class Catalog:
     def pack(self, pack_id: str) -> Pack | None:
         return self.packs.get(pack_id)
 
-    def payment_method_types(self, currency: str) -> list[str] | None:
-        return self.payment_methods.get(currency) or None
+    def payment_method_types(self, currency: str, *, recurring: bool = False) -> list[str]:
+        """The methods offered in ``currency``: the catalog's list, else Tally's defaults for it."""
+        return methods_for(self.payment_methods, currency, recurring=recurring)
+
+    def pack_by_reference(self, reference: str) -> Pack | None:
+        """A pack by its id or its lookup key."""
+        return self.packs.get(reference) or next(
+            (p for p in self.packs.values() if p.lookup_key == reference), None)
+
+    def plan_by_reference(self, reference: str) -> Plan | None:
+        return self.plans.get(reference) or next(
+            (p for p in self.plans.values() if p.lookup_key == reference), None)
+
+    def pack_matching(self, *, amount: int, currency: str, coins: int, bonus: int) -> Pack | None:
+        """The pack with exactly this primary price, coins and bonus (for clients that describe a pack
+        instead of naming it; they still never choose the price)."""
+        return next((p for p in self.packs.values() if (p.amount, p.currency, p.coins, p.bonus)
+                     == (amount, currency, coins, bonus)), None)
 
 
 # -- loading and validation ----------------------------------------------------------------------
@@ -136,7 +166,27 @@ def _pack(entry: dict[str, Any], index: int, source: str) -> Pack:
     common = _common(entry, PACK_FIELDS, where)
     bonus = _int(entry, "bonus", where, minimum=0, default=0)
     common["lookup_key"] = common["lookup_key"] or f"tally_pack_{common['id']}"
-    return Pack(bonus=bonus, **common)
+    prices = _other_prices(entry.get("prices", {}), common["currency"], common["amount"],
+                           f"{where} ({common['id']})")
+    return Pack(bonus=bonus, prices=prices, **common)
+
+
+def _other_prices(value: Any, primary: str, primary_amount: int, where: str) -> dict[str, int]:
+    """``prices = { eur = 459, myr = 2290 }``: the pack in other currencies, minor units each."""
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where}: 'prices' must be a table of currency = amount (minor units)")
+    prices: dict[str, int] = {}
+    for code, amount in value.items():
+        try:
+            currency = money.normalize(code)
+            money.check_amount(amount, currency)
+        except money.CurrencyError as exc:
+            raise CatalogError(f"{where}: prices.{code}: {exc}") from None
+        if currency == primary and amount != primary_amount:
+            raise CatalogError(f"{where}: prices.{code} contradicts the pack's amount")
+        if currency != primary:
+            prices[currency] = amount
+    return prices
 
 
 def _plan(entry: dict[str, Any], index: int, source: str) -> Plan:
@@ -182,7 +232,11 @@ def _payment_methods(value: Any, source: str) -> dict[str, list[str]]:
             raise CatalogError(f"{source}: payment_methods: {exc}") from None
         if not isinstance(types, list) or not all(isinstance(t, str) and t for t in types):
             raise CatalogError(f"{source}: payment_methods.{code} must be a list of payment method types")
-        result[currency] = list(types)
+        for type_ in types:
+            reason = retired_reason(type_)
+            if reason:
+                raise CatalogError(f"{source}: payment_methods.{code}: {reason}")
+        result[currency] = list(dict.fromkeys(t.strip().lower() for t in types))
     return result
 
 
@@ -286,3 +340,40 @@ class PriceBook:
 
     def forget(self, pack: Pack) -> None:
         self._prices.pop((pack.lookup_key, pack.amount, pack.currency), None)
+
+
+@dataclass(frozen=True)
+class PriceMatch:
+    """What a client's price reference (a Stripe price id or a lookup key) names in the catalog."""
+
+    pack: Pack | None = None
+    plan: Plan | None = None
+
+
+async def match_price_reference(client: stripe.StripeClient, catalog: Catalog, prices: PriceBook,
+                                reference: str) -> PriceMatch:
+    """The catalog pack or plan behind ``reference``: a pack/plan id, a lookup key, or the Stripe price id
+    that a lookup key currently points at. Anything else (an archived price, another product's price, a
+    price made in the dashboard) matches nothing: a client may name a price, never invent one."""
+    pack = catalog.pack_by_reference(reference)
+    if pack is not None:
+        return PriceMatch(pack=pack)
+    plan = catalog.plan_by_reference(reference)
+    if plan is not None:
+        return PriceMatch(plan=plan)
+    if not reference.startswith("price_"):
+        return PriceMatch()
+    for candidate in catalog.packs.values():
+        if await prices.price_id(client, candidate) == reference:
+            return PriceMatch(pack=candidate)
+    # Plans are synced by the subscriptions work; recognise their prices by lookup key meanwhile.
+    async with stripe_call("looking up a price"):
+        try:
+            price = (await client.v1.prices.retrieve_async(reference)).to_dict()
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return PriceMatch()
+            raise
+    lookup_key = price.get("lookup_key")
+    plan = catalog.plan_by_reference(lookup_key) if isinstance(lookup_key, str) else None
+    return PriceMatch(plan=plan) if plan is not None and price.get("active") else PriceMatch()

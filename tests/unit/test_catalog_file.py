@@ -17,7 +17,7 @@ def test_default_catalog_has_four_growing_packs() -> None:
     bonus_share = [p.bonus / p.coins for p in packs]
     assert bonus_share == sorted(bonus_share) and bonus_share[-1] > bonus_share[0]
     assert len({p.lookup_key for p in packs}) == 4
-    assert catalog.payment_method_types("usd") == ["card"]
+    assert catalog.payment_method_types("usd") == ["card", "us_bank_account", "alipay"]  # issue 4 defaults
 
 
 def test_a_minimal_pack_gets_defaults() -> None:
