@@ -13,6 +13,9 @@ from ..db import Base
 # pending → paid → (refunded) ; pending → failed | expired. Money received always wins: a paid session
 # fulfils an order that was marked failed or expired before (the events raced).
 ORDER_STATUSES = ("pending", "paid", "failed", "expired", "refunded")
+# How the order is paid: a Stripe Checkout Session (hosted page), or a PaymentIntent the app's own page
+# confirms (Stripe Elements, local methods). Either way one payment fulfils it, through the same code.
+ORDER_KINDS = ("checkout", "payment_intent")
 
 
 class Order(Base):
@@ -27,6 +30,7 @@ class Order(Base):
     coins: Mapped[int] = mapped_column(BigInteger)
     bonus: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    kind: Mapped[str] = mapped_column(String(16), default="checkout", server_default="checkout")
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -40,6 +44,7 @@ class Order(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'paid', 'failed', 'expired', 'refunded')", name="status"),
         CheckConstraint("amount > 0 AND coins > 0 AND bonus >= 0", name="positive"),
+        CheckConstraint("kind IN ('checkout', 'payment_intent')", name="kind"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_range"),
         Index("ix_orders_user_id_created_at", "user_id", "created_at"),
     )

@@ -111,6 +111,9 @@ class OrderStatus:
 
 
 async def find_order(session: AsyncSession, order_or_session_id: str) -> Order | None:
+    """An order by its id, its Checkout Session id (``cs_…``) or its PaymentIntent id (``pi_…``)."""
+    if order_or_session_id.startswith("pi_"):
+        return await session.scalar(select(Order).where(Order.stripe_payment_intent_id == order_or_session_id))
     column = Order.stripe_checkout_session_id if order_or_session_id.startswith("cs_") else Order.id
     if column is Order.id:
         try:
@@ -133,6 +136,10 @@ async def get_order_status(session: AsyncSession, client: stripe.StripeClient, *
     if order.status in ("pending", "failed") and order.stripe_checkout_session_id:
         checkout = await retrieve_checkout_session(client, order.stripe_checkout_session_id)
         await apply_session_state(session, client, settings=settings, order_id=order.id, checkout=checkout)
+        await session.refresh(order)
+    elif order.status in ("pending", "failed") and order.kind == "payment_intent" and order.stripe_payment_intent_id:
+        pi = await retrieve_payment_intent(client, order.stripe_payment_intent_id)
+        await apply_payment_intent_state(session, settings=settings, order_id=order.id, pi=pi)
         await session.refresh(order)
     coins_added = order.total_coins if order.status in ("paid", "refunded") else 0
     return OrderStatus(order, coins_added, await ledger.get_balance(session, order.user_id),
@@ -184,6 +191,46 @@ async def apply_session_state(session: AsyncSession, client: stripe.StripeClient
         return await mark_failed(session, order_id=order_id,
                                  message=(pi.get("last_payment_error") or {}).get("message"))
     return await session.get(Order, order_id)
+
+
+async def retrieve_payment_intent(client: stripe.StripeClient, payment_intent_id: str) -> dict[str, Any]:
+    """The PaymentIntent as Stripe has it now, with its latest charge (billing details for the invoice)."""
+    async with stripe_call("retrieving the payment intent"):
+        found = await client.v1.payment_intents.retrieve_async(payment_intent_id,
+                                                               params={"expand": ["latest_charge"]})
+    return found.to_dict()
+
+
+async def apply_payment_intent_state(session: AsyncSession, *, settings: Settings, order_id: str,
+                                     pi: dict[str, Any]) -> Order | None:
+    """Bring a PaymentIntent order in line with a freshly retrieved PaymentIntent: succeeded → fulfil
+    (the same ``fulfil_paid_order`` as Checkout); a declined or failed attempt → failed with Stripe's
+    message; processing (bank debits) or waiting for the customer's redirect → pending. Idempotent."""
+    order = await lock_order(session, order_id)
+    if order is None:
+        raise OrderNotFoundYet(order_id)
+    if order.stripe_payment_intent_id not in (None, pi.get("id")):
+        log.warning("payment intent %s is not the payment of order %s: ignored", pi.get("id"), order_id)
+        return order
+    status = pi.get("status")
+    if status == "succeeded":
+        charge = pi.get("latest_charge")
+        billing = (charge.get("billing_details") if isinstance(charge, dict) else None) or {}
+        return await fulfil_paid_order(
+            session, order_id=order_id, settings=settings, payment_intent_id=pi.get("id"),
+            paid_amount=pi.get("amount_received") or pi.get("amount"), paid_currency=pi.get("currency"),
+            customer_name=billing.get("name"), customer_email=billing.get("email") or pi.get("receipt_email"))
+    error = pi.get("last_payment_error") or {}
+    if status == "requires_payment_method" and error:
+        return await mark_failed(session, order_id=order_id, message=error.get("message"))
+    if status == "canceled":
+        return await mark_failed(session, order_id=order_id, message="The payment was canceled.")
+    if status in ("processing", "requires_action") and order.status == "failed":
+        # A new attempt after a failed one (another card, a bank debit): the order waits again.
+        order.status = "pending"
+        order.failure_message = None
+        await session.flush()
+    return order
 
 
 async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: Settings,
@@ -281,16 +328,19 @@ async def on_checkout_session(session: AsyncSession, client: stripe.StripeClient
 
 async def on_payment_intent(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
                             payment_intent_id: str) -> Order | None:
-    """``payment_intent.*`` events: find the order through the PaymentIntent's metadata, then act on the
-    order's Checkout Session as retrieved now (it carries the customer details for the invoice)."""
-    async with stripe_call("retrieving the payment intent"):
-        pi = (await client.v1.payment_intents.retrieve_async(payment_intent_id)).to_dict()
+    """``payment_intent.*`` events: find the order through the PaymentIntent's metadata. A PaymentIntent
+    order follows its PaymentIntent; a Checkout order acts on its Checkout Session as retrieved now (it
+    carries the customer details for the invoice)."""
+    pi = await retrieve_payment_intent(client, payment_intent_id)
     what = f"payment intent {payment_intent_id}"
     order_id = _order_id_from(pi.get("metadata"), what)
     if order_id is None or not await _known_order(session, order_id, pi.get("created"), what):
         return None
     order = await session.get(Order, order_id)
     assert order is not None
+    if order.kind == "payment_intent":
+        # Paid by a PaymentIntent of its own (no Checkout Session): the PaymentIntent is the whole story.
+        return await apply_payment_intent_state(session, settings=settings, order_id=order_id, pi=pi)
     if not order.stripe_checkout_session_id:
         raise OrderNotFoundYet(f"order {order_id} has no checkout session yet")
     checkout = await retrieve_checkout_session(client, order.stripe_checkout_session_id)

@@ -79,3 +79,26 @@ def order_row(tally: Any, order_id: str) -> dict[str, Any]:
         row = cur.fetchone()
         assert row is not None
         return dict(zip([c.name for c in cur.description], row, strict=True))  # type: ignore[union-attr]
+
+
+# -- PaymentIntent orders (issue 4) ---------------------------------------------------------------------
+def authorize(redirect_url: str, action: str = "complete") -> httpx.Response:
+    """Open the bank's/wallet's page from ``next_action`` and press one of its two buttons, as a browser
+    does: GET the page, then POST its form (token from the page's hidden field)."""
+    import re
+
+    with httpx.Client(timeout=30) as browser:
+        page = browser.get(redirect_url)
+        assert page.status_code == 200, page.text
+        assert "Authorize test payment" in page.text or "Complete authentication" in page.text
+        token = re.search(r'name="token" value="([^"]+)"', page.text)
+        action_url = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        assert token and action_url
+        return browser.post(httpx.URL(redirect_url).join(action_url.group(1)),
+                            data={"token": token.group(1), "action": action})
+
+
+def advance_sandbox_clock(tally: Any, seconds: float) -> None:
+    """Move the sandbox's time forward: bank debits due by then settle (and send their webhooks)."""
+    response = httpx.post(f"{tally.sandbox.url}/_sandbox/clock/advance", json={"seconds": seconds})
+    assert response.status_code == 200, response.text
