@@ -15,7 +15,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = Path(__file__).parent / "screenshots"  # git-ignored
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running on the main thread while it is open,
+# which would break later tests that call asyncio.run (migrations, SQL helpers).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
