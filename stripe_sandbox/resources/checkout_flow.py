@@ -2,7 +2,8 @@
 
 The hosted page calls ``pay``. Completion does not happen there but in the PaymentIntent listener, because a
 session's payment may also succeed later, elsewhere: on the 3-D Secure page, or when a delayed method
-(SEPA, ACH) settles on the scheduler.
+(SEPA, ACH) settles on the scheduler. Subscription mode pays the subscription's first invoice instead
+(``checkout_subscription``), and completes when that invoice is paid.
 """
 
 from __future__ import annotations
@@ -14,19 +15,30 @@ from .. import hooks
 from ..events import emit
 from ..params import Params
 from ..store import Obj
+from ..errors import invalid_request
+from .checkout_discounts import recheck, redeem_for_payment
 from .checkout_sessions import extras
 
 
 @dataclass(frozen=True)
-class Card:
-    """What the payer typed on the hosted page, already checked for form (not for validity)."""
+class Payer:
+    """Who pays, as typed on the hosted page."""
 
     email: str
     name: str
+
+
+@dataclass(frozen=True)
+class Card:
+    """The card typed on the hosted page, already checked for form (not for validity)."""
+
     number: str
     exp_month: int
     exp_year: int
     cvc: str
+    # The payer, for callers that give one object (``triggers``); the hosted page passes a ``Payer``.
+    email: str = ""
+    name: str = ""
 
 
 def return_url(sb: Any, session: Obj) -> str:
@@ -39,39 +51,70 @@ def success_redirect(session: Obj) -> str:
     return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session["id"])
 
 
-def pay(sb: Any, session: Obj, card: Card) -> Obj:
-    """Create the card PaymentMethod and confirm the session's PaymentIntent (or SetupIntent) with it.
+def needs_card(session: Obj) -> bool:
+    """``payment_method_collection=if_required``: a subscription with nothing to pay today starts without one."""
+    return not (session["mode"] == "subscription" and session["payment_method_collection"] == "if_required"
+                and session["amount_total"] == 0)
+
+
+def pay(sb: Any, session: Obj, card: Card | None, payer: Payer | None = None) -> Obj:
+    """Create the card PaymentMethod and confirm the session's PaymentIntent (or SetupIntent, or first
+    invoice) with it.
 
     Returns the PaymentIntent or SetupIntent after confirmation; raises the ``card_error`` StripeError of a
     refused card or a decline (the session stays open, a failed PaymentIntent stays attached for a retry).
     """
     from . import payment_methods  # the payments module owns cards and intents
 
+    if payer is None:
+        assert card is not None
+        payer = Payer(email=card.email, name=card.name)
     billing_details = {
         "address": {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None,
                     "state": None},
-        "email": card.email,
-        "name": card.name,
+        "email": payer.email,
+        "name": payer.name,
         "phone": None,
         "tax_id": None,
     }
     # The card first: a refused number must not leave a customer behind.
-    pm = payment_methods.card_payment_method(sb, number=card.number, exp_month=card.exp_month,
-                                             exp_year=card.exp_year, cvc=card.cvc,
-                                             billing_details=billing_details)
+    pm = None
+    if card is not None:
+        pm = payment_methods.card_payment_method(sb, number=card.number, exp_month=card.exp_month,
+                                                 exp_year=card.exp_year, cvc=card.cvc,
+                                                 billing_details=billing_details)
+    elif needs_card(session):
+        raise invalid_request("Enter your card details.", param="payment_method")
     ex = extras(sb, session)
-    customer_id = _customer(sb, session, ex, card)
-    ex["payer"] = {"email": card.email, "name": card.name, "customer": customer_id}
+    customer_id = _customer(sb, session, ex, payer)
+    ex["payer"] = {"email": payer.email, "name": payer.name, "customer": customer_id}
     sb.store.save(ex)
     if session["mode"] == "setup":
+        assert pm is not None
         return _setup(sb, session, ex, customer_id, pm)
+    if session["mode"] == "subscription":
+        from .checkout_subscription import pay as subscribe
+
+        assert customer_id is not None  # subscriptions always have a customer
+        return subscribe(sb, session, customer_id, pm, return_url(sb, session))
     from . import payment_intents
 
+    assert pm is not None
+    recheck(sb, session, sb.store.get(customer_id or "", "customer"))
     pi = _payment_intent(sb, session, ex, customer_id)
     return payment_intents.confirm_payment_intent(sb, pi, pm["id"], return_url=return_url(sb, session))
 
 
-def _customer(sb: Any, session: Obj, ex: Obj, card: Card) -> str | None:
+def current_intent(sb: Any, session: Obj) -> Obj | None:
+    """The PaymentIntent the payer is paying: the session's, or in subscription mode the first invoice's."""
+    if session["mode"] == "subscription":
+        from .checkout_subscription import first_invoice_intent
+
+        return first_invoice_intent(sb, session)
+    return sb.store.get(session["payment_intent"] or "", "payment_intent")
+
+
+def _customer(sb: Any, session: Obj, ex: Obj, payer: Payer) -> str | None:
     """The customer the payment belongs to, created for the payer when the session has none.
 
     The sandbox creates one unless ``customer_creation=if_required`` was asked for explicitly in payment mode
@@ -86,7 +129,7 @@ def _customer(sb: Any, session: Obj, ex: Obj, card: Card) -> str | None:
         return None
     from .customers import create as create_customer
 
-    return str(create_customer(sb, Params({"email": card.email, "name": card.name}))["id"])
+    return str(create_customer(sb, Params({"email": payer.email, "name": payer.name}))["id"])
 
 
 def _payment_intent(sb: Any, session: Obj, ex: Obj, customer_id: str | None) -> Obj:
@@ -97,6 +140,9 @@ def _payment_intent(sb: Any, session: Obj, ex: Obj, customer_id: str | None) -> 
         pi = sb.store.get(session["payment_intent"], "payment_intent")
         if pi is not None and pi["status"] in ("requires_payment_method", "requires_confirmation",
                                               "requires_action"):
+            if pi["amount"] != session["amount_total"]:  # a promotion code changed the total since
+                pi["amount"] = session["amount_total"]
+                sb.store.save(pi)
             return pi
     data = ex["payment_intent_data"]
     pi = payment_intents.new_payment_intent(
@@ -155,6 +201,8 @@ def complete(sb: Any, session: Obj, payment_status: str) -> None:
     session["status"] = "complete"
     session["url"] = None
     session["payment_status"] = payment_status
+    if session["mode"] == "payment" and session["discounts"]:
+        redeem_for_payment(sb, session)
     sb.store.save(session)
     emit(sb, "checkout.session.completed", session)
 

@@ -1,11 +1,14 @@
 """The hosted Checkout page at a session's ``url``: plain HTML and a form POST, no JavaScript.
 
 ``GET /c/pay/{id}`` shows the order and a card form; ``POST`` pays; ``GET /c/pay/{id}/return`` is where the
-3-D Secure page sends the payer back.
+3-D Secure page sends the payer back; ``POST /c/pay/{id}/promotion_code`` applies (or removes) a promotion
+code when the session allows them, and shows the page again with the new total or the reason it was refused.
 """
 
 from __future__ import annotations
 
+import datetime
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +17,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ..billing.invoicing import interval_text
 from ..errors import StripeError
 from ..pages import format_amount, render
 from ..routing import PAGE_ROUTES
 from ..store import Obj
-from .checkout_flow import Card, pay, success_redirect
-from .checkout_sessions import expire_session, line_items
+from .checkout_discounts import apply_code, in_trial, remove_code
+from .checkout_flow import Card, Payer, current_intent, needs_card, pay, success_redirect
+from .checkout_sessions import expire_session, extras, line_items
 
 # Form field names (Stripe's own page uses these ids) -> the StripeError ``param`` a refusal names.
 FIELD_OF_PARAM = {"number": "cardNumber", "exp_month": "cardExpiry", "exp_year": "cardExpiry",
@@ -57,8 +62,39 @@ def _locked_email(sb: Any, session: Obj) -> str | None:
 def _button(session: Obj) -> str:
     if session["mode"] == "setup":
         return "Save card"
+    if session["mode"] == "subscription":
+        return "Subscribe"
     verb = {"donate": "Donate", "book": "Book"}.get(session["submit_type"] or "", "Pay")
     return f"{verb} {format_amount(session['amount_total'], session['currency'])}"
+
+
+def per_interval(amount: int, currency: str, price: Obj) -> str:
+    """``$9.99 per month``, ``$90.00 every 3 months``."""
+    count = (price.get("recurring") or {}).get("interval_count", 1)
+    return f"{format_amount(amount, currency)} {'per' if count == 1 else 'every'} {interval_text(price)}"
+
+
+def _trial_days(sb: Any, session: Obj) -> int | None:
+    data = extras(sb, session).get("subscription_data") or {}
+    if data.get("trial_period_days"):
+        return int(data["trial_period_days"])
+    if data.get("trial_end"):
+        return max(1, math.ceil((data["trial_end"] - sb.clock.now()) / 86400))
+    return None
+
+
+def _recurring_summary(sb: Any, session: Obj, items: list[Obj]) -> Obj:
+    """What a subscription costs: the heading, the price per interval and what happens after a trial."""
+    first = line_items(sb, session)[0]["price"]
+    recurring_total = sum(item["amount_subtotal"] for item in line_items(sb, session))
+    price_text = per_interval(recurring_total, session["currency"], first)
+    names = " and ".join(item["name"] for item in items)
+    days = _trial_days(sb, session) if in_trial(sb, session) else None
+    if days:
+        return {"heading": f"Try {names}", "total": f"{days} days free",
+                "then": f"then {price_text} after {days}-day trial", "due_label": "Total due today"}
+    return {"heading": f"Subscribe to {names}", "total": price_text, "then": None,
+            "due_label": "Total due today"}
 
 
 def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 200) -> Response:
@@ -67,19 +103,33 @@ def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 2
     for item in line_items(sb, session):
         price = item["price"]
         product = sb.store.get(price["product"], "product") if isinstance(price, dict) else None
+        unit = format_amount(price["unit_amount"], item["currency"]) if isinstance(price, dict) else ""
+        if isinstance(price, dict) and price.get("recurring"):
+            unit = per_interval(price["unit_amount"], item["currency"], price)
         items.append({
             "name": item["description"] or "Item",
             "detail": product["description"] if product else None,
             "quantity": item["quantity"],
-            "unit": format_amount(price["unit_amount"], item["currency"]) if isinstance(price, dict) else "",
-            "amount": format_amount(item["amount_total"], item["currency"]),
+            "unit": unit,
+            "amount": format_amount(item["amount_subtotal"], item["currency"]),
         })
-    total = None
-    if session["mode"] == "payment":
+    total = subtotal = discount = None
+    if session["mode"] != "setup":
         total = format_amount(session["amount_total"], session["currency"])
-    return render("checkout.html", status, session=session, items=items, total=total, button=_button(session),
-                  locked_email=_locked_email(sb, session), values=state.values, errors=state.errors,
-                  alert=state.alert)
+        subtotal = format_amount(session["amount_subtotal"], session["currency"])
+        off = session["total_details"]["amount_discount"]
+        discount = format_amount(-off, session["currency"]) if session["discounts"] else None
+    summary = _recurring_summary(sb, session, items) if session["mode"] == "subscription" else None
+    applied = None
+    if session["discounts"]:
+        entry = session["discounts"][0]
+        promo = sb.store.get(entry["promotion_code"] or "", "promotion_code")
+        coupon = sb.store.objects[entry["coupon"]]
+        applied = promo["code"] if promo else (coupon.get("name") or coupon["id"])
+    return render("checkout.html", status, session=session, items=items, total=total, subtotal=subtotal,
+                  discount=discount, applied=applied, summary=summary, button=_button(session),
+                  needs_card=needs_card(session), locked_email=_locked_email(sb, session), values=state.values,
+                  errors=state.errors, alert=state.alert)
 
 
 def _closed(session: Obj | None, status: int = 200) -> Response:
@@ -98,7 +148,8 @@ def _open_session(sb: Any, session_id: str) -> tuple[Obj | None, Response | None
     return session, None
 
 
-def _read_card(sb: Any, session: Obj, form: dict[str, str]) -> tuple[Card | None, FormState]:
+def _read_payer(sb: Any, session: Obj, form: dict[str, str]) -> tuple[Payer | None, Card | None, FormState]:
+    """The payer and, when the session needs one, the card; or the form again with what is wrong."""
     values = {k: form.get(k, "").strip() for k in ("email", "cardNumber", "cardExpiry", "billingName")}
     state = FormState(values=values)
     locked = _locked_email(sb, session)
@@ -107,6 +158,18 @@ def _read_card(sb: Any, session: Obj, form: dict[str, str]) -> tuple[Card | None
         state.errors["email"] = "Enter your email address."
     elif not EMAIL.match(email):
         state.errors["email"] = "Your email address is invalid."
+    if not needs_card(session):
+        if state.errors:
+            return None, None, state
+        return Payer(email=email, name=values["billingName"]), None, state
+    card, state = _read_card(sb, form, state)
+    if card is None:
+        return None, None, state
+    return Payer(email=email, name=values["billingName"]), card, state
+
+
+def _read_card(sb: Any, form: dict[str, str], state: FormState) -> tuple[Card | None, FormState]:
+    values = state.values
     number = re.sub(r"[\s-]", "", values["cardNumber"])
     if not number:
         state.errors["cardNumber"] = "Your card number is incomplete."
@@ -137,12 +200,10 @@ def _read_card(sb: Any, session: Obj, form: dict[str, str]) -> tuple[Card | None
         state.errors["billingName"] = "Enter the name on your card."
     if state.errors:
         return None, state
-    return Card(email=email, name=name, number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc), state
+    return Card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc), state
 
 
 def _year_month(sb: Any) -> tuple[int, int]:
-    import datetime
-
     today = datetime.datetime.fromtimestamp(sb.clock.now(), datetime.UTC)
     return today.year, today.month
 
@@ -164,11 +225,11 @@ async def submit(request: Request) -> Response:
     if session is None:
         assert closed is not None
         return closed
-    card, state = _read_card(sb, session, form)
-    if card is None:
+    payer, card, state = _read_payer(sb, session, form)
+    if payer is None:
         return _page(sb, session, state, 400)
     try:
-        intent = pay(sb, session, card)
+        intent = pay(sb, session, card, payer)
     except StripeError as err:
         return _page(sb, session, _refusal(state, err), 402 if err.status == 402 else 400)
     return _after_attempt(sb, session, intent, state)
@@ -206,7 +267,7 @@ async def returned(request: Request) -> Response:
     if session is None:
         assert closed is not None
         return closed
-    pi = sb.store.get(session["payment_intent"] or "", "payment_intent")
+    pi = current_intent(sb, session)
     if pi is None:
         return _page(sb, session)
     if pi["status"] == "requires_action":
@@ -215,7 +276,34 @@ async def returned(request: Request) -> Response:
     return _after_attempt(sb, session, pi, FormState())
 
 
+async def promotion_code(request: Request) -> Response:
+    """Apply the typed code (or remove the applied one) and show the page again with the new total."""
+    sb = _sandbox(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    session, closed = _open_session(sb, request.path_params["session_id"])
+    if session is None:
+        assert closed is not None
+        return closed
+    state = FormState(values={"promotionCode": form.get("promotionCode", "").strip()})
+    if "remove" in form:
+        remove_code(sb, session)
+        return _page(sb, session, FormState())
+    if not session["allow_promotion_codes"]:
+        state.alert = "This checkout does not take promotion codes."
+        return _page(sb, session, state, 400)
+    if not state.values["promotionCode"]:
+        state.errors["promotionCode"] = "Enter a promotion code."
+        return _page(sb, session, state, 400)
+    try:
+        apply_code(sb, session, state.values["promotionCode"])
+    except StripeError as err:
+        state.errors["promotionCode"] = str(err.body["message"])
+        return _page(sb, session, state, 400)
+    return _page(sb, session, FormState())
+
+
 PAGE_ROUTES.extend([
+    Route("/c/pay/{session_id}/promotion_code", promotion_code, methods=["POST"]),
     Route("/c/pay/{session_id}", show, methods=["GET"]),
     Route("/c/pay/{session_id}", submit, methods=["POST"]),
     Route("/c/pay/{session_id}/return", returned, methods=["GET"]),

@@ -1,7 +1,9 @@
-"""Checkout Sessions: create (modes ``payment`` and ``setup``), retrieve, list, line items, expire.
+"""Checkout Sessions: create (modes ``payment``, ``subscription`` and ``setup``), retrieve, list, line items,
+expire.
 
 The hosted page that pays a session lives in ``checkout_page``; completing a session when its PaymentIntent
-succeeds (wherever that happened) is ``checkout_flow``. Things a session needs that are not part of its API
+succeeds (wherever that happened) is ``checkout_flow``, and ``checkout_subscription`` for subscription mode.
+Coupons and promotion codes (``discounts``, or a code typed on the page) go through ``checkout_discounts``. Things a session needs that are not part of its API
 shape (line items, ``payment_intent_data``, what the payer typed) are kept in one private store object per
 session, ``checkout_extras``, so the session dict stays exactly what the API returns.
 """
@@ -18,7 +20,11 @@ from ..listing import LIST_PARAMS, list_object, paginate
 from ..params import Params, merge_metadata
 from ..routing import on_start, route
 from ..store import Obj
+from ..billing import subscriptions as subs
+from ..billing.discounts import resolve_discounts
+from .checkout_discounts import refresh_totals, session_discount
 from .customers import get_customer
+from .payment_methods import ONE_TIME_TYPES
 from .prices import get_price, new_price
 
 MIN_LIFETIME = 30 * 60
@@ -49,6 +55,9 @@ CREATE_PARAMS = (
     "saved_payment_method_options", "subscription_data", "origin_context", "excluded_payment_method_types",
     "shipping_options",
 )
+SUBSCRIPTION_DATA_FIELDS = ("trial_period_days", "trial_end", "metadata", "description", "trial_settings")
+# Stripe's minimum trial when ``subscription_data[trial_end]`` is given.
+MIN_TRIAL_END = 48 * 3600
 
 
 # -- lookups -----------------------------------------------------------------------------------------
@@ -122,6 +131,11 @@ def _line_item(sb: Any, p: Params, mode: str) -> Obj:
             "You specified `payment` mode but passed a recurring price. Either switch to `subscription` "
             "mode or use only one-time prices.",
             param=p._name("price") if price_id else p._name("price_data"))
+    if mode == "subscription" and price["type"] != "recurring":
+        # Stripe adds one-time prices to the first invoice; the subscription engine has no
+        # ``add_invoice_items`` yet, so the sandbox refuses them rather than dropping them.
+        raise invalid_request("The sandbox's Checkout in `subscription` mode takes recurring prices only.",
+                              param=p._name("price") if price_id else p._name("price_data"))
     if price["unit_amount"] is None:
         raise invalid_request("Prices with custom amounts are not supported in the sandbox's Checkout.",
                               param=p._name("price"))
@@ -190,10 +204,49 @@ def _setup_intent_data(p: Params) -> Obj:
             "description": data.optional_str("description")}
 
 
+def _subscription_data(p: Params, mode: str, now: int) -> Obj:
+    data = p.dict("subscription_data")
+    if data is None:
+        return {}
+    if mode != "subscription":
+        raise invalid_request("`subscription_data` can only be used in `subscription` mode.",
+                              param="subscription_data")
+    data.only(*SUBSCRIPTION_DATA_FIELDS)
+    days = data.int("trial_period_days", minimum=1, maximum=730)
+    trial_end = data.int("trial_end")
+    if days is not None and trial_end is not None:
+        raise invalid_request("You may only specify one of these parameters: trial_end, trial_period_days.",
+                              param="subscription_data[trial_end]")
+    if trial_end is not None and trial_end < now + MIN_TRIAL_END - LIFETIME_SLACK:
+        raise invalid_request("`subscription_data[trial_end]` must be at least 48 hours in the future.",
+                              param="subscription_data[trial_end]")
+    out: Obj = {"metadata": merge_metadata({}, data.raw("metadata"), "subscription_data[metadata]"),
+                "description": data.optional_str("description"), "trial_period_days": days,
+                "trial_end": trial_end}
+    settings = data.dict("trial_settings")
+    if settings is not None:
+        behavior = settings.only("end_behavior").dict("end_behavior", required=True)
+        assert behavior is not None
+        out["trial_settings"] = {"end_behavior": {"missing_payment_method": behavior.only(
+            "missing_payment_method").str("missing_payment_method", required=True,
+                                          choices=("cancel", "create_invoice", "pause"))}}
+    return out
+
+
+def _payment_method_types(p: Params, mode: str) -> list[str]:
+    types = p.str_list("payment_method_types") or ["card"]
+    if mode == "subscription":
+        for i, type_ in enumerate(types):
+            if type_ in ONE_TIME_TYPES:
+                # Recurring payments need a reusable method; these can pay once only.
+                raise invalid_request(
+                    f"The payment method type `{type_}` cannot be used in `subscription` mode: it does not "
+                    "support recurring payments.", param=f"payment_method_types[{i}]")
+    return types
+
+
 def _refuse_unsimulated(p: Params) -> None:
     """Options that would change the amount due are refused rather than silently ignored."""
-    if p.list("discounts"):
-        raise invalid_request("The sandbox's Checkout does not apply `discounts` yet.", param="discounts")
     tax = p.dict("automatic_tax")
     if tax is not None and tax.bool("enabled"):
         raise invalid_request("The sandbox does not compute tax: `automatic_tax[enabled]` must be false.",
@@ -210,9 +263,6 @@ def session_url(sb: Any, session_id: str) -> str:
 @route("POST", "/v1/checkout/sessions", params=CREATE_PARAMS)
 def create(sb: Any, p: Params) -> Obj:
     mode = p.str("mode", required=True, choices=("payment", "setup", "subscription"))
-    if mode == "subscription":
-        raise invalid_request("subscription mode arrives with subscriptions: the sandbox does not support "
-                              "`mode=subscription` yet.", param="mode")
     ui_mode = p.str("ui_mode", "hosted", choices=("hosted", "embedded", "custom"))
     if ui_mode != "hosted":
         raise invalid_request("The sandbox only serves hosted Checkout (`ui_mode=hosted`).", param="ui_mode")
@@ -227,9 +277,9 @@ def create(sb: Any, p: Params) -> Obj:
     _refuse_unsimulated(p)
     items = [_line_item(sb, item, mode) for item in p.dict_list("line_items")]
     currency = (p.optional_str("currency") or "").lower() or None
-    if mode == "payment":
+    if mode in ("payment", "subscription"):
         if not items:
-            raise invalid_request("line_items is required in `payment` mode.", param="line_items",
+            raise invalid_request(f"line_items is required in `{mode}` mode.", param="line_items",
                                   code="parameter_missing")
         if len(items) > MAX_LINE_ITEMS:
             raise invalid_request(f"You may pass at most {MAX_LINE_ITEMS} line items.", param="line_items")
@@ -241,6 +291,8 @@ def create(sb: Any, p: Params) -> Obj:
                 "All line items must use the same currency: a Checkout Session has one currency "
                 f"(got {', '.join(sorted(currencies))}).", param="line_items")
         currency = currencies.pop()
+        if mode == "subscription":
+            subs.check_intervals([sb.store.objects[item["price"]] for item in items], "line_items")
     elif items:
         raise invalid_request("You cannot pass `line_items` in `setup` mode.", param="line_items")
 
@@ -255,14 +307,28 @@ def create(sb: Any, p: Params) -> Obj:
     if customer_creation is not None and customer_id is not None:
         raise invalid_request("You may only specify one of these parameters: customer, customer_creation.",
                               param="customer_creation")
-    payment_method_types = p.str_list("payment_method_types") or ["card"]
+    payment_method_types = _payment_method_types(p, mode)
+    # ``if_required`` lets a subscription that costs nothing today (trial, 100 % off) start without a card.
+    collection = p.str("payment_method_collection", "always", choices=("always", "if_required"))
 
     now = sb.clock.now_int()
     expires_at = _expires_at(sb, p, now)
+    subscription_data = _subscription_data(p, mode, now)
     session_id = new_id("cs_test", 58)
-    subtotal = sum(item["amount_subtotal"] for item in items) if mode == "payment" else None
+    subtotal = sum(item["amount_subtotal"] for item in items) if mode != "setup" else None
     if subtotal is not None and subtotal > MAX_AMOUNT:
         raise invalid_request("The total amount of the line items is too large.", param="line_items")
+    discounts = p.dict_list("discounts")
+    if discounts and p.bool("allow_promotion_codes"):
+        raise invalid_request("You may only specify one of these parameters: allow_promotion_codes, discounts.",
+                              param="discounts")
+    if discounts and mode == "setup":
+        raise invalid_request("`discounts` cannot be used in `setup` mode.", param="discounts")
+    if len(discounts) > 1:
+        raise invalid_request("Checkout Sessions accept one discount only.", param="discounts")
+    customer = sb.store.objects[customer_id] if customer_id else None
+    # Checked now, redeemed when the session completes (a session that expires redeems nothing).
+    redemptions = resolve_discounts(sb, discounts, customer=customer, amount=subtotal, currency=currency)
     session: Obj = {
         "id": session_id,
         "object": "checkout.session",
@@ -290,7 +356,7 @@ def create(sb: Any, p: Params) -> Obj:
         "customer_creation": customer_creation,
         "customer_details": None,
         "customer_email": customer_email,
-        "discounts": [],
+        "discounts": [session_discount(r) for r in redemptions],
         "expires_at": expires_at,
         "integration_identifier": None,
         "invoice": None,
@@ -307,11 +373,11 @@ def create(sb: Any, p: Params) -> Obj:
         "origin_context": None,
         "payment_intent": None,  # created when the customer pays, as in current API versions
         "payment_link": None,
-        "payment_method_collection": "always",
+        "payment_method_collection": collection,
         "payment_method_configuration_details": None,
         "payment_method_options": {},
         "payment_method_types": payment_method_types,
-        "payment_status": "unpaid" if mode == "payment" else "no_payment_required",
+        "payment_status": "no_payment_required" if mode == "setup" else "unpaid",
         "permissions": None,
         "phone_number_collection": {"enabled": bool((p.dict("phone_number_collection") or Params({})).bool(
             "enabled", False))},
@@ -326,7 +392,7 @@ def create(sb: Any, p: Params) -> Obj:
         "subscription": None,
         "success_url": success_url,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}
-        if mode == "payment" else None,
+        if mode != "setup" else None,
         "ui_mode": "hosted",
         "url": session_url(sb, session_id),
         "wallet_options": None,
@@ -338,8 +404,11 @@ def create(sb: Any, p: Params) -> Obj:
         "line_items": items,
         "payment_intent_data": _payment_intent_data(p),
         "setup_intent_data": _setup_intent_data(p),
+        "subscription_data": subscription_data,
         "payer": None,  # what the payer typed on the hosted page: email, name, customer made for them
+        "subscription": None,  # subscription mode: the subscription made at the first attempt to pay
     })
+    refresh_totals(sb, session)
     sb.scheduler.at(expires_at, EXPIRE_JOB, session_id)
     return session
 

@@ -174,10 +174,9 @@ def test_validation_errors(stripe_client: stripe.StripeClient, sandbox: SandboxS
                          line_items=[{"price": recurring.id, "quantity": 1}])
     assert wrong_mode.param == "line_items[0][price]" and "recurring" in wrong_mode.user_message
 
-    subscription = refused(mode="subscription", success_url=SUCCESS,
-                           line_items=[{"price": recurring.id, "quantity": 1}])
-    assert subscription.param == "mode"
-    assert "subscription mode arrives with subscriptions" in subscription.user_message
+    one_time_in_subscription = refused(mode="subscription", success_url=SUCCESS, line_items=line_items)
+    assert one_time_in_subscription.param == "line_items[0][price]"
+    assert "recurring prices only" in one_time_in_subscription.user_message
 
     no_items = refused(mode="payment", success_url=SUCCESS)
     assert no_items.param == "line_items"
