@@ -296,3 +296,19 @@ coins = 500
     assert [(c.id, c.price, c.best_value) for c in yen.cards] == [("yen", "¥800", False)]  # one pack: no badge
     assert pricing_view(catalog, "xxx").currency == "usd"
     assert display_price(1234, "chf") == "12.34 CHF" and display_price(123456, "usd") == "$1,234.56"
+
+
+def test_stripe_unreachable_is_a_503_page_in_plain_words_and_nothing_is_kept(database_url: str) -> None:
+    from tests.tally_harness import TallyServer
+
+    with TallyServer(database_url, run_worker=False) as tally:
+        user = new_user()
+        with signed_in(tally, user) as client:
+            token = csrf_of(client)
+            tally.sandbox.stop()  # Stripe goes away
+            response = client.post("/checkout", data={"pack_id": "plus", "csrf_token": token})
+        assert response.status_code == 503 and response.headers["content-type"].startswith("text/html")
+        assert "could not reach the payment provider" in response.text and "Nothing was charged" in response.text
+        assert "Traceback" not in response.text and "stripe" not in response.text.split("<main", 1)[1].split(
+            "</main>")[0].lower()
+        assert orders_of(tally, user) == 0

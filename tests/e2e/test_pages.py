@@ -1,0 +1,255 @@
+"""Tally's own pages in a real browser (Debian's Chromium through Playwright), against the real Tally, its
+offline Stripe sandbox and PostgreSQL: sign in, buy, pay on the hosted Checkout page, see the coins,
+the billing page, the PDF; a declined card; cancel; every page at phone width. Screenshots of each page
+go to tests/e2e/screenshots/ (git-ignored)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, pay
+from tests.tally_harness import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)]
+
+VISA = "4242 4242 4242 4242"
+DECLINED = "4000 0000 0000 0002"
+PHONE = {"width": 390, "height": 844}
+
+
+def new_user() -> str:
+    return f"web-{uuid.uuid4().hex[:10]}"
+
+
+def sign_in(page: Any, tally: Any, user: str, *, next_path: str = "/pricing") -> None:
+    page.goto(f"{tally.url}/signin?next={next_path}")
+    page.get_by_label("User id").fill(user)
+    page.get_by_label("Email").fill(f"{user}@example.com")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{tally.url}{next_path}")
+    assert page.get_by_test_id("signed-in").is_visible()
+
+
+def fill_card(page: Any, number: str) -> None:
+    """The sandbox's hosted Checkout form (the email is locked when the customer has one)."""
+    email = page.get_by_label("Email")
+    if email.get_attribute("readonly") is None:
+        email.fill("buyer@example.com")
+    page.get_by_label("Card number").fill(number)
+    page.get_by_label("Expiry (MM / YY)").fill("12 / 34")
+    page.get_by_label("CVC").fill("123")
+    page.get_by_label("Name on card").fill("Ada Lovelace")
+
+
+def no_horizontal_scroll(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} is {width}px wide at {PHONE['width']}px"
+
+
+def balance_on_account_page(page: Any, tally: Any) -> int:
+    page.goto(f"{tally.url}/account")
+    return int(page.get_by_test_id("balance").inner_text().replace(",", ""))
+
+
+def test_buy_the_second_pack_and_download_the_invoice(page: Any, tally: Any, screenshots: Path) -> None:
+    page.goto(f"{tally.url}/")
+    assert page.get_by_role("note").filter(has_text="Test mode — no real money").is_visible()
+    assert page.get_by_role("heading", name="Buy credits").is_visible()
+    page.screenshot(path=str(screenshots / "pages-pricing.png"), full_page=True)
+
+    # Signed out, Buy leads to sign-in first, then back to pricing.
+    page.get_by_role("button", name="Buy Plus pack").click()
+    page.wait_for_url(re.compile(r"/signin\?next=/pricing$"))
+    page.screenshot(path=str(screenshots / "pages-signin.png"), full_page=True)
+    user = new_user()
+    page.get_by_label("User id").fill(user)
+    page.get_by_label("Email").fill(f"{user}@example.com")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{tally.url}/pricing")
+
+    # The second pack of the catalog, on the sandbox's hosted Checkout page.
+    page.get_by_role("button", name="Buy Plus pack").click()
+    page.wait_for_url(re.compile(re.escape(tally.sandbox.url) + r"/c/pay/cs_"))
+    fill_card(page, VISA)
+    page.get_by_role("button", name="Pay $9.99").click()
+
+    page.wait_for_url(re.compile(r"/checkout/success\?session_id=cs_"))
+    page.get_by_test_id("coins-added").wait_for(timeout=15_000)  # after "Confirming payment…" if needed
+    assert page.get_by_test_id("coins-added").inner_text() == "+1,100 coins"
+    assert page.get_by_test_id("new-balance").inner_text() == "1,100"
+    page.screenshot(path=str(screenshots / "pages-success.png"), full_page=True)
+
+    page.get_by_role("link", name="Go to your account").click()
+    page.wait_for_url(f"{tally.url}/account")
+    assert page.get_by_test_id("balance").inner_text() == "1,100"
+    transactions = page.get_by_role("region", name="Credit transactions")
+    assert transactions.get_by_text("Plus pack (1000 coins + 100 bonus)").is_visible()
+    assert transactions.get_by_text("+1,100").is_visible()
+    invoices = page.get_by_role("region", name="Invoices")
+    number = invoices.get_by_text(re.compile(r"^INV-\d{4}-\d{6}$")).inner_text()
+    payments = page.get_by_role("region", name="Payment history")
+    assert payments.get_by_text("Paid", exact=True).is_visible()
+    page.screenshot(path=str(screenshots / "pages-account.png"), full_page=True)
+
+    with page.expect_download() as download_info:
+        invoices.get_by_role("link", name=re.compile("Download PDF")).click()
+    download = download_info.value
+    assert download.suggested_filename == f"{number}.pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(Path(download.path()).read_bytes())).pages)
+    assert number in text and "9.99 USD" in text and "Status: Paid" in text
+
+
+def test_success_page_waits_for_the_payment_and_updates_by_itself(page: Any, tally: Any,
+                                                                  screenshots: Path) -> None:
+    """The success page trusts the server, not the redirect: opened before the payment exists it says
+    "Confirming payment…", polls, and shows the coins once the payment is made."""
+    sign_in(page, tally, new_user())
+    page.get_by_role("button", name="Buy Starter pack").click()
+    page.wait_for_url(re.compile(r"/c/pay/cs_"))
+    session_id = page.url.rsplit("/", 1)[1]
+    page.goto(f"{tally.url}/checkout/success?session_id={session_id}")
+    assert page.get_by_role("heading", name="Confirming payment…").is_visible()
+    page.screenshot(path=str(screenshots / "pages-success-confirming.png"), full_page=True)
+    assert pay(tally, session_id).status_code == 303  # the buyer pays in another tab
+    page.get_by_test_id("coins-added").wait_for(timeout=15_000)
+    assert page.get_by_test_id("coins-added").inner_text() == "+500 coins"
+    assert page.get_by_test_id("new-balance").inner_text() == "500"
+
+
+def test_declined_card_shows_the_decline_and_adds_no_credits(page: Any, tally: Any, screenshots: Path) -> None:
+    sign_in(page, tally, new_user())
+    page.get_by_role("button", name="Buy Starter pack").click()
+    page.wait_for_url(re.compile(r"/c/pay/cs_"))
+    fill_card(page, DECLINED)
+    page.get_by_role("button", name="Pay $4.99").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "Your card was declined." in alert.inner_text()
+    page.screenshot(path=str(screenshots / "pages-checkout-declined.png"), full_page=True)
+
+    # The payment history shows the failed attempt and why (once the webhook has been processed).
+    deadline = time.monotonic() + 15
+    while balance_on_account_page(page, tally) == 0 and time.monotonic() < deadline:
+        payments = page.get_by_role("region", name="Payment history")
+        if payments.get_by_text("Your card was declined.").count():
+            break
+        time.sleep(0.3)
+    payments = page.get_by_role("region", name="Payment history")
+    assert payments.get_by_text("Failed", exact=True).is_visible()
+    assert payments.get_by_text("Your card was declined.").is_visible()
+    assert page.get_by_test_id("balance").inner_text() == "0"
+    assert page.get_by_role("region", name="Invoices").get_by_text("No invoices yet", exact=False).is_visible()
+    page.screenshot(path=str(screenshots / "pages-account-declined.png"), full_page=True)
+
+
+def test_cancel_returns_to_pricing_with_nothing_charged(page: Any, tally: Any, screenshots: Path) -> None:
+    sign_in(page, tally, new_user())
+    page.get_by_role("button", name="Buy Pro pack").click()
+    page.wait_for_url(re.compile(r"/c/pay/cs_"))
+    page.get_by_role("link", name=re.compile("Back")).click()
+    page.wait_for_url(re.compile(r"/checkout/cancel\?order_id="))
+    assert page.get_by_role("heading", name="Checkout cancelled").is_visible()
+    assert "Nothing was charged." in page.get_by_test_id("nothing-charged").inner_text()
+    page.screenshot(path=str(screenshots / "pages-cancel.png"), full_page=True)
+    page.get_by_role("link", name="Back to pricing").click()
+    page.wait_for_url(f"{tally.url}/pricing")
+    assert balance_on_account_page(page, tally) == 0
+    assert page.get_by_role("region", name="Payment history").get_by_text("Not completed").is_visible()
+
+
+def test_every_page_fits_a_phone_without_horizontal_scroll(browser: Any, tally: Any, screenshots: Path) -> None:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{tally.url}/pricing")
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(screenshots / "pages-390-pricing.png"), full_page=True)
+        page.goto(f"{tally.url}/signin")
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(screenshots / "pages-390-signin.png"), full_page=True)
+
+        sign_in(page, tally, new_user() + "-with-a-rather-long-user-id-to-wrap")
+        page.get_by_role("button", name="Buy Mega pack").click()
+        page.wait_for_url(re.compile(r"/c/pay/cs_"))
+        fill_card(page, VISA)
+        page.get_by_role("button", name="Pay $99.99").click()
+        page.wait_for_url(re.compile(r"/checkout/success"))
+        page.get_by_test_id("coins-added").wait_for(timeout=15_000)
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(screenshots / "pages-390-success.png"), full_page=True)
+
+        page.goto(f"{tally.url}/account")
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(screenshots / "pages-390-account.png"), full_page=True)
+
+        page.goto(f"{tally.url}/checkout/cancel")
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(screenshots / "pages-390-cancel.png"), full_page=True)
+
+        page.goto(f"{tally.url}/account/invoices/INV-1999-000001.pdf")
+        assert page.get_by_role("heading", name="Invoice not found").is_visible()
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(screenshots / "pages-390-error.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_keyboard_reaches_buy_buttons_and_the_skip_link(page: Any, tally: Any) -> None:
+    page.goto(f"{tally.url}/pricing")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    labels = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        labels.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert "Buy Starter pack" in labels and "Buy Plus pack" in labels
+
+
+def test_tally_serve_on_the_embedded_defaults_opens_onto_the_pricing_page(
+        page: Any, tmp_path: Path, screenshots: Path) -> None:
+    """`tally serve` with no settings at all (embedded PostgreSQL, offline sandbox), in an empty directory."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TALLY_", "STRIPE_"))}
+    tally_cmd = Path(sys.executable).parent / "tally"
+    process = subprocess.Popen([str(tally_cmd), "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                raise AssertionError(f"tally serve did not start:\n{output}")
+            time.sleep(0.3)
+        page.goto(url)
+        assert page.get_by_role("heading", name="Buy credits").is_visible()
+        assert page.get_by_text("Test mode — no real money").is_visible()
+        assert page.get_by_role("button", name=re.compile(r"^Buy ")).count() == 4
+        page.screenshot(path=str(screenshots / "pages-tally-serve.png"), full_page=True)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # our own process group (start_new_session), nothing else
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
