@@ -312,3 +312,20 @@ def test_stripe_unreachable_is_a_503_page_in_plain_words_and_nothing_is_kept(dat
         assert "Traceback" not in response.text and "stripe" not in response.text.split("<main", 1)[1].split(
             "</main>")[0].lower()
         assert orders_of(tally, user) == 0
+
+
+def test_with_a_real_key_sign_in_explains_the_token_redirect_and_refuses_the_demo(database_url: str) -> None:
+    from tests.tally_harness import TallyServer
+
+    # A Stripe key turns sandbox mode off (the client still talks to the harness's sandbox).
+    with TallyServer(database_url, run_worker=False, STRIPE_SECRET_KEY="sk_test_pages") as tally:
+        with browser(tally) as client:
+            page = client.get("/signin")
+            assert page.status_code == 200 and "/signin/token?token=" in page.text
+            assert 'name="user_id"' not in page.text and "Test mode" not in page.text
+            refused = client.post("/signin", data={"user_id": "u", "csrf_token": csrf_of(client)})
+            assert refused.status_code == 403 and "Demo sign-in is off" in refused.text
+            user = new_user()
+            assert client.get("/signin/token", params={"token": tally.token(user), "next": "/account"}
+                              ).status_code == 303
+            assert client.get("/account").status_code == 200
