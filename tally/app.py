@@ -85,6 +85,10 @@ def _routers(settings: Settings) -> list[Any]:
     from .orders.routes import router as orders_router
 
     routers += [catalog_router, orders_router, credits_router, invoices_router]
+    if settings.compat_routes:  # drop-in paths for existing frontends (/api/payment, /api/stripe, ...)
+        from .compat.routes import routers as compat_routers
+
+        routers += compat_routers()
     from .pages.routes import router as pages_router
 
     routers.append(pages_router)  # the server-rendered pages at / (cookie session + CSRF)
