@@ -162,13 +162,13 @@ def _read_payer(sb: Any, session: Obj, form: dict[str, str]) -> tuple[Payer | No
         if state.errors:
             return None, None, state
         return Payer(email=email, name=values["billingName"]), None, state
-    card, state = _read_card(sb, form, state)
+    card, state = read_card(sb, form, state)
     if card is None:
         return None, None, state
     return Payer(email=email, name=values["billingName"]), card, state
 
 
-def _read_card(sb: Any, form: dict[str, str], state: FormState) -> tuple[Card | None, FormState]:
+def read_card(sb: Any, form: dict[str, str], state: FormState) -> tuple[Card | None, FormState]:
     values = state.values
     number = re.sub(r"[\s-]", "", values["cardNumber"])
     if not number:
@@ -231,11 +231,11 @@ async def submit(request: Request) -> Response:
     try:
         intent = pay(sb, session, card, payer)
     except StripeError as err:
-        return _page(sb, session, _refusal(state, err), 402 if err.status == 402 else 400)
+        return _page(sb, session, refusal(state, err), 402 if err.status == 402 else 400)
     return _after_attempt(sb, session, intent, state)
 
 
-def _refusal(state: FormState, err: StripeError) -> FormState:
+def refusal(state: FormState, err: StripeError) -> FormState:
     body = err.body
     field_name = FIELD_OF_PARAM.get(body.get("param") or "") or FIELD_OF_CODE.get(body.get("code") or "")
     if field_name and body.get("type") == "card_error" and body.get("code") != "card_declined":
