@@ -85,6 +85,10 @@ def _routers(settings: Settings) -> list[Any]:
     from .orders.routes import router as orders_router
 
     routers += [catalog_router, orders_router, credits_router, invoices_router]
+    from .email.routes import router as email_router
+    from .subscriptions.routes import router as subscriptions_router
+
+    routers += [subscriptions_router, email_router]  # plans, subscription lifecycle, portal; /outbox
     if settings.compat_routes:  # drop-in paths for existing frontends (/api/payment, /api/stripe, ...)
         from .compat.routes import routers as compat_routers
 

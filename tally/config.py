@@ -35,12 +35,23 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(0, alias="TALLY_SANDBOX_PORT")
     worker_concurrency: int = Field(8, alias="TALLY_WORKER_CONCURRENCY")
     webhook_max_attempts: int = Field(6, alias="TALLY_WEBHOOK_MAX_ATTEMPTS")
+    # Subscriptions and email (tally.subscriptions, tally.email): no SMTP URL → emails go to the /outbox page.
+    smtp_url: str | None = Field(None, alias="TALLY_SMTP_URL")
+    plans_path: Path = Field(Path(__file__).parent / "subscriptions" / "default_plans.toml", alias="TALLY_PLANS")
+    dunning_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [0, 3, 5, 7], alias="TALLY_DUNNING_DAYS")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("dunning_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        if isinstance(value, str):
+            return sorted({int(v) for v in value.split(",") if v.strip()})
         return value
 
     @property

@@ -17,7 +17,7 @@ import procrastinate
 from .db import libpq_url
 
 # Domains whose tasks.py declares ``blueprint``.
-TASK_MODULES = ("tally.webhooks.tasks",)
+TASK_MODULES = ("tally.webhooks.tasks", "tally.subscriptions.tasks", "tally.email.tasks")
 
 
 def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:

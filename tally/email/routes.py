@@ -1,0 +1,69 @@
+"""``/outbox``: the emails Tally caught instead of sending (sandbox mode, or no ``TALLY_SMTP_URL``), newest
+first; ``GET /v1/admin/outbox`` gives the same as JSON. In sandbox mode the page is open (a local developer
+tool, no real customer data); with a real Stripe key both need the API key."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from ..auth.deps import admin_user
+from . import service
+
+router = APIRouter(tags=["email"])
+
+
+class OutboxEmailOut(BaseModel):
+    id: int
+    kind: str
+    to: str
+    subject: str
+    body: str
+    status: str
+    created_at: datetime
+
+
+class OutboxOut(BaseModel):
+    data: list[OutboxEmailOut]
+
+
+async def _rows(request: Request, to: str | None) -> list[Any]:
+    if not request.app.state.settings.sandbox_mode:
+        await admin_user(request)
+    async with request.app.state.db.transaction() as session:
+        return await service.list_outbox(session, to=to)
+
+
+def _out(row: Any) -> OutboxEmailOut:
+    return OutboxEmailOut(id=row.id, kind=row.kind, to=row.to_address, subject=row.subject, body=row.body,
+                          status=row.status, created_at=row.created_at)
+
+
+@router.get("/v1/admin/outbox", response_model=OutboxOut,
+            responses={401: {"description": "Not signed in"}, 403: {"description": "Needs the API key"}})
+async def outbox_json(request: Request, to: str | None = Query(None, max_length=320)) -> OutboxOut:
+    """Emails in the outbox (caught or queued), newest first, optionally for one address."""
+    await admin_user(request)
+    async with request.app.state.db.transaction() as session:
+        return OutboxOut(data=[_out(r) for r in await service.list_outbox(session, to=to)])
+
+
+@router.get("/outbox", response_class=HTMLResponse, include_in_schema=False)
+async def outbox_page(request: Request, to: str | None = Query(None, max_length=320)) -> HTMLResponse:
+    rows = await _rows(request, to)
+    items = "".join(
+        f"<article><h2>{html.escape(r.subject)}</h2><p class=meta>to {html.escape(r.to_address)} · "
+        f"{html.escape(r.kind)} · {html.escape(r.status)} · {r.created_at:%Y-%m-%d %H:%M:%S}</p>"
+        f"<pre>{html.escape(r.body)}</pre></article>" for r in rows) or "<p>No emails yet.</p>"
+    page = ("<!doctype html><html><head><meta charset=utf-8><title>Outbox · Tally</title>"
+            "<style>body{font:15px system-ui;max-width:48rem;margin:2rem auto;padding:0 1rem}"
+            "article{border:1px solid #ddd;border-radius:6px;padding:0 1rem;margin:1rem 0}"
+            ".meta{color:#666}pre{white-space:pre-wrap;font:inherit}</style></head><body>"
+            "<h1>Outbox</h1><p>Emails caught instead of sent (no SMTP server configured, or sandbox mode).</p>"
+            f"{items}</body></html>")
+    return HTMLResponse(page)

@@ -1,0 +1,292 @@
+"""Subscription invoices and dunning, driven by webhooks (always re-fetching the invoice) and by the worker.
+
+Credits: each paid subscription invoice grants, once (ledger reference ``invoice:{in_…}:grant``), the credits
+of every non-proration line's plan price × quantity: the first period, each renewal, the new cycle of a
+month → year switch. Lines of amount 0 (a trial period) grant nothing: credits are paid value, a trial gives
+access only. Proration lines grant nothing here; an upgrade's prorated difference is granted per change
+(``service.grant_change_if_paid``). Each paid invoice is recorded in ``subscription_invoices`` with Stripe's
+number and hosted URL (Stripe is the invoicing party for subscriptions; Tally's gap-free ``INV-…`` numbers
+are for its own pack orders).
+
+Dunning: the first failed payment of an invoice schedules one notice per ``TALLY_DUNNING_DAYS`` step (days after
+the invoice was finalized, in Stripe's time — a test clock's time on a clock). The worker sends due notices;
+each re-checks the invoice with Stripe first and is skipped once it is paid, voided or uncollectible, and
+``invoice.paid`` skips the rest at once. Access itself follows the subscription status (``models``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from typing import Any
+
+import jwt
+import stripe
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .. import currency as money
+from ..config import Settings
+from ..customers.models import User
+from ..db import Database
+from ..email.service import Email, enqueue
+from ..stripe_gateway import stripe_call
+from . import mirror
+from .credits import grant
+from .models import DunningNotice, Subscription, SubscriptionChange, SubscriptionInvoice
+from .plans import PlanBook
+
+log = logging.getLogger("tally.subscriptions")
+DAY = 86400
+CHANGE_GRACE = dt.timedelta(minutes=5)  # how long an upgrade's route may take to record its invoice
+
+
+class ChangeNotRecordedYet(RuntimeError):
+    """An upgrade invoice arrived while the route that asked for it has not committed its record: retry."""
+
+
+# -- invoices --------------------------------------------------------------------------------------
+def subscription_of(invoice: dict[str, Any]) -> str | None:
+    details = ((invoice.get("parent") or {}).get("subscription_details") or {})
+    return mirror._id(details.get("subscription")) or mirror._id(invoice.get("subscription"))
+
+
+async def retrieve_invoice(client: stripe.StripeClient, invoice_id: str) -> dict[str, Any]:
+    async with stripe_call("retrieving an invoice"):
+        return (await client.v1.invoices.retrieve_async(invoice_id)).to_dict()
+
+
+async def _all_lines(client: stripe.StripeClient, invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    lines = invoice.get("lines") or {}
+    if not lines.get("has_more"):
+        return list(lines.get("data") or [])
+    async with stripe_call("listing invoice lines"):
+        page = await client.v1.invoices.line_items.list_async(invoice["id"], params={"limit": 100})
+        return [line.to_dict() async for line in page.auto_paging_iter()]
+
+
+def _line_price_id(line: dict[str, Any]) -> str | None:
+    details = ((line.get("pricing") or {}).get("price_details") or {})
+    return mirror._id(details.get("price")) or mirror._id(line.get("price"))
+
+
+def _is_proration(line: dict[str, Any]) -> bool:
+    parent = line.get("parent") or {}
+    details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+    return bool(details.get("proration") or line.get("proration"))
+
+
+_price_cache: dict[str, dict[str, Any]] = {}  # price id → price (amount, lookup key, metadata never change)
+
+
+async def _price(client: stripe.StripeClient, price_id: str) -> dict[str, Any]:
+    if price_id not in _price_cache:
+        async with stripe_call("retrieving a price"):
+            _price_cache[price_id] = (await client.v1.prices.retrieve_async(price_id)).to_dict()
+    return _price_cache[price_id]
+
+
+async def on_invoice(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
+                     invoice_id: str) -> None:
+    """Any ``invoice.*`` event: act on the invoice's current state (paid → grant; failed → dunning)."""
+    invoice = await retrieve_invoice(client, invoice_id)
+    subscription_id = subscription_of(invoice)
+    if subscription_id is None:
+        return  # a one-off invoice: not a subscription's
+    row = await mirror.sync(session, client, book, subscription_id)
+    if row is None:
+        return
+    if invoice.get("status") == "paid":
+        await record_paid(session, client, book=book, row=row, invoice=invoice)
+        await _grant_upgrade(session, client, row=row, invoice=invoice)
+        await stop_dunning(session, invoice_id)
+    elif invoice.get("status") == "open" and int(invoice.get("attempt_count") or 0) > 0 \
+            and invoice.get("billing_reason") != "subscription_create":
+        await schedule_dunning(session, client, settings=settings, user_id=row.user_id, invoice=invoice)
+    elif invoice.get("status") in ("void", "uncollectible"):
+        await stop_dunning(session, invoice_id)
+
+
+async def record_paid(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, row: Subscription,
+                      invoice: dict[str, Any]) -> SubscriptionInvoice:
+    existing = await session.get(SubscriptionInvoice, invoice["id"])
+    if existing is not None:
+        return existing
+    credits, plan_id, interval = 0, None, None
+    period: tuple[int | None, int | None] = (None, None)
+    for line in await _all_lines(client, invoice):
+        price_id = _line_price_id(line)
+        if price_id is None or _is_proration(line) or int(line.get("amount") or 0) <= 0:
+            continue
+        found = book.for_price(await _price(client, price_id))
+        if found is None:
+            continue
+        plan, price = found
+        credits += price.credits * int(line.get("quantity") or 1)
+        plan_id, interval = plan.id, price.interval
+        period = ((line.get("period") or {}).get("start"), (line.get("period") or {}).get("end"))
+    transaction_id = None
+    if credits > 0:
+        movement = await grant(
+            session, user_id=row.user_id, reference=f"invoice:{invoice['id']}:grant", credits=credits,
+            description=f"{plan_id} plan, {interval}ly credits",
+            details={"invoice_id": invoice["id"], "subscription_id": row.id,
+                     "billing_reason": invoice.get("billing_reason"), "period_start": period[0],
+                     "period_end": period[1]})
+        transaction_id = movement.transaction_id
+    await session.execute(insert(SubscriptionInvoice).values(
+        id=invoice["id"], user_id=row.user_id, subscription_id=row.id, number=invoice.get("number"),
+        billing_reason=invoice.get("billing_reason"), amount_paid=int(invoice.get("amount_paid") or 0),
+        currency=str(invoice.get("currency") or "usd"), plan_id=plan_id, interval=interval, credits=credits,
+        period_start=period[0], period_end=period[1], hosted_invoice_url=invoice.get("hosted_invoice_url"),
+        ledger_transaction_id=transaction_id,
+        paid_at=(invoice.get("status_transitions") or {}).get("paid_at"))
+        .on_conflict_do_nothing(index_elements=["id"]))
+    recorded = await session.get(SubscriptionInvoice, invoice["id"])
+    assert recorded is not None
+    return recorded
+
+
+async def _grant_upgrade(session: AsyncSession, client: stripe.StripeClient, *, row: Subscription,
+                         invoice: dict[str, Any]) -> None:
+    if invoice.get("billing_reason") != "subscription_update":
+        return
+    from .service import grant_change_if_paid
+
+    change = await session.scalar(select(SubscriptionChange).where(
+        SubscriptionChange.stripe_invoice_id == invoice["id"]).with_for_update())
+    if change is not None:
+        await grant_change_if_paid(session, client, change, invoice)
+        return
+    waiting = await session.scalar(select(func.count()).select_from(SubscriptionChange).where(
+        SubscriptionChange.subscription_id == row.id, SubscriptionChange.status == "requested",
+        SubscriptionChange.kind == "upgrade", SubscriptionChange.credits > 0,
+        SubscriptionChange.created_at > func.now() - CHANGE_GRACE))
+    if waiting:
+        raise ChangeNotRecordedYet(f"invoice {invoice['id']}: an upgrade of {row.id} is still being recorded")
+
+
+# -- dunning ---------------------------------------------------------------------------------------
+async def schedule_dunning(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, user_id: str,
+                           invoice: dict[str, Any]) -> None:
+    """One notice per configured day after the invoice was finalized (idempotent: unique per step)."""
+    anchor = int((invoice.get("status_transitions") or {}).get("finalized_at") or invoice.get("created") or 0)
+    clock = mirror._id(invoice.get("test_clock"))
+    if clock:
+        await mirror.stripe_now(session, client, invoice)  # remember the clock's time for the scan
+    await session.execute(insert(DunningNotice).values([
+        {"invoice_id": invoice["id"], "user_id": user_id, "step": day, "due_at": anchor + day * DAY,
+         "test_clock": clock} for day in settings.dunning_days])
+        .on_conflict_do_nothing(constraint="uq_dunning_notices_invoice_id_step"))
+
+
+async def stop_dunning(session: AsyncSession, invoice_id: str) -> None:
+    await session.execute(update(DunningNotice).where(DunningNotice.invoice_id == invoice_id,
+                                                      DunningNotice.status == "scheduled").values(status="skipped"))
+
+
+# Due notices: wall-clock ones by the partial index (test_clock IS NULL, due_at), clock ones per known clock.
+_DUE = text("""
+    SELECT id FROM dunning_notices
+    WHERE status = 'scheduled' AND test_clock IS NULL AND due_at <= :now
+    UNION ALL
+    SELECT n.id FROM test_clock_times c
+    JOIN dunning_notices n ON n.test_clock = c.id AND n.status = 'scheduled' AND n.due_at <= c.frozen_time
+    LIMIT :limit""")
+
+
+async def send_due_notices(db: Database, client: stripe.StripeClient, settings: Settings, *, now: int,
+                           limit: int = 100) -> int:
+    """Send the notices that are due; returns how many went out. Rows are taken ``SKIP LOCKED`` so workers
+    share the work; each is re-checked with Stripe so that a paid invoice stops its reminders."""
+    sent = 0
+    async with db.transaction() as session:
+        ids = [r[0] for r in (await session.execute(_DUE, {"now": now, "limit": limit})).all()]
+        if not ids:
+            return 0
+        notices = (await session.scalars(select(DunningNotice).where(
+            DunningNotice.id.in_(ids), DunningNotice.status == "scheduled")
+            .order_by(DunningNotice.due_at).with_for_update(skip_locked=True))).all()
+        for notice in notices:
+            invoice = await retrieve_invoice(client, notice.invoice_id)
+            if invoice.get("status") != "open":
+                notice.status = "skipped"
+                continue
+            user = await session.get(User, notice.user_id)
+            to = (user.email if user else None) or invoice.get("customer_email")
+            sub = await session.get(Subscription, subscription_of(invoice) or "")
+            ended = sub is not None and not sub.has_access  # Stripe gave up: say so rather than "still active"
+            if to:
+                await enqueue(session, settings, dedupe_key=f"dunning:{notice.invoice_id}:{notice.step}",
+                              kind="dunning", user_id=notice.user_id,
+                              email=dunning_email(settings, invoice, notice.step, to, ended=ended))
+                sent += 1
+            notice.status = "sent"
+            notice.sent_at = func.now()
+    return sent
+
+
+def dunning_email(settings: Settings, invoice: dict[str, Any], step: int, to: str, *, ended: bool = False) -> Email:
+    amount = money.format_amount(int(invoice.get("amount_due") or 0), str(invoice.get("currency") or "usd"))
+    link = portal_link(settings, str(invoice.get("customer")))
+    if ended:
+        return Email(to=to, subject="Your subscription has been paused: the payment failed",
+                     body=(f"We could not charge your card for {amount} after several tries, so your subscription's "
+                           f"access is paused.\n\nUpdate your payment method and see your invoices here:\n{link}\n\n"
+                           f"— {settings.seller_name}"))
+    subject = ("Your payment failed — please update your card" if step == 0
+               else f"Reminder: your payment of {amount} is still due")
+    body = (f"We could not charge your card for {amount} (invoice {invoice.get('number') or invoice['id']}).\n\n"
+            f"Update your payment method here and we will retry automatically:\n{link}\n\n"
+            f"Your subscription stays active while we retry; it will be paused if the payment keeps failing.\n\n"
+            f"— {settings.seller_name}")
+    return Email(to=to, subject=subject, body=body)
+
+
+async def trial_reminder(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
+                         subscription_id: str) -> None:
+    """``customer.subscription.trial_will_end`` (3 days before): one email per subscription and trial end."""
+    row = await mirror.sync(session, client, book, subscription_id)
+    if row is None or row.status != "trialing" or not row.trial_end:
+        return
+    user = await session.get(User, row.user_id)
+    if user is None or not user.email:
+        return
+    plan = book.get(row.plan_id or "")
+    ends = dt.datetime.fromtimestamp(row.trial_end, dt.UTC).strftime("%d %B %Y")
+    price = plan.price(row.interval or "") if plan else None
+    charge = f" and charge {money.format_amount(price.amount, plan.currency)}" if plan and price else ""
+    await enqueue(session, settings, dedupe_key=f"trial_will_end:{row.id}:{row.trial_end}", kind="trial_ending",
+                  user_id=row.user_id, email=Email(
+                      to=user.email, subject=f"Your trial ends on {ends}",
+                      body=(f"Your {plan.name if plan else ''} trial ends on {ends}. We will then start your "
+                            f"subscription{charge}.\n\nManage or cancel it here:\n"
+                            f"{portal_link(settings, row.stripe_customer_id)}\n\n— {settings.seller_name}")))
+
+
+# -- portal links in emails ------------------------------------------------------------------------
+PORTAL_LINK_DAYS = 14
+
+
+def _link_key(settings: Settings) -> str:
+    # A key of its own, derived from the JWT secret: a portal link can never pass as a login token.
+    return hashlib.sha256(("tally-portal-link:" + settings.dev_jwt_secret).encode()).hexdigest()
+
+
+def portal_link(settings: Settings, customer_id: str) -> str:
+    """A link that opens a fresh billing portal session when clicked (portal sessions themselves expire in
+    minutes, too soon for an email)."""
+    token = jwt.encode({"cus": customer_id, "exp": dt.datetime.now(dt.UTC) + dt.timedelta(days=PORTAL_LINK_DAYS)},
+                       _link_key(settings), algorithm="HS256")
+    return f"{settings.public_url.rstrip('/')}/billing/portal/{token}"
+
+
+def customer_from_link(settings: Settings, token: str) -> str | None:
+    try:
+        claims = jwt.decode(token, _link_key(settings), algorithms=["HS256"])
+    except jwt.PyJWTError:
+        return None
+    customer = claims.get("cus")
+    return customer if isinstance(customer, str) else None

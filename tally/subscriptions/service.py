@@ -1,0 +1,262 @@
+"""What the subscription routes do: start a subscription Checkout, read the subscription, change, cancel and
+resume it, and open the billing portal. Functions take the caller's session and never commit, except
+``change_plan``, which is two units of work by design (see there).
+
+Changes follow one rule set:
+- same interval, higher ``rank`` → upgrade now: ``proration_behavior=always_invoice`` with our own
+  ``proration_date``, so Stripe's prorated invoice and our prorated credit grant use the same instant;
+- month → year → upgrade now (Stripe starts a new yearly cycle; its invoice grants the year's credits);
+- same interval, lower ``rank`` → downgrade at period end. The sandbox has no subscription schedules (Stripe's
+  recommended tool), so Tally updates the price with ``proration_behavior=none`` — Stripe charges nothing now
+  and bills the lower price from the next renewal — and keeps the paid-for plan in effect until the period
+  ends (``subscriptions.pending_*``; see ``mirror.apply``). Asking for the current plan again undoes it.
+- year → month mid-term is refused for now (it needs a schedule: a change of interval restarts the cycle at once).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..auth.service import Principal
+from ..config import Settings
+from ..customers.service import ensure_stripe_customer, ensure_user
+from ..db import Database
+from ..errors import Conflict, InvalidRequest, NotFound, TallyError
+from ..stripe_gateway import idempotency_key, stripe_call
+from . import mirror
+from .credits import grant
+from .models import LIVE_STATUSES, Subscription, SubscriptionChange, SubscriptionCheckout
+from .plans import PlanBook, PlanPrices, SubscriptionPlan, upgrade_credits
+
+# A user with one of these may not start a second subscription through Checkout: change the first instead.
+BLOCKING_STATUSES = LIVE_STATUSES - {"incomplete"}
+
+
+class PortalUnavailable(TallyError):
+    status = 503
+    type = "portal_unavailable"
+
+
+def _plan_and_interval(book: PlanBook, plan_id: str, interval: str) -> SubscriptionPlan:
+    plan = book.get(plan_id)
+    if plan is None:
+        raise InvalidRequest(f"No such plan: {plan_id!r}", param="plan_id")
+    if plan.price(interval) is None:
+        raise InvalidRequest(f"The {plan.name} plan has no {interval}ly price.", param="interval")
+    return plan
+
+
+# -- Checkout --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckoutStarted:
+    checkout_id: str
+    session_id: str
+    checkout_url: str
+
+
+async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
+                         prices: PlanPrices, principal: Principal, plan_id: str, interval: str,
+                         success_url: str | None, cancel_url: str | None) -> CheckoutStarted:
+    plan = _plan_and_interval(book, plan_id, interval)
+    user = await ensure_user(session, principal)
+    existing = await mirror.current(session, user.id)
+    if existing is not None and existing.status in BLOCKING_STATUSES:
+        raise Conflict("You already have a subscription; change its plan instead.", param="plan_id")
+    customer_id = await ensure_stripe_customer(session, client, user)
+    price_id = await prices.price_id(client, plan, interval)
+    record = SubscriptionCheckout(id=str(uuid.uuid4()), user_id=user.id, plan_id=plan.id, interval=interval)
+    session.add(record)
+    await session.flush()
+    base = settings.public_url.rstrip("/")
+    metadata = {"user_id": user.id, "plan_id": plan.id, "interval": interval, "subscription_checkout_id": record.id}
+    async with stripe_call("creating the subscription checkout"):
+        checkout = await client.v1.checkout.sessions.create_async(params={  # type: ignore[arg-type]
+            "mode": "subscription", "customer": customer_id,
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "metadata": metadata, "subscription_data": {"metadata": metadata},
+            "success_url": success_url or f"{base}/account?subscription=started",
+            "cancel_url": cancel_url or f"{base}/pricing",
+        }, options={"idempotency_key": idempotency_key("subscription_checkout", record.id, "create")})
+    record.stripe_checkout_session_id = checkout.id
+    await session.flush()
+    return CheckoutStarted(record.id, checkout.id, str(checkout.url))
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def view(row: Subscription | None, book: PlanBook) -> dict[str, Any]:
+    """What ``GET /v1/subscription`` answers. With no subscription at all: ``status: "none"``, the other
+    fields null and no entitlements (one shape for every answer, so clients need no 404 branch)."""
+    if row is None:
+        return {"id": None, "plan": None, "interval": None, "status": "none", "current_period_end": None,
+                "cancel_at_period_end": False, "trial_end": None, "entitlements": [], "pending_change": None}
+    plan = book.get(row.plan_id or "")
+    pending = None
+    if row.pending_plan_id:
+        pending = {"plan": row.pending_plan_id, "interval": row.pending_interval,
+                   "effective_at": row.pending_effective_at}
+    return {"id": row.id, "plan": row.plan_id, "interval": row.interval, "status": row.status,
+            "current_period_end": row.current_period_end, "cancel_at_period_end": row.cancel_at_period_end,
+            "trial_end": row.trial_end,
+            "entitlements": list(plan.features) if plan is not None and row.has_access else [],
+            "pending_change": pending}
+
+
+async def _require(session: AsyncSession, user_id: str) -> Subscription:
+    row = await mirror.current(session, user_id, lock=True)
+    if row is None or row.status not in LIVE_STATUSES:
+        raise NotFound("You have no subscription.")
+    return row
+
+
+# -- change ----------------------------------------------------------------------------------------
+async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBook, prices: PlanPrices,
+                      principal: Principal, plan_id: str, interval: str) -> Subscription:
+    """Upgrade now or downgrade at period end (rules in the module docstring).
+
+    Two transactions on purpose: the change record (whose id keys the Stripe call and the credit grant) is
+    committed before Stripe is asked, so a crash after Stripe's answer cannot lose what the upgrade owes; the
+    second transaction, under the mirror row's lock, writes Stripe's answer and grants the prorated credits
+    when the proration invoice is already paid (else ``invoice.paid`` will)."""
+    target = _plan_and_interval(book, plan_id, interval)
+    async with db.transaction() as session:
+        row = await _require(session, principal.user_id)
+        if row.status not in ("active", "trialing"):
+            raise Conflict(f"A {row.status} subscription cannot change plan; update the card first.")
+        sub = await mirror.retrieve_subscription(client, row.id)
+        item = mirror.first_item(sub or {})
+        if sub is None or item is None or row.plan_id is None or row.interval is None:
+            raise Conflict("This subscription is not on a Tally plan.")
+        current = book.get(row.plan_id)
+        if (row.plan_id, row.interval) == (target.id, interval):
+            if row.pending_plan_id is None:
+                raise Conflict("You are already on this plan.", param="plan_id")
+            kind = "downgrade"  # undo a waiting downgrade: back to the current price, nothing charged
+        elif row.pending_plan_id is not None:
+            raise Conflict("A downgrade is already scheduled; change back to your current plan first.")
+        elif row.interval == interval:
+            kind = "upgrade" if target.rank > (current.rank if current else 0) else "downgrade"
+        elif (row.interval, interval) == ("month", "year"):
+            kind = "upgrade"
+        else:
+            raise Conflict("Switching from yearly to monthly billing mid-term is not supported yet; "
+                           "cancel at period end and subscribe monthly then.", param="interval")
+        now = await mirror.stripe_now(session, client, sub)
+        start, end = mirror.period_of(sub)
+        start, end = int(start or now), int(end or now)
+        credits = 0
+        if kind == "upgrade" and interval == row.interval and sub.get("status") == "active" and current:
+            credits = upgrade_credits(current.prices[row.interval].credits, target.prices[interval].credits,
+                                      end - now, end - start)
+        change = SubscriptionChange(
+            id=str(uuid.uuid4()), user_id=row.user_id, subscription_id=row.id, kind=kind,
+            from_plan_id=row.plan_id, from_interval=row.interval, to_plan_id=target.id, to_interval=interval,
+            proration_date=now, period_start=start, period_end=end, credits=credits)
+        session.add(change)
+    price_id = await prices.price_id(client, target, interval)
+    params: dict[str, Any] = {"items": [{"id": item["id"], "price": price_id}]}
+    if kind == "upgrade":
+        params.update(proration_behavior="always_invoice", proration_date=now)
+    else:
+        params.update(proration_behavior="none")
+    async with stripe_call("changing the plan"):
+        updated = (await client.v1.subscriptions.update_async(
+            row.id, params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": idempotency_key("subscription_change", change.id, "update")})).to_dict()
+    async with db.transaction() as session:
+        locked = await mirror.lock_row(session, row.id)
+        assert locked is not None
+        if kind == "downgrade" and (target.id, interval) != (row.plan_id, row.interval):
+            locked.pending_plan_id, locked.pending_interval, locked.pending_effective_at = target.id, interval, end
+        fresh = await mirror.sync(session, client, book, row.id)
+        assert fresh is not None
+        saved = await session.get(SubscriptionChange, change.id, with_for_update=True)
+        assert saved is not None
+        saved.status = "applied"
+        invoice_id = mirror._id(updated.get("latest_invoice")) if kind == "upgrade" else None
+        if invoice_id and invoice_id != mirror._id(sub.get("latest_invoice")):
+            saved.stripe_invoice_id = invoice_id
+            await grant_change_if_paid(session, client, saved)
+        return fresh
+
+
+async def grant_change_if_paid(session: AsyncSession, client: stripe.StripeClient, change: SubscriptionChange,
+                               invoice: dict[str, Any] | None = None) -> None:
+    """Grant the upgrade's prorated credits once its proration invoice is paid (reference per change)."""
+    if change.credits <= 0 or not change.stripe_invoice_id:
+        return
+    if invoice is None:
+        async with stripe_call("retrieving an invoice"):
+            invoice = (await client.v1.invoices.retrieve_async(change.stripe_invoice_id)).to_dict()
+    if invoice.get("status") != "paid":
+        return
+    await grant(session, user_id=change.user_id, reference=f"subscription_change:{change.id}:grant",
+                credits=change.credits,
+                description=f"Upgrade to {change.to_plan_id} ({change.to_interval}ly), prorated",
+                details={"subscription_id": change.subscription_id, "invoice_id": change.stripe_invoice_id,
+                         "from_plan": change.from_plan_id, "proration_date": change.proration_date,
+                         "period_start": change.period_start, "period_end": change.period_end})
+
+
+# -- cancel / resume -------------------------------------------------------------------------------
+async def cancel(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, principal: Principal,
+                 immediately: bool) -> Subscription:
+    """At period end by default (access until then); ``immediately`` ends it now (no refund of the period)."""
+    row = await _require(session, principal.user_id)
+    key = idempotency_key("subscription", row.id, f"cancel:{'now' if immediately else 'period_end'}:{time.time_ns()}")
+    async with stripe_call("canceling the subscription"):
+        if immediately:
+            answer = await client.v1.subscriptions.cancel_async(row.id, options={"idempotency_key": key})
+        else:
+            answer = await client.v1.subscriptions.update_async(
+                row.id, params={"cancel_at_period_end": True}, options={"idempotency_key": key})
+    result = await mirror.sync(session, client, book, row.id, known=answer.to_dict())
+    assert result is not None
+    return result
+
+
+async def resume(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook,
+                 principal: Principal) -> Subscription:
+    """Undo a cancellation at period end, or resume a paused subscription."""
+    row = await _require(session, principal.user_id)
+    key = idempotency_key("subscription", row.id, f"resume:{time.time_ns()}")
+    async with stripe_call("resuming the subscription"):
+        if row.status == "paused":
+            answer = await client.v1.subscriptions.resume_async(row.id, options={"idempotency_key": key})
+        elif row.cancel_at_period_end or row.cancel_at:
+            params: dict[str, Any] = {"cancel_at_period_end": False}
+            if row.cancel_at and not row.cancel_at_period_end:
+                params = {"cancel_at": ""}
+            answer = await client.v1.subscriptions.update_async(row.id, params=params,  # type: ignore[arg-type]
+                                                                options={"idempotency_key": key})
+        else:
+            raise Conflict("This subscription is neither canceled at period end nor paused.")
+    result = await mirror.sync(session, client, book, row.id, known=answer.to_dict())
+    assert result is not None
+    return result
+
+
+# -- portal ----------------------------------------------------------------------------------------
+async def portal_url(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+                     principal: Principal) -> str:
+    user = await ensure_user(session, principal)
+    customer_id = await ensure_stripe_customer(session, client, user)
+    return await portal_url_for_customer(client, settings, customer_id)
+
+
+async def portal_url_for_customer(client: stripe.StripeClient, settings: Settings, customer_id: str) -> str:
+    """A fresh billing portal session (they are short-lived: create one per visit, never store the URL)."""
+    async with stripe_call("opening the billing portal"):
+        try:
+            portal = await client.v1.billing_portal.sessions.create_async(params={
+                "customer": customer_id, "return_url": settings.public_url.rstrip("/") + "/account"})
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:  # a Stripe (or sandbox) without the billing portal
+                raise PortalUnavailable("The billing portal is not available here.") from exc
+            raise
+    return str(portal.url)
