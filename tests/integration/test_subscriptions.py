@@ -202,3 +202,15 @@ def test_monthly_plan_bought_through_checkout(tally: Any) -> None:
         assert state["status"] == "active" and state["plan"] == "basic"
         again = client.post("/v1/subscriptions/checkout", json={"plan_id": "pro", "interval": "month"})
         assert again.status_code == 409
+
+
+def test_portal_link_returns_to_the_account_page(tally: Any) -> None:
+    user_id = new_user()
+    with tally.client(user_id) as client:
+        response = client.post("/v1/portal")
+        assert response.status_code == 200, response.text
+        url = response.json()["url"]
+    assert url.startswith(tally.sandbox.url)
+    page = httpx.get(url, follow_redirects=True)
+    assert page.status_code == 200
+    assert f"{tally.url}/account" in page.text
