@@ -10,7 +10,6 @@ import base64
 import hashlib
 import logging
 from contextlib import asynccontextmanager
-from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -20,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import control, expand, resources, triggers  # noqa: F401 - control and triggers register themselves
+from . import control, expand, faults, resources, triggers  # noqa: F401 - control and triggers register themselves
 from .config import SandboxConfig
 from .errors import StripeError, authentication, idempotency, invalid_request, unknown_param
 from .forms import parse_form
@@ -60,14 +59,21 @@ class Api:
         request_id = new_id("req", 14)
         headers = {"Request-Id": request_id, "Stripe-Version": request.headers.get("stripe-version",
                                                                                    self.sb.api_version)}
+        fault_key = (request.method, request.url.path, request.headers.get("idempotency-key"))
+        injected = self.sb.faults.take("before", *fault_key)
+        if injected is not None:
+            return injected, faults.error_body(injected), headers
         try:
             status, body, extra = await self._handle(request, request_id)
         except StripeError as err:
-            return err.status, orjson.dumps(err.to_json()), {**headers, **err.headers}
+            status, body, extra = err.status, orjson.dumps(err.to_json()), err.headers
         except Exception:  # a bug in a handler: Stripe's shape for its own failures, and a log line
             log.exception("unexpected error in %s %s", request.method, request.url.path)
             error = {"error": {"type": "api_error", "message": "An unexpected error occurred in the sandbox."}}
             return 500, orjson.dumps(error), headers
+        injected = self.sb.faults.take("after", *fault_key)
+        if injected is not None:  # served, and the answer lost on its way back
+            return injected, faults.error_body(injected), headers
         headers.update(extra)
         return status, body, headers
 

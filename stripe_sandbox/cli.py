@@ -17,7 +17,8 @@ def build_config(argv: list[str] | None = None) -> SandboxConfig:
     parser.add_argument("--webhook-url", help="register a webhook endpoint for all events at start-up")
     parser.add_argument("--webhook-secret", help="signing secret (whsec_...) for --webhook-url")
     parser.add_argument("--webhook-retry-delays", metavar="S,S,...",
-                        help="seconds between delivery retries (default 1,4,16; env STRIPE_SANDBOX_WEBHOOK_RETRY_DELAYS)")
+                        help="seconds between delivery retries "
+                             "(default 1,4,16; env STRIPE_SANDBOX_WEBHOOK_RETRY_DELAYS)")
     parser.add_argument("--webhook-timeout", type=float, help="seconds to wait for a webhook answer (default 10)")
     parser.add_argument("--settle-seconds", type=float,
                         help="delay before delayed payment methods settle (env STRIPE_SANDBOX_SETTLE_SECONDS)")

@@ -3,6 +3,7 @@ trigger, clock, webhook outage. JSON in, JSON out; no API key, since it serves t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import StripeError, invalid_request, no_such
+from .faults import STATUSES, WHEN, Fault
 from .ids import new_secret
 from .routing import PAGE_ROUTES
 from .state import Sandbox
@@ -143,6 +145,44 @@ def stats(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
             "deliveries": len(sb.webhooks.attempts)}
 
 
+def faults_set(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    """Make API requests fail: ``{"status": 500|502|503|429, "count": n}`` (the next n requests) or
+    ``"seconds": s`` (every request for s seconds); ``"path"`` narrows it to a prefix (default ``/v1/``) and
+    ``"method"`` to one HTTP method (default: any); ``"when": "after"`` serves the request and then loses its
+    answer (default ``before``: refused)."""
+    status, when, path = data.get("status"), data.get("when", "before"), data.get("path", "/v1/")
+    method = data.get("method")
+    if method is not None and method not in ("GET", "POST", "DELETE"):
+        raise invalid_request("method must be GET, POST or DELETE", param="method")
+    if status not in STATUSES:
+        raise invalid_request(f"status must be one of {', '.join(map(str, STATUSES))}", param="status")
+    if when not in WHEN:
+        raise invalid_request("when must be 'before' or 'after'", param="when")
+    if not isinstance(path, str) or not path.startswith("/v1/"):
+        raise invalid_request("path must be an API path prefix starting with /v1/", param="path")
+    count, seconds = data.get("count"), data.get("seconds")
+    if (count is None) == (seconds is None):
+        raise invalid_request("give either count or seconds", param="count")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 10**6):
+        raise invalid_request("count must be a positive integer", param="count")
+    if seconds is not None and (not isinstance(seconds, int | float) or isinstance(seconds, bool)
+                                or not 0 < seconds <= 3600):
+        raise invalid_request("seconds must be a number between 0 and 3600", param="seconds")
+    sb.faults.set(Fault(status=status, path=path, when=when, remaining=count, method=method,
+                        until=None if seconds is None else time.monotonic() + float(seconds)))
+    return sb.faults.state()
+
+
+def faults_state(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    """The active fault (if any) and every request it failed so far."""
+    return sb.faults.state()
+
+
+def faults_clear(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
+    sb.faults.clear()
+    return sb.faults.state()
+
+
 PAGE_ROUTES.extend([
     Route("/_sandbox/reset", _endpoint(reset), methods=["POST"]),
     Route("/_sandbox/deliveries", _endpoint(deliveries), methods=["GET"]),
@@ -153,4 +193,7 @@ PAGE_ROUTES.extend([
     Route("/_sandbox/webhooks/resume", _endpoint(webhooks_resume), methods=["POST"]),
     Route("/_sandbox/webhook_endpoints/{endpoint_id}/roll_secret", _endpoint(roll_secret), methods=["POST"]),
     Route("/_sandbox/stats", _endpoint(stats), methods=["GET"]),
+    Route("/_sandbox/faults", _endpoint(faults_set), methods=["POST"]),
+    Route("/_sandbox/faults", _endpoint(faults_state), methods=["GET"]),
+    Route("/_sandbox/faults", _endpoint(faults_clear), methods=["DELETE"]),
 ])

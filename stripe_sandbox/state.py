@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .clock import Clock
 from .config import API_VERSION, SandboxConfig
+from .faults import Faults
 from .scheduler import Scheduler
 from .store import Store
 from .webhooks import Deliverer
@@ -33,6 +34,7 @@ class Sandbox:
         self.current_request: RequestInfo | None = None
         # Idempotency-Key -> (request fingerprint, status, response body)
         self.idempotent: dict[str, tuple[str, int, bytes]] = {}
+        self.faults = Faults()  # injected API failures (control API, fault tests)
 
     @property
     def base_url(self) -> str:
@@ -55,3 +57,4 @@ class Sandbox:
         self.scheduler.clear()
         self.webhooks.clear()
         self.idempotent.clear()
+        self.faults.clear()

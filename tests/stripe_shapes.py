@@ -84,7 +84,9 @@ def _problems(value: Any, annotation: Any, owner: type, path: str) -> list[str]:
     if annotation is bool:
         return [] if isinstance(value, bool) else [f"{path}: {value!r} is not a boolean"]
     if annotation is int:
-        return [] if isinstance(value, int) and not isinstance(value, bool) else [f"{path}: {value!r} is not an integer"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return []
+        return [f"{path}: {value!r} is not an integer"]
     if annotation is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return [] if ok else [f"{path}: {value!r} is not a number"]

@@ -63,10 +63,10 @@ def plan_of(price: Obj) -> Obj:
 def check_price(price: Obj, param: str) -> None:
     if price["type"] != "recurring":
         raise invalid_request(
-            f"The price specified is set to `type=one_time` but this field only accepts prices with "
-            f"`type=recurring`.", param=param)
+            "The price specified is set to `type=one_time` but this field only accepts prices with "
+            "`type=recurring`.", param=param)
     if not price["active"]:
-        raise invalid_request(f"The price specified is inactive. This field only accepts active prices.",
+        raise invalid_request("The price specified is inactive. This field only accepts active prices.",
                               param=param)
     if price["recurring"].get("usage_type") == "metered":
         raise invalid_request("Metered prices are not supported by the sandbox yet.", param=param)

@@ -100,7 +100,8 @@ def _apply_features(sb: Any, features: Obj, p: Params | None) -> None:
             allowed = given.str_list("allowed_updates")
             for i, name in enumerate(allowed):
                 if name not in CUSTOMER_UPDATES:
-                    raise invalid_request(f"Invalid allowed_updates: {name}", param=f"{given._name('allowed_updates')}[{i}]")
+                    raise invalid_request(f"Invalid allowed_updates: {name}",
+                                          param=f"{given._name('allowed_updates')}[{i}]")
             section["allowed_updates"] = allowed
     for name in ("invoice_history", "payment_method_update"):
         given = p.dict(name)

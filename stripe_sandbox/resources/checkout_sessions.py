@@ -3,9 +3,10 @@ expire.
 
 The hosted page that pays a session lives in ``checkout_page``; completing a session when its PaymentIntent
 succeeds (wherever that happened) is ``checkout_flow``, and ``checkout_subscription`` for subscription mode.
-Coupons and promotion codes (``discounts``, or a code typed on the page) go through ``checkout_discounts``. Things a session needs that are not part of its API
-shape (line items, ``payment_intent_data``, what the payer typed) are kept in one private store object per
-session, ``checkout_extras``, so the session dict stays exactly what the API returns.
+Coupons and promotion codes (``discounts``, or a code typed on the page) go through ``checkout_discounts``.
+Things a session needs that are not part of its API shape (line items, ``payment_intent_data``, what the payer
+typed) are kept in one private store object per session, ``checkout_extras``, so the session dict stays exactly
+what the API returns.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from .. import expand, scheduler
 from ..errors import invalid_request, no_such, state_error
 from ..events import emit
+from .events import created_filter
 from ..ids import new_id
 from ..listing import LIST_PARAMS, list_object, paginate
 from ..params import Params, merge_metadata
@@ -429,6 +431,7 @@ def list_(sb: Any, p: Params) -> Obj:
     status = p.str("status", choices=("open", "complete", "expired"))
     details = p.dict("customer_details")
     email = details.only("email").str("email", required=True) if details is not None else None
+    low, high = created_filter(p)
     store = sb.store
     if payment_intent:
         collection = store.collection("checkout.session", "payment_intent", payment_intent)
@@ -440,7 +443,8 @@ def list_(sb: Any, p: Params) -> Obj:
     def where(session: Obj) -> bool:
         return ((status is None or session["status"] == status)
                 and (customer is None or session["customer"] == customer)
-                and (email is None or (session["customer_details"] or {}).get("email") == email))
+                and (email is None or (session["customer_details"] or {}).get("email") == email)
+                and (low is None or session["created"] >= low) and (high is None or session["created"] <= high))
 
     return paginate(store, collection, p, "/v1/checkout/sessions", where)
 

@@ -14,6 +14,7 @@ from ..billing.invoice_items import take_pending
 from ..billing.time import now_for
 from ..errors import invalid_request, no_such, state_error
 from ..events import changed, emit
+from .events import created_filter
 from ..expand import expandable
 from ..listing import LIST_PARAMS, list_object, paginate
 from ..params import Params, merge_metadata
@@ -162,9 +163,11 @@ def list_(sb: Any, p: Params) -> Obj:
     sub = p.optional_str("subscription")
     status = p.str("status", choices=("draft", "open", "paid", "uncollectible", "void"))
     collection_method = p.optional_str("collection_method")
+    low, high = created_filter(p)
 
     def where(invoice: Obj) -> bool:
         return ((status is None or invoice["status"] == status)
+                and (low is None or invoice["created"] >= low) and (high is None or invoice["created"] <= high)
                 and (customer is None or invoice["customer"] == customer)
                 and (collection_method is None or invoice["collection_method"] == collection_method))
 

@@ -32,7 +32,8 @@ BUSINESS = "Sandbox business"
 INVOICES_SHOWN = 24
 REASON_LABELS = {"too_expensive": "It's too expensive", "missing_features": "Some features are missing",
                  "switched_service": "I'm switching to a different service", "unused": "I don't use the service enough",
-                 "customer_service": "Customer service was less than expected", "too_complex": "Ease of use was less than expected",
+                 "customer_service": "Customer service was less than expected",
+                 "too_complex": "Ease of use was less than expected",
                  "low_quality": "Quality was less than expected", "other": "Other reason"}
 STATUS_LABELS = {"active": "Active", "trialing": "Trial", "past_due": "Past due", "unpaid": "Unpaid",
                  "incomplete": "Incomplete", "paused": "Paused"}

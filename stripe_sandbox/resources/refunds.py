@@ -41,7 +41,8 @@ def get_refund(sb: Any, refund_id: str, param: str = "refund") -> Obj:
 def _destination(charge: Obj) -> Obj:
     type_ = (charge.get("payment_method_details") or {}).get("type", "card")
     if type_ == "card":
-        return {"card": {"reference": None, "reference_status": "pending", "reference_type": "acquirer_reference_number",
+        return {"card": {"reference": None, "reference_status": "pending",
+                         "reference_type": "acquirer_reference_number",
                          "type": "refund"}, "type": "card"}
     return {"type": type_}
 

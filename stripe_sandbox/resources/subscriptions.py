@@ -53,7 +53,7 @@ def _timestamp_or_now(p: Params, name: str, now: int) -> int | None:
     value = p.int(name)
     assert value is not None
     if value <= now:
-        raise invalid_request(f"Invalid timestamp: must be an integer Unix timestamp in the future.", param=name)
+        raise invalid_request("Invalid timestamp: must be an integer Unix timestamp in the future.", param=name)
     return value
 
 

@@ -47,6 +47,8 @@ def _plans(s: Setup) -> tuple[Any, Any, Any, Any]:
                                               "recurring": {"interval": "month"}, "nickname": "Basic"})
     pro = s.client.v1.prices.create(params={"product": product.id, "unit_amount": 3000, "currency": "usd",
                                             "recurring": {"interval": "month"}, "nickname": "Pro"})
+    for obj in (product, basic, pro):
+        assert_stripe_shape(obj)
     sub = s.client.v1.subscriptions.create(params={"customer": s.customer.id, "items": [{"price": basic.id}]})
     assert_stripe_shape(sub)
     assert sub.status == "active"
@@ -58,6 +60,8 @@ def test_configurations_api(stripe_client: stripe.StripeClient) -> None:
     product = stripe_client.v1.products.create(params={"name": "Portal product"})
     price = stripe_client.v1.prices.create(params={"product": product.id, "unit_amount": 500, "currency": "usd",
                                                    "recurring": {"interval": "month"}})
+    assert_stripe_shape(product)
+    assert_stripe_shape(price)
     config = _config(stripe_client, products=[{"product": product.id, "prices": [price.id]}])
     assert config.id.startswith("bpc_") and config.is_default is False and config.active is True
     features = config.features
@@ -138,6 +142,7 @@ def test_sessions_api(stripe_client: stripe.StripeClient) -> None:
     assert refused(customer=s.customer.id).param == "return_url"  # the default configuration has no default URL
     assert refused(customer="cus_nope", return_url=RETURN).http_status == 404
     other = stripe_client.v1.customers.create(params={"email": "other@example.com"})
+    assert_stripe_shape(other)
     foreign = refused(customer=other.id, return_url=RETURN, flow_data={
         "type": "subscription_cancel", "subscription_cancel": {"subscription": sub.id}})
     assert foreign.param == "flow_data[subscription_cancel][subscription]"
@@ -205,7 +210,9 @@ def test_update_payment_method_pays_the_past_due_invoice(stripe_client: stripe.S
     s = setup(stripe_client)
     _, basic, _, sub = _plans(s)
     failing = stripe_client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": s.customer.id})
-    stripe_client.v1.customers.update(s.customer.id, params={"invoice_settings": {"default_payment_method": failing.id}})
+    assert_stripe_shape(failing)
+    assert_stripe_shape(stripe_client.v1.customers.update(
+        s.customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}))
     s.advance(T0 + 31 * 86400 + 7200)  # renewal on Feb 1, finalized an hour later, declined
     assert s.subscription(sub.id).status == "past_due"
     session = _session(stripe_client, s.customer.id)
@@ -225,6 +232,7 @@ def test_update_payment_method_pays_the_past_due_invoice(stripe_client: stripe.S
     customer = stripe_client.v1.customers.retrieve(s.customer.id)
     assert_stripe_shape(customer)
     pm = stripe_client.v1.payment_methods.retrieve(customer.invoice_settings.default_payment_method)
+    assert_stripe_shape(pm)
     assert pm.card.last4 == "4242" and pm.customer == s.customer.id
     bad = httpx.post(url, data={**card, "cardNumber": "4242 4242 4242 4241"})
     assert bad.status_code in (400, 402) and 'id="cardNumber-error"' in bad.text
@@ -266,6 +274,7 @@ def test_flows_open_on_their_page_and_finish_as_asked(stripe_client: stripe.Stri
 def test_sessions_expire_unvisited_after_five_minutes() -> None:
     with private_sandbox() as (server, client):
         customer = client.v1.customers.create(params={"email": "late@example.com"})
+        assert_stripe_shape(customer)
         late = _session(client, customer.id)
         early = _session(client, customer.id)
         assert httpx.get(early.url).status_code == 200  # visited in time

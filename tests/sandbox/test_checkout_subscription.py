@@ -141,6 +141,7 @@ def test_decline_leaves_the_session_open_and_a_retry_pays_the_same_subscription(
     assert [(i.status, i.attempt_count) for i in invoices.data] == [("paid", 2)]
     assert done.subscription.default_payment_method != None  # noqa: E711 - the second card
     pm = stripe_client.v1.payment_methods.retrieve(done.subscription.default_payment_method)
+    assert_stripe_shape(pm)
     assert pm.card.last4 == "4242"
 
 
@@ -244,9 +245,13 @@ def test_promotion_code_typed_on_the_page() -> None:
         assert_stripe_shape(done)
         assert done.invoice.amount_paid == 799 and done.invoice.total_discount_amounts[0].amount == 200
         assert len(done.subscription.discounts) == 1
-        discount = client.v1.subscriptions.retrieve(done.subscription.id, params={"expand": ["discounts"]}).discounts[0]
+        with_discounts = client.v1.subscriptions.retrieve(done.subscription.id, params={"expand": ["discounts"]})
+        assert_stripe_shape(with_discounts)
+        discount = with_discounts.discounts[0]
         assert discount.promotion_code == promo.id and discount.subscription == done.subscription.id
-        assert client.v1.promotion_codes.retrieve(promo.id).times_redeemed == 1
+        counted = client.v1.promotion_codes.retrieve(promo.id)
+        assert_stripe_shape(counted)
+        assert counted.times_redeemed == 1
         assert expiring.id  # kept for the record: refused above once the clock passed its expiry
 
 
@@ -254,6 +259,8 @@ def test_discounts_in_payment_mode(stripe_client: stripe.StripeClient) -> None:
     coupon = stripe_client.v1.coupons.create(params={"amount_off": 300, "currency": "usd", "duration": "once"})
     product = stripe_client.v1.products.create(params={"name": "Credits"})
     price = stripe_client.v1.prices.create(params={"product": product.id, "currency": "usd", "unit_amount": 1000})
+    for obj in (coupon, product, price):
+        assert_stripe_shape(obj)
     session = _session(stripe_client, mode="payment", discounts=[{"coupon": coupon.id}],
                        line_items=[{"price": price.id, "quantity": 2}])
     assert session.amount_subtotal == 2000 and session.amount_total == 1700
@@ -267,7 +274,9 @@ def test_discounts_in_payment_mode(stripe_client: stripe.StripeClient) -> None:
     done = stripe_client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
     assert_stripe_shape(done)
     assert done.payment_intent.amount == 1700 and done.payment_status == "paid"
-    assert stripe_client.v1.coupons.retrieve(coupon.id).times_redeemed == 1
+    redeemed = stripe_client.v1.coupons.retrieve(coupon.id)
+    assert_stripe_shape(redeemed)
+    assert redeemed.times_redeemed == 1
 
 
 def test_refusals(stripe_client: stripe.StripeClient) -> None:
@@ -285,6 +294,7 @@ def test_refusals(stripe_client: stripe.StripeClient) -> None:
         one_time = refused(payment_method_types=["card", method])
         assert one_time.param == "payment_method_types[1]" and method in one_time.user_message
     coupon = stripe_client.v1.coupons.create(params={"percent_off": 10})
+    assert_stripe_shape(coupon)
     both = refused(discounts=[{"coupon": coupon.id}], allow_promotion_codes=True)
     assert both.param == "discounts"
     yearly = _plan(stripe_client, interval="year")
@@ -313,4 +323,6 @@ def test_price_data_with_recurring(stripe_client: stripe.StripeClient) -> None:
     assert_stripe_shape(done)
     item = done.subscription.items.data[0]
     assert item.quantity == 2 and item.price.recurring.interval == "week" and item.price.active is False
-    assert stripe_client.v1.prices.retrieve(item.price.id).active is False  # archived, as Stripe makes them
+    archived = stripe_client.v1.prices.retrieve(item.price.id)
+    assert_stripe_shape(archived)
+    assert archived.active is False  # archived, as Stripe makes them
