@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import contextvars
 import importlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,14 +17,18 @@ import procrastinate
 
 from .db import libpq_url
 
+log = logging.getLogger("tally.worker")
+
+RESTART_SECONDS = 1.0  # before starting procrastinate's worker again after it ended on its own
+
 # Domains whose tasks.py declares ``blueprint``.
-TASK_MODULES = ("tally.webhooks.tasks", "tally.subscriptions.tasks", "tally.email.tasks")
+TASK_MODULES = ("tally.webhooks.tasks", "tally.subscriptions.tasks", "tally.email.tasks",
+                "tally.reconcile.tasks")
 
 
 def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:
     concurrency = getattr(settings, "worker_concurrency", 8)
-    # The pool serves the worker's fetch/finish queries and, in the API, the webhook receiver's inbox
-    # transactions (see tally.webhooks.service.store_event).
+    # The pool serves procrastinate's own queries and the deferrals of tasks (retries, emails).
     connector = procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=2,
                                                max_size=max(10, concurrency + 4))
     app = procrastinate.App(connector=connector)
@@ -46,30 +51,55 @@ class WorkerRunner:
     """Owns the job app's connection pool; optionally runs a worker inside the API process."""
 
     def __init__(self, services: object) -> None:
+        from .webhooks.inbox import InboxReceiver
+
         self.services = services
         self.job_app = make_job_app(services.db.url, services.settings)  # type: ignore[attr-defined]
+        self.inbox = InboxReceiver(services.db.url)  # type: ignore[attr-defined]  # the webhook receiver's
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, run_worker: bool) -> None:
         await self.job_app.open_async()
+        await self.inbox.open()
         if run_worker:
             self._task = asyncio.create_task(self.run(), name="tally-worker")
 
     async def run(self) -> None:
+        """Procrastinate's worker (periodic tasks, retries, emails) beside the webhook inbox workers, which
+        claim new events from the inbox table (``tally.webhooks.inbox`` says why not one job per event)."""
+        from .webhooks.inbox import InboxWorker
+
         settings = self.services.settings  # type: ignore[attr-defined]
+        inbox = InboxWorker(self.services, self.job_app, concurrency=settings.worker_concurrency)
         with bind_services(self.services):
-            await self.job_app.run_worker_async(
-                concurrency=settings.worker_concurrency, install_signal_handlers=False,
-                listen_notify=True, wait=True,
-                # The inbox row is the record of an event; a finished job is only queue state. Deleting
-                # it keeps the jobs table (and procrastinate's fetch query) small under load.
-                delete_jobs="successful")
+            async with asyncio.TaskGroup() as group:
+                group.create_task(inbox.run(), name="tally-inbox")
+                group.create_task(self._run_jobs(settings.worker_concurrency), name="tally-jobs")
+
+    async def _run_jobs(self, concurrency: int) -> None:
+        """Procrastinate's worker, started again whenever it ends on its own. It ends for good when a
+        database connection it holds is killed (a database restart, a failover, ``pg_terminate_backend``):
+        its LISTEN or periodic side task fails and it stops, or a failed fetch raises. Without this the
+        process would live on with no retries, sweeps or emails, or exit. Its jobs left ``doing`` are
+        taken back by the sweeper once the old worker's heartbeat is stale."""
+        while True:
+            try:
+                await self.job_app.run_worker_async(
+                    concurrency=concurrency, install_signal_handlers=False, listen_notify=True, wait=True,
+                    # A finished job is only queue state (the inbox row is the record of an event):
+                    # deleting it keeps the jobs table small.
+                    delete_jobs="successful")
+                log.warning("job worker stopped; starting it again in %.0f s", RESTART_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - the worker outlives database outages
+                log.warning("job worker failed, starting it again in %.0f s: %r", RESTART_SECONDS, exc)
+            await asyncio.sleep(RESTART_SECONDS)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        await self.inbox.close()
         await self.job_app.close_async()
 
 

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..worker import make_job_app
 from . import service
 
 
 async def replay_event(runtime: Any, event_id: str) -> str:
     services = runtime.services(run_worker=False, pool_size=1)
-    jobs = make_job_app(services.db.url, services.settings)
-    await jobs.open_async()
     try:
         async with services.db.transaction() as session:
-            row = await service.replay(session, jobs, event_id)
+            row = await service.replay(session, event_id)
             return row.status
     finally:
-        await jobs.close_async()
         await services.db.dispose()

@@ -19,29 +19,29 @@ from .signature import StripeEvent
 router = APIRouter(tags=["webhooks"])
 admin_router = APIRouter(prefix="/v1/admin/events", tags=["admin"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+# The receiver's errors; also declared where the compatibility routes mount it.
+RECEIVER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad, missing or stale signature, or a body that is not an event; nothing stored."},
     503: {"description": "No webhook signing secret configured; nothing stored."},
 }
 
 
 async def receive_stripe_webhook(request: Request, event: StripeEvent) -> Received:
-    """Verified → stored once in the inbox with its processing job, in one commit → 200. A duplicate
+    """Verified → stored once in the inbox (committed: the inbox workers will claim it) → 200. A duplicate
     delivery is answered 200 too and is not processed again."""
-    jobs = request.app.state.jobs
-    async with jobs.connector.pool.connection() as conn, conn.transaction():
-        await service.store_event(conn, jobs, event)
+    await request.app.state.inbox.store(event)
     return Received()
 
 
 router.add_api_route("/v1/webhooks/stripe", receive_stripe_webhook, methods=["POST"], response_model=Received,
-                     responses=_ERRORS, summary="Stripe webhook endpoint")
+                     responses=RECEIVER_ERRORS, summary="Stripe webhook endpoint")
 
 
 EventStatus = Literal["pending", "processed", "ignored", "failed"]
 
 
-@admin_router.get("", response_model=EventList, summary="Webhook events, newest first")
+@admin_router.get("", response_model=EventList, summary="Webhook events, newest first",
+                  responses={404: {"description": "The cursor names no event"}})
 async def list_events(
     request: Request, admin: AdminUser,
     status: EventStatus | None = None,
@@ -62,5 +62,5 @@ async def replay_event(request: Request, admin: AdminUser, event_id: str) -> Eve
     if len(event_id) > 255:
         raise InvalidRequest("Event id too long.", param="event_id")
     async with request.app.state.db.transaction() as session:
-        row = await service.replay(session, request.app.state.jobs, event_id)
+        row = await service.replay(session, event_id)
         return EventOut(**service.as_json(row))

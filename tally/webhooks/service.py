@@ -1,12 +1,17 @@
 """The inbox: store a verified event once, process it once, record failures, replay, sweep.
 
-Functions that take a session or connection never commit: the caller owns the transaction. ``process_event`` and
-``record_failure`` own theirs, because each is one unit of work of the worker.
+The inbox table is the queue of new events: receipt is one autocommitted INSERT, and the inbox workers
+(``tally.webhooks.inbox``) claim new rows in batches. Retries after a failure are procrastinate jobs
+scheduled with backoff (``process_event``), as are the sweeper's.
+
+Functions that take a session or connection never commit: the caller owns the transaction.
+``process_new_events`` and ``process_event`` own theirs, because each is one unit of work of the worker.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,8 +19,9 @@ from typing import Any
 import procrastinate
 import psycopg
 from procrastinate.exceptions import AlreadyEnqueued
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from structlog.contextvars import bound_contextvars
 
 from ..db import Database
 from ..errors import NotFound
@@ -27,6 +33,8 @@ log = logging.getLogger("tally.webhooks")
 
 PROCESS_TASK = "webhooks:process_event"
 FINAL_STATUSES = ("processed", "ignored")
+# Inbox workers LISTEN here; a NOTIFY only wakes them early (they also poll), so losing one is harmless.
+NOTIFY_CHANNEL = "tally_webhook_inbox"
 
 
 def queueing_lock(event_id: str) -> str:
@@ -40,10 +48,12 @@ async def driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
-async def defer_processing(jobs: procrastinate.App, session: AsyncSession, event_id: str) -> None:
-    """Queue the processing job in the session's transaction: the job exists iff the transaction commits."""
+async def defer_processing(jobs: procrastinate.App, session: AsyncSession, event_id: str, *,
+                           schedule_in: float | None = None) -> None:
+    """Queue a processing job in the session's transaction: the job exists iff the transaction commits."""
     deferrer = jobs.configure_task(PROCESS_TASK, queueing_lock=queueing_lock(event_id),
-                                   connection=await driver_connection(session))
+                                   connection=await driver_connection(session),
+                                   schedule_in={"seconds": schedule_in} if schedule_in else None)
     await deferrer.defer_async(event_id=event_id)
 
 
@@ -54,113 +64,156 @@ STORE_SQL = """
     RETURNING id"""
 
 
-async def store_event(conn: psycopg.AsyncConnection[Any], jobs: procrastinate.App, event: VerifiedEvent) -> bool:
-    """Insert the event if it is new and queue its job on the same connection, inside the caller's
-    transaction; False for a duplicate (nothing else happens).
+async def store_event(conn: psycopg.AsyncConnection[Any], event: VerifiedEvent) -> bool:
+    """Insert the event if it is new; False for a duplicate. On an autocommit connection
+    (``tally.webhooks.inbox.InboxReceiver``) this is one round trip and one commit.
 
-    Plain psycopg on the job queue's own pool rather than a SQLAlchemy session: this is the hot path
-    of every delivery, and the session costs more than the insert and the defer together (measured
-    here: ≈2.2 ms of CPU per event through a session against ≈0.8 ms). The payload goes in as the
-    signed text and PostgreSQL parses it: no second serialisation in Python."""
+    The row is all there is to queue: the inbox workers claim new rows (``process_new_events``), so
+    receipt needs no job and no NOTIFY in its transaction. That matters: PostgreSQL commits notifying
+    transactions one at a time under a global lock, held through the WAL flush, which capped receipt at
+    a few hundred events/s on the bench machine (bench/webhooks.py). Plain psycopg rather than a
+    SQLAlchemy session (≈2.2 ms of CPU per event through a session against ≈0.8 ms); the payload goes
+    in as the signed text and PostgreSQL parses it."""
     cur = await conn.execute(STORE_SQL, (event.id, event.type, event.livemode, event.created, event.raw))
-    if await cur.fetchone() is None:
-        return False
-    await jobs.configure_task(PROCESS_TASK, queueing_lock=queueing_lock(event.id),
-                              connection=conn).defer_async(event_id=event.id)
-    return True
+    return await cur.fetchone() is not None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # processed | ignored | skipped (already final, or unknown id)
+    status: str  # processed | ignored | retrying | failed | skipped (already final, taken, or unknown id)
 
 
-# Up to this many events per processing transaction (the job's own event plus waiting ones).
-BATCH_SIZE = 50
+def retry_delay(attempts: int, base: float = 2.0, cap: float = 3600.0) -> float:
+    """Seconds before the next try after ``attempts`` failed ones: 2, 4, 8... With the default six
+    attempts an event is retried over about a minute, long enough for an event that arrived before its
+    data to find it, short enough that a real failure surfaces soon."""
+    return min(cap, base * 2 ** max(0, attempts - 1))
 
 
-async def process_event(db: Database, services: Any, event_id: str) -> Outcome:
-    """Process the job's event, and while a backlog waits, up to ``BATCH_SIZE - 1`` other new events in
-    the same transaction.
+BATCH_SECONDS = 1.0  # a claimed batch commits what it has done after this long
 
-    Why batches: per event, a job costs procrastinate a fetch and a finish query and the processing
-    transaction five more round trips; on a loaded 2-core machine each round trip is a scheduler hop,
-    and that, not SQL work, bounded throughput (bench/webhooks.py). Taking waiting events along makes
-    those fixed costs per batch. The guarantees stay per event:
-    - exactly once: every row is locked (``FOR UPDATE``, the others ``SKIP LOCKED``, so workers never
-      wait on each other's batches) and skipped when already final;
-    - inbox row and job stay in step: the taken events' waiting jobs are deleted in the same commit
-      (as procrastinate's own cancel does with ``status = 'todo'``); a job another worker has already
-      started finds its row processed and does nothing;
-    - failures stay per event: if any handler in a batch raises (or batches deadlock on domain rows),
-      the batch rolls back and the job's own event is processed alone, with the usual retry and
-      failure bookkeeping; the others keep their own jobs. Events already retried are never taken along,
-      so their backoff holds.
-    """
+CLAIM_SQL = text("""
+    SELECT id, type, payload FROM webhook_events
+    WHERE status = 'pending' AND attempts = 0
+    ORDER BY received_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED""")
+
+CLAIM_ONE_SQL = text("""
+    SELECT id, type, payload, attempts FROM webhook_events
+    WHERE id = :id AND status = 'pending' AND (attempts = 0 OR NOT :new_only)
+    FOR UPDATE SKIP LOCKED""")
+
+DONE_SQL = text("""
+    UPDATE webhook_events e SET status = d.status, attempts = e.attempts + 1, last_error = NULL,
+                                processed_at = now()
+    FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[])) AS d(id, status)
+    WHERE e.id = d.id""")
+
+
+async def _handle(session: AsyncSession, services: Any, event_id: str, event_type: str,
+                  payload: dict[str, Any]) -> str:
+    handler = handler_for(event_type)
+    if handler is None:
+        return "ignored"
+    # The handler's log lines name the event.
+    with bound_contextvars(stripe_event_id=event_id, stripe_event_type=event_type):
+        await handler(HandlerContext(session=session, stripe=services.stripe, settings=services.settings,
+                                     event_id=event_id), payload)
+    return "processed"
+
+
+async def process_new_events(db: Database, services: Any, jobs: procrastinate.App, *, limit: int) -> int:
+    """Claim up to ``limit`` new events, oldest first, and process them in one transaction; the number
+    claimed (0: nothing waiting).
+
+    The inbox is the queue of first attempts. A claim is a row lock (``FOR UPDATE SKIP LOCKED``), so
+    workers never wait on each other, and it lives exactly as long as the transaction: a worker killed
+    mid-batch, or whose connection dies, leaves its events pending and unlocked for the next claim. Each
+    event's handler writes and its done flag commit together, and a row that is no longer new is never
+    claimed: exactly once, by the row lock and the status, not by any bookkeeping of ours.
+
+    One transaction per batch makes the fixed costs (round trips, the commit's WAL flush) per batch. If
+    any handler raises, the batch rolls back and its events are taken again one by one
+    (``process_new_event``), so a failure stays the failing event's own.
+
+    A batch also stops at ``BATCH_SECONDS``: handlers that call Stripe can take a while each, and a batch
+    that never commits (its worker killed again and again, or a slow Stripe) would make no progress at all.
+    The events not reached are released unprocessed at commit, still new, for the next claim."""
+    ids: list[str] = []
     try:
-        return await _process(db, services, event_id, batch=BATCH_SIZE)
+        async with db.transaction() as session:
+            rows = (await session.execute(CLAIM_SQL, {"limit": limit})).all()
+            ids = [r.id for r in rows]
+            deadline = time.monotonic() + BATCH_SECONDS
+            done: list[str] = []
+            statuses: list[str] = []
+            for row in rows:
+                if done and time.monotonic() > deadline:
+                    break
+                statuses.append(await _handle(session, services, row.id, row.type, row.payload))
+                done.append(row.id)
+            if done:
+                await session.execute(DONE_SQL, {"ids": done, "statuses": statuses})
     except Exception:
-        if BATCH_SIZE <= 1:
+        if not ids or limit <= 1:
             raise
-        log.debug("batch with %s rolled back; processing it alone", event_id, exc_info=True)
-        return await _process(db, services, event_id, batch=1)
+        log.debug("a batch of %d events rolled back; processing them one by one", len(ids), exc_info=True)
+        for event_id in ids:
+            await process_event(db, services, jobs, event_id, new_only=True)
+    return len(ids)
 
 
-async def _process(db: Database, services: Any, event_id: str, *, batch: int) -> Outcome:
+async def process_event(db: Database, services: Any, jobs: procrastinate.App, event_id: str, *,
+                        new_only: bool = False) -> Outcome:
+    """Process one pending event (a retry, a replay, a swept event, or one of a failed batch).
+
+    The handler runs in a savepoint: if it raises, its writes roll back while the row lock holds, and the
+    failure is recorded in the same transaction: the attempt counted, the error kept, and either the next
+    try queued as a scheduled procrastinate job (backoff) or, after the last attempt, status ``failed``.
+    A row locked elsewhere is being processed there: skipped here (SKIP LOCKED; its own job or claim
+    carries it). ``new_only``: only an event never tried (the batch fallback must not bypass a backoff)."""
     async with db.transaction() as session:
-        own = (await session.execute(
-            select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update())).scalar_one_or_none()
-        if own is None or own.status in FINAL_STATUSES:
+        row = (await session.execute(CLAIM_ONE_SQL, {"id": event_id, "new_only": new_only})).one_or_none()
+        if row is None:
             return Outcome("skipped")
-        rows = [own]
-        if batch > 1:
-            rows += (await session.execute(
-                select(WebhookEvent)
-                .where(WebhookEvent.status == "pending", WebhookEvent.attempts == 0, WebhookEvent.id != event_id)
-                .order_by(WebhookEvent.received_at).limit(batch - 1)
-                .with_for_update(skip_locked=True))).scalars().all()
-        for row in rows:
-            handler = handler_for(row.type)
-            if handler is not None:
-                await handler(HandlerContext(session=session, stripe=services.stripe, settings=services.settings,
-                                             event_id=row.id), row.payload)
-            row.status = "processed" if handler is not None else "ignored"
-            row.attempts = row.attempts + 1
-            row.last_error = None
-            row.processed_at = func.now()
-        if len(rows) > 1:
-            await session.execute(
-                text("DELETE FROM procrastinate_jobs WHERE queueing_lock = ANY(:locks) AND status = 'todo'"),
-                {"locks": [queueing_lock(r.id) for r in rows[1:]]})
-        return Outcome(own.status)
+        try:
+            async with session.begin_nested():
+                status = await _handle(session, services, row.id, row.type, row.payload)
+        except Exception as exc:  # noqa: BLE001 - any handler error is the event's failure, kept on its row
+            return await _fail(session, services, jobs, row.id, row.attempts + 1, exc)
+        await session.execute(DONE_SQL, {"ids": [row.id], "statuses": [status]})
+        return Outcome(status)
 
 
-async def record_failure(db: Database, event_id: str, error: BaseException, *, final: bool) -> None:
-    """Outside the rolled-back transaction: count the attempt, keep the error, mark failed after the last."""
+async def _fail(session: AsyncSession, services: Any, jobs: procrastinate.App, event_id: str, attempts: int,
+                error: BaseException) -> Outcome:
+    final = attempts >= max(1, services.settings.webhook_max_attempts)
     message = f"{type(error).__name__}: {error}"[:4000]
-    values: dict[str, Any] = {"attempts": WebhookEvent.attempts + 1, "last_error": message}
-    if final:
-        values["status"] = "failed"
-    async with db.transaction() as session:
-        await session.execute(update(WebhookEvent)
-                              .where(WebhookEvent.id == event_id, WebhookEvent.status.not_in(FINAL_STATUSES))
-                              .values(**values))
+    await session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(
+        attempts=attempts, last_error=message, status="failed" if final else "pending"))
+    if not final:
+        try:
+            async with session.begin_nested():
+                await defer_processing(jobs, session, event_id, schedule_in=retry_delay(attempts))
+        except AlreadyEnqueued:  # a job is already waiting for this event (a sweep); it carries the retry
+            pass
+    log.warning("webhook %s failed (attempt %d%s): %s", event_id, attempts, ", final" if final else "", message)
+    return Outcome("failed" if final else "retrying")
 
 
-async def replay(session: AsyncSession, jobs: procrastinate.App, event_id: str) -> WebhookEvent:
-    """Back to pending and queued again (whatever its status: an operator asked for it)."""
+async def replay(session: AsyncSession, event_id: str) -> WebhookEvent:
+    """Back in the queue as a new event, whatever its status (an operator asked for it): pending, its
+    attempts counted afresh (a replay gets the full series of retries), the last error kept until it
+    succeeds. The inbox workers claim it like a fresh delivery; the NOTIFY wakes them at commit."""
     row = (await session.execute(
         select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update())).scalar_one_or_none()
     if row is None:
         raise NotFound(f"No such event: {event_id!r}", param="id")
     row.status = "pending"
+    row.attempts = 0
     row.processed_at = None
     await session.flush()
-    try:
-        async with session.begin_nested():  # a job already waiting is fine; keep the transaction usable
-            await defer_processing(jobs, session, event_id)
-    except AlreadyEnqueued:
-        pass
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return row
 
 
@@ -184,7 +237,9 @@ async def list_events(session: AsyncSession, *, status: str | None, event_type: 
     return rows[:limit], len(rows) > limit
 
 
-# Pending events older than this with no waiting or running job get a new one.
+# Pending events older than this with no waiting or running job get a new one: a retry whose job was lost
+# (a manual database edit), or new events no inbox worker has claimed for a minute (none running, or a
+# deep backlog). Belt and braces: a job and a claim never both process an event (row lock + status).
 SWEEP_AGE_SECONDS = 60
 SWEEP_BATCH = 500
 

@@ -1,4 +1,6 @@
-"""Webhook jobs run by the worker: ``process_event`` (one per stored event) and a sweeper every minute.
+"""Webhook jobs run by the worker: ``process_event`` (a retry after a failure, scheduled with backoff, or a
+swept event) and a sweeper every minute. New events do not go through jobs: the inbox workers
+(``tally.webhooks.inbox``) claim them straight from the inbox table.
 
 ``build_blueprint`` makes a fresh ``Blueprint`` per job app. Procrastinate's ``add_tasks_from`` rewrites
 the tasks of the blueprint it is given (their names and the app they defer into), so one module-level
@@ -13,8 +15,6 @@ from typing import Any
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
-from procrastinate.jobs import Job
-from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from ..config import Settings
 from ..worker import current_services
@@ -25,41 +25,16 @@ log = logging.getLogger("tally.webhooks")
 NAMESPACE_TASK = "process_event"  # full name: webhooks:process_event (service.PROCESS_TASK)
 
 
-class Backoff(BaseRetryStrategy):
-    """Exponential backoff, ``base * 2**n`` seconds capped at ``cap``, for ``max_tries`` runs in all.
-    With the defaults (6 tries, base 2 s) an event is retried over about a minute, long enough for an
-    event that arrived before its data to find it, short enough that a real failure surfaces soon."""
-
-    def __init__(self, max_tries: int, base: float = 2.0, cap: float = 3600.0) -> None:
-        self.max_tries = max(1, max_tries)
-        self.base = base
-        self.cap = cap
-
-    def is_final(self, job: Job) -> bool:
-        return job.attempts + 1 >= self.max_tries  # job.attempts counts the earlier runs
-
-    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if self.is_final(job):
-            return None
-        return RetryDecision(retry_in={"seconds": min(self.cap, self.base * 2 ** job.attempts)})
-
-
 def build_blueprint(settings: Settings) -> procrastinate.Blueprint:
     blueprint = procrastinate.Blueprint()
-    backoff = Backoff(settings.webhook_max_attempts)
 
-    @blueprint.task(name=NAMESPACE_TASK, pass_context=True, retry=backoff)
+    @blueprint.task(name=NAMESPACE_TASK, pass_context=True)
     async def process_event(context: procrastinate.JobContext, event_id: str) -> str:
+        """A failure does not fail the job: ``service.process_event`` records it on the event's row and
+        schedules the next try itself (the backoff counts the event's attempts, whichever path made them)."""
         services = current_services()
-        try:
-            outcome = await service.process_event(services.db, services, event_id)
-        except Exception as exc:
-            final = context.job is not None and backoff.is_final(context.job)
-            await service.record_failure(services.db, event_id, exc, final=final)
-            log.warning("webhook %s failed (attempt %s%s): %r", event_id,
-                        (context.job.attempts + 1) if context.job else "?", ", final" if final else "", exc)
-            raise
-        return outcome.status
+        assert context.app is not None
+        return (await service.process_event(services.db, services, context.app, event_id)).status
 
     @blueprint.periodic(cron="* * * * *", periodic_id="sweep")
     @blueprint.task(name="sweep", pass_context=True)

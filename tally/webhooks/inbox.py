@@ -1,0 +1,189 @@
+"""The inbox workers: claim new webhook events in batches and process them, in every worker process.
+
+Each of ``concurrency`` loops claims a batch (``service.process_new_events``) and, when nothing is waiting,
+sleeps until a NOTIFY on ``service.NOTIFY_CHANNEL`` wakes it, or ``poll_seconds``. The
+receiver's API process sends that NOTIFY outside its inserts (``InboxReceiver``), so no delivery ever
+waits for it; a lost notification only costs one poll interval. Nothing here needs cleaning up after a crash:
+a claim is a row lock, which dies with its transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from typing import Any
+
+import procrastinate
+import psycopg
+import psycopg_pool
+
+from ..db import libpq_url
+from . import service
+from .signature import VerifiedEvent
+
+log = logging.getLogger("tally.webhooks")
+
+BATCH_SIZE = 50  # events per claim (and per processing transaction)
+POLL_SECONDS = 1.0  # the longest an idle loop sleeps without a NOTIFY
+LINGER_SECONDS = 0.02  # after a partial batch: what arrives meanwhile joins the next one
+NOTIFY_SPACING_SECONDS = 0.01  # receiver: at most about 100 NOTIFYs a second per API process
+RETRY_SECONDS = 1.0  # after a database error (the database restarting, a connection killed)
+
+
+class InboxWorker:
+    """``concurrency`` claim loops in one process. One NOTIFY wakes one idle loop; a loop that claimed a
+    full batch wakes another (a backlog: every loop takes a share). A loop that claimed part of a batch
+    lingers ``linger_seconds`` before its next claim so that the events arriving meanwhile make one
+    batch rather than one transaction each; a loop that claimed nothing sleeps until woken or
+    ``poll_seconds``. A wake-up while some loop is awake is kept, and the next loop about to sleep claims
+    once more instead: no event waits for the poll because of a race."""
+
+    def __init__(self, services: Any, jobs: procrastinate.App, *, concurrency: int,
+                 batch_size: int = BATCH_SIZE, poll_seconds: float = POLL_SECONDS,
+                 linger_seconds: float = LINGER_SECONDS) -> None:
+        self.services = services
+        self.jobs = jobs
+        self.concurrency = max(1, concurrency)
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._awake = self.concurrency  # loops claiming, processing or lingering (not asleep)
+        self._missed_wake = False
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._listen(), name="tally-inbox-listen")
+            for i in range(self.concurrency):
+                group.create_task(self._claim_loop(), name=f"tally-inbox-{i}")
+
+    def wake_one(self) -> None:
+        """A NOTIFY: new events. A loop of ours already at work claims again within ``linger_seconds``
+        (or, if its claim came back empty, sees the kept wake-up before sleeping), so only when none is
+        awake does this cost a claim; without that, every NOTIFY made every worker process run a claim,
+        mostly empty, and more worker processes meant less throughput."""
+        if self._awake > 0:
+            self._missed_wake = True
+            return
+        self._recruit()
+
+    def _recruit(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._missed_wake = True
+
+    async def _sleep(self) -> None:
+        if self._missed_wake:
+            self._missed_wake = False
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._idle.append(waiter)
+        self._awake -= 1
+        try:
+            await asyncio.wait_for(waiter, self.poll_seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._awake += 1
+            with contextlib.suppress(ValueError):
+                self._idle.remove(waiter)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            try:
+                claimed = await service.process_new_events(self.services.db, self.services, self.jobs,
+                                                           limit=self.batch_size)
+            except Exception as exc:  # noqa: BLE001 - the loop outlives database outages
+                log.warning("inbox claim failed, retrying in %.0f s: %r", RETRY_SECONDS, exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            if claimed >= self.batch_size:
+                self._recruit()
+            elif claimed > 0:
+                await asyncio.sleep(self.linger_seconds)
+            else:
+                await self._sleep()
+
+    async def _listen(self) -> None:
+        url = libpq_url(self.services.db.url)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {service.NOTIFY_CHANNEL}")
+                    self.wake_one()  # anything stored while nobody listened
+                    async for _ in conn.notifies():
+                        self.wake_one()
+            except Exception as exc:  # noqa: BLE001 - polling carries on meanwhile
+                log.debug("inbox LISTEN connection lost: %r", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+
+
+class InboxReceiver:
+    """The API side: stores verified events and wakes the inbox workers.
+
+    Its own small pool of autocommitted connections: an insert is one round trip, with no BEGIN/COMMIT
+    and no liveness check before each use (the job queue's pool checks every connection it hands out:
+    one more round trip per delivery). A connection that died in the pool (a database restart) fails one
+    insert, which is tried once more on a fresh connection; the insert is idempotent.
+
+    The wake-up NOTIFY is sent after the insert committed, never inside it: PostgreSQL commits notifying
+    transactions one at a time under a global lock held through the WAL flush. At most one NOTIFY per
+    process is in flight; events stored meanwhile ask for one more, sent ``NOTIFY_SPACING_SECONDS`` after
+    it: under load that is about a hundred NOTIFYs a second, not one per event."""
+
+    def __init__(self, database_url: str, *, max_size: int = 8) -> None:
+        self.pool = psycopg_pool.AsyncConnectionPool(libpq_url(database_url), min_size=1, max_size=max_size,
+                                                     kwargs={"autocommit": True}, open=False)
+        self._notify: asyncio.Task[None] | None = None
+        self._again = False
+
+    async def open(self) -> None:
+        await self.pool.open()
+
+    async def close(self) -> None:
+        if self._notify is not None:
+            with contextlib.suppress(Exception):
+                await self._notify
+        await self.pool.close()
+
+    async def store(self, event: VerifiedEvent) -> bool:
+        """True when the event is new (stored now), False for a duplicate."""
+        for attempt in (1, 2):
+            try:
+                async with self.pool.connection() as conn:
+                    new = await service.store_event(conn, event)
+                break
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                # A database restart kills every idle connection at once: drop all the dead ones now, so
+                # the second try (and the next deliveries) get live ones.
+                await self.pool.check()
+        if new:
+            self._poke()
+        return new
+
+    def _poke(self) -> None:
+        if self._notify is not None:
+            self._again = True
+            return
+        self._notify = asyncio.get_running_loop().create_task(self._send(), name="tally-inbox-notify")
+
+    async def _send(self) -> None:
+        try:
+            while True:
+                self._again = False
+                async with self.pool.connection() as conn:
+                    await conn.execute("SELECT pg_notify(%s, '')", (service.NOTIFY_CHANNEL,))
+                if not self._again:
+                    return
+                await asyncio.sleep(NOTIFY_SPACING_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - a lost wake-up costs one poll interval, nothing else
+            log.debug("inbox NOTIFY failed: %r", exc)
+        finally:
+            self._notify = None
