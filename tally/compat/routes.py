@@ -29,7 +29,10 @@ from ..catalog.service import Catalog, match_price_reference
 from ..errors import Forbidden, InvalidRequest, PaymentFailed, TallyError
 from ..orders import intents, service
 from ..orders.routes import confirm
-from ..webhooks.routes import receive_stripe_webhook
+from ..subscriptions import service as subscriptions
+from ..subscriptions.plans import match_plan_price
+from ..subscriptions.routes import plan_book_of, plan_prices_of
+from ..webhooks.routes import RECEIVER_ERRORS, receive_stripe_webhook
 from ..webhooks.schemas import Received
 from .schemas import (ConfirmPaymentIn, ConfirmPaymentOut, CreatePaymentIntentIn, CreatePaymentIntentOut,
                       CreditOrderIn, CreditOrderOut, FamilyError, NextAction, PaymentCheckoutIn,
@@ -86,6 +89,7 @@ webhook_router = APIRouter(tags=["compatibility"])
 # the guides tell people to register in the Stripe dashboard.
 for _path in ("/api/payment/webhook", "/api/stripe/webhook"):
     webhook_router.add_api_route(_path, receive_stripe_webhook, methods=["POST"], response_model=Received,
+                                 responses=RECEIVER_ERRORS,
                                  summary="Stripe webhook endpoint (same as /v1/webhooks/stripe)")
 
 
@@ -157,9 +161,21 @@ async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Reques
     """Checkout for the catalog price ``priceId`` names (a Stripe price id or a lookup key)."""
     principal = await _principal(request, body.userId, body.userEmail)
     match = await match_price_reference(request.app.state.stripe, catalog, prices, body.priceId)
+    if match.pack is None:
+        plan = await match_plan_price(request.app.state.stripe, plan_book_of(request), plan_prices_of(request),
+                                      body.priceId)
+        if plan is not None:  # a recurring price: Checkout in subscription mode
+            async with request.app.state.db.transaction() as session:
+                subscribed = await subscriptions.start_checkout(
+                    session, request.app.state.stripe, settings=request.app.state.settings,
+                    book=plan_book_of(request), prices=plan_prices_of(request), principal=principal,
+                    plan_id=plan[0].id, interval=plan[1], success_url=body.successUrl, cancel_url=body.cancelUrl)
+            return StripeCheckoutOut(data=StripeCheckoutData(sessionId=subscribed.session_id,
+                                                             url=subscribed.checkout_url))
     if match.plan is not None:
-        raise InvalidRequest(f"priceId {body.priceId!r} is the recurring price of the {match.plan.id!r} plan: "
-                             "subscriptions are not available yet, only one-time credit packs.", param="priceId")
+        raise InvalidRequest(f"priceId {body.priceId!r} is the catalog plan {match.plan.id!r}, which is not sold as "
+                             "a subscription here: use a plan's lookup key from GET /v1/plans "
+                             "(plan:<id>:month or plan:<id>:year).", param="priceId")
     if match.pack is None:
         keys = ", ".join(p.lookup_key for p in catalog.packs.values())
         raise InvalidRequest(f"priceId {body.priceId!r} is not in the catalog (client-chosen prices are refused). "

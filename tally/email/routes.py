@@ -60,10 +60,9 @@ async def outbox_page(request: Request, to: str | None = Query(None, max_length=
         f"<article><h2>{html.escape(r.subject)}</h2><p class=meta>to {html.escape(r.to_address)} · "
         f"{html.escape(r.kind)} · {html.escape(r.status)} · {r.created_at:%Y-%m-%d %H:%M:%S}</p>"
         f"<pre>{html.escape(r.body)}</pre></article>" for r in rows) or "<p>No emails yet.</p>"
-    page = ("<!doctype html><html><head><meta charset=utf-8><title>Outbox · Tally</title>"
-            "<style>body{font:15px system-ui;max-width:48rem;margin:2rem auto;padding:0 1rem}"
-            "article{border:1px solid #ddd;border-radius:6px;padding:0 1rem;margin:1rem 0}"
-            ".meta{color:#666}pre{white-space:pre-wrap;font:inherit}</style></head><body>"
+    page = ("<!doctype html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width, initial-scale=1'><title>Outbox · Tally</title>"
+            "<link rel=stylesheet href=/assets/tally.css></head><body class=outbox><main class=page>"
             "<h1>Outbox</h1><p>Emails caught instead of sent (no SMTP server configured, or sandbox mode).</p>"
-            f"{items}</body></html>")
+            f"{items}</main></body></html>")
     return HTMLResponse(page)

@@ -7,6 +7,7 @@ the JSON API inside ``app.state.db.transaction()``, and render a template. Every
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -24,6 +25,10 @@ from ..ledger.routes import parse_cursor
 from ..ledger.service import get_balance, list_transactions
 from ..orders import history
 from ..orders.service import OrderStatus, create_checkout, get_order_status
+from ..subscriptions import mirror
+from ..subscriptions import service as subscriptions
+from ..subscriptions.routes import plan_book_of, plan_prices_of
+from .plans import INTERVAL_WORDS, feature_label, plans_view
 from .pricing import display_price, pricing_view, sellable_currencies
 from .web import MaybeUser, PageError, PageRoute, Session, User, csrf_protected, render, safe_next
 
@@ -72,7 +77,8 @@ async def signin_with_token(request: Request, session: Session, token: str = "",
     try:
         claims = await request.app.state.token_verifier.verify(token)
     except Unauthenticated as exc:
-        raise PageError(401, "The sign-in link did not work", f"{exc.message} Go back to the app and try again.") from None
+        raise PageError(401, "The sign-in link did not work",
+                        f"{exc.message} Go back to the app and try again.") from None
     exp = claims.get("exp")
     session.sign_in(token, exp if isinstance(exp, int) else None)
     return RedirectResponse(safe_next(next, "/pricing"), status_code=303)
@@ -87,8 +93,36 @@ async def signout(session: Session) -> Response:
 # -- pricing and checkout -------------------------------------------------------------------------
 @router.get("/")
 @router.get("/pricing")
-async def pricing(request: Request, user: MaybeUser, catalog: CatalogDep, currency: str | None = None) -> Response:
-    return render(request, "pricing.html", {"view": pricing_view(catalog, currency)}, user=user)
+async def pricing(request: Request, user: MaybeUser, catalog: CatalogDep, currency: str | None = None,
+                  interval: str | None = None) -> Response:
+    current = None
+    if user is not None:
+        async with request.app.state.db.transaction() as db:
+            current = await mirror.current(db, user.user_id)
+    on_plan = current is not None and current.has_access
+    plans = plans_view(plan_book_of(request), interval, current_plan=current.plan_id if on_plan else None,
+                       current_interval=current.interval if on_plan else None)
+    return render(request, "pricing.html", {
+        "view": pricing_view(catalog, currency), "plans": plans, "interval_words": INTERVAL_WORDS,
+        "subscribed": current is not None and current.status in SUBSCRIBED}, user=user)
+
+
+# A user with one of these cannot start another subscription: the page offers "Manage billing" instead.
+SUBSCRIBED = frozenset({"active", "trialing", "past_due", "unpaid", "paused"})
+
+
+@router.post("/subscribe", dependencies=[CsrfChecked])
+async def start_subscription(request: Request, user: User, plan_id: Annotated[str, Form(max_length=64)],
+                             interval: Annotated[str, Form(max_length=8)] = "month") -> Response:
+    """Subscribe: a Checkout Session in subscription mode, then off to its page; back to the account page."""
+    settings = _settings(request)
+    base = settings.public_url.rstrip("/")
+    async with request.app.state.db.transaction() as db:
+        started = await subscriptions.start_checkout(
+            db, request.app.state.stripe, settings=settings, book=plan_book_of(request),
+            prices=plan_prices_of(request), principal=user, plan_id=plan_id, interval=interval,
+            success_url=f"{base}/account?subscription=started", cancel_url=f"{base}/pricing?interval={interval}")
+    return RedirectResponse(started.checkout_url, status_code=303)
 
 
 @router.post("/checkout", dependencies=[CsrfChecked])
@@ -165,11 +199,40 @@ async def account(request: Request, user: User, tx: str | None = None, inv: str 
         transactions, tx_more = await list_transactions(db, user.user_id, limit=PAGE_SIZE, starting_after=tx_after)
         invoices, inv_more = await list_invoices(db, user.user_id, limit=PAGE_SIZE, starting_after=inv_after)
         orders = await history.list_orders(db, user.user_id, limit=20)
+        subscription = subscriptions.view(await mirror.current(db, user.user_id), plan_book_of(request))
+    book = plan_book_of(request)
+    plan = book.get(subscription["plan"] or "")
+    pending = subscription["pending_change"]
     return render(request, "account.html", {
+        "subscription": subscription, "plan": plan,
+        "features": [feature_label(f) for f in subscription["entitlements"]],
+        "pending_plan": book.get(pending["plan"]) if pending else None,
+        "just_subscribed": request.query_params.get("subscription") == "started",
+        "just_changed": request.query_params.get("subscription") == "changed",
+        "from_unix": lambda seconds: datetime.fromtimestamp(seconds, UTC),
         "balance": balance, "transactions": transactions, "invoices": invoices, "orders": orders,
         "tx_next": str(transactions[-1].id) if tx_more else None, "tx_paged": tx_after is not None,
         "inv_next": str(invoices[-1].id) if inv_more else None, "inv_paged": inv_after is not None,
         "inv_cursor": inv, "tx_cursor": tx, "price": display_price}, user=user)
+
+
+@router.post("/subscription/change", dependencies=[CsrfChecked])
+async def change_subscription(request: Request, user: User, plan_id: Annotated[str, Form(max_length=64)],
+                              interval: Annotated[str, Form(max_length=8)] = "month") -> Response:
+    """Switch plan from the pricing page: an upgrade now (prorated), a downgrade at the end of the period."""
+    await subscriptions.change_plan(request.app.state.db, request.app.state.stripe, book=plan_book_of(request),
+                                    prices=plan_prices_of(request), principal=user, plan_id=plan_id,
+                                    interval=interval)
+    return RedirectResponse("/account?subscription=changed#subscription", status_code=303)
+
+
+@router.post("/account/billing", dependencies=[CsrfChecked])
+async def manage_billing(request: Request, user: User) -> Response:
+    """"Manage billing": a fresh Stripe billing portal session (card, plan, cancel, invoices), back to /account."""
+    async with request.app.state.db.transaction() as db:
+        url = await subscriptions.portal_url(db, request.app.state.stripe, settings=_settings(request),
+                                             principal=user)
+    return RedirectResponse(url, status_code=303)
 
 
 @router.get("/account/invoices/{number}.pdf")

@@ -271,6 +271,22 @@ class PlanPrices:
         return self._ids[key]
 
 
+async def match_plan_price(client: stripe.StripeClient, book: PlanBook, prices: PlanPrices,
+                           reference: str) -> tuple[SubscriptionPlan, str] | None:
+    """The plan and interval a client's price reference names: a lookup key ``plan:<id>:<interval>``, or the
+    Stripe price id such a key points at now. Anything else names no plan (clients never invent prices)."""
+    found = book.by_lookup_key(reference)
+    if found is not None:
+        return found[0], found[1].interval
+    if not reference.startswith("price_"):
+        return None
+    for plan in book.plans.values():
+        for interval in plan.prices:
+            if await prices.price_id(client, plan, interval) == reference:
+                return plan, interval
+    return None
+
+
 _books: dict[Path, PlanBook] = {}
 
 

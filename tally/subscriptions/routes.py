@@ -21,11 +21,12 @@ ERRORS = {400: {"description": "Invalid request"}, 401: {"description": "Not sig
 OWNED = {**ERRORS, 404: {"description": "No subscription"}, 409: {"description": "Not possible in this state"}}
 
 
-def _book(request: Request) -> PlanBook:
+def plan_book_of(request: Request) -> PlanBook:
+    """The plans (also read by the pricing and account pages)."""
     return plan_book(request.app.state.settings)
 
 
-def _prices(request: Request) -> PlanPrices:
+def plan_prices_of(request: Request) -> PlanPrices:
     state = request.app.state
     if not hasattr(state, "plan_prices"):
         state.plan_prices = PlanPrices()
@@ -37,7 +38,7 @@ async def list_plans(request: Request) -> PlansOut:
     """The subscription plans: a monthly and/or yearly price each (minor units), credits per period, features."""
     return PlansOut(data=[PlanOut(id=p.id, name=p.name, features=list(p.features), prices=[
         PlanPriceOut(interval=i, amount=pr.amount, currency=p.currency, credits=pr.credits, lookup_key=p.lookup_key(i))
-        for i, pr in p.prices.items()]) for p in sorted(_book(request).plans.values(), key=lambda p: p.rank)])
+        for i, pr in p.prices.items()]) for p in sorted(plan_book_of(request).plans.values(), key=lambda p: p.rank)])
 
 
 @router.post("/v1/subscriptions/checkout", response_model=SubscriptionCheckoutOut,
@@ -47,8 +48,8 @@ async def subscription_checkout(body: SubscriptionCheckoutIn, principal: Current
     """Subscribe through Stripe Checkout; send the user to ``checkout_url``. Credits arrive with each paid invoice."""
     async with request.app.state.db.transaction() as session:
         started = await service.start_checkout(
-            session, request.app.state.stripe, settings=request.app.state.settings, book=_book(request),
-            prices=_prices(request), principal=principal, plan_id=body.plan_id, interval=body.interval,
+            session, request.app.state.stripe, settings=request.app.state.settings, book=plan_book_of(request),
+            prices=plan_prices_of(request), principal=principal, plan_id=body.plan_id, interval=body.interval,
             success_url=body.success_url, cancel_url=body.cancel_url)
     return SubscriptionCheckoutOut(session_id=started.session_id, checkout_url=started.checkout_url)
 
@@ -58,33 +59,34 @@ async def read_subscription(principal: CurrentUser, request: Request) -> Subscri
     """The caller's subscription; ``status: "none"`` (other fields null) when there is none."""
     async with request.app.state.db.transaction() as session:
         row = await mirror.current(session, principal.user_id)
-        return SubscriptionOut.model_validate(service.view(row, _book(request)))
+        return SubscriptionOut.model_validate(service.view(row, plan_book_of(request)))
 
 
 @router.post("/v1/subscription/change", response_model=SubscriptionOut, responses=OWNED)
 async def change_subscription(body: ChangeIn, principal: CurrentUser, request: Request) -> SubscriptionOut:
     """Upgrade now (prorated invoice, prorated extra credits) or downgrade at the end of the period."""
-    row = await service.change_plan(request.app.state.db, request.app.state.stripe, book=_book(request),
-                                    prices=_prices(request), principal=principal, plan_id=body.plan_id,
+    row = await service.change_plan(request.app.state.db, request.app.state.stripe, book=plan_book_of(request),
+                                    prices=plan_prices_of(request), principal=principal, plan_id=body.plan_id,
                                     interval=body.interval)
-    return SubscriptionOut.model_validate(service.view(row, _book(request)))
+    return SubscriptionOut.model_validate(service.view(row, plan_book_of(request)))
 
 
 @router.post("/v1/subscription/cancel", response_model=SubscriptionOut, responses=OWNED)
-async def cancel_subscription(principal: CurrentUser, request: Request, body: CancelIn | None = None) -> SubscriptionOut:
+async def cancel_subscription(principal: CurrentUser, request: Request,
+                              body: CancelIn | None = None) -> SubscriptionOut:
     """Cancel at the end of the period (access until then), or ``{"immediately": true}`` to end it now."""
     async with request.app.state.db.transaction() as session:
-        row = await service.cancel(session, request.app.state.stripe, book=_book(request), principal=principal,
-                                   immediately=bool(body and body.immediately))
-        return SubscriptionOut.model_validate(service.view(row, _book(request)))
+        row = await service.cancel(session, request.app.state.stripe, book=plan_book_of(request),
+                                   principal=principal, immediately=bool(body and body.immediately))
+        return SubscriptionOut.model_validate(service.view(row, plan_book_of(request)))
 
 
 @router.post("/v1/subscription/resume", response_model=SubscriptionOut, responses=OWNED)
 async def resume_subscription(principal: CurrentUser, request: Request) -> SubscriptionOut:
     """Undo a cancellation at period end, or resume a paused subscription."""
     async with request.app.state.db.transaction() as session:
-        row = await service.resume(session, request.app.state.stripe, book=_book(request), principal=principal)
-        return SubscriptionOut.model_validate(service.view(row, _book(request)))
+        row = await service.resume(session, request.app.state.stripe, book=plan_book_of(request), principal=principal)
+        return SubscriptionOut.model_validate(service.view(row, plan_book_of(request)))
 
 
 @router.post("/v1/portal", response_model=PortalOut,

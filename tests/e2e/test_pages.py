@@ -253,3 +253,46 @@ def test_tally_serve_on_the_embedded_defaults_opens_onto_the_pricing_page(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def test_subscribe_to_an_annual_plan_then_cancel_it_in_the_billing_portal(page: Any, tally: Any,
+                                                                           screenshots: Path) -> None:
+    user = new_user()
+    sign_in(page, tally, user)
+    plans = page.get_by_role("region", name="Plans")
+    plans.get_by_role("link", name="Annual").click()
+    page.wait_for_url(re.compile(r"interval=year"))
+    assert plans.get_by_test_id("plan-price-pro").inner_text() == "$290.00 / year"
+    page.screenshot(path=str(screenshots / "pages-plans-annual.png"), full_page=True)
+
+    plans.get_by_role("button", name="Subscribe to Pro").click()
+    page.wait_for_url(re.compile(re.escape(tally.sandbox.url) + r"/c/pay/cs_"))
+    fill_card(page, VISA)
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_url(re.compile(r"/account\?subscription=started"))
+    for _ in range(30):  # the page says "Confirming…" until the webhook has been processed
+        if page.get_by_test_id("subscription-status").count():
+            break
+        time.sleep(0.5)
+        page.reload()
+    subscription = page.get_by_role("region", name="Subscription")
+    assert subscription.get_by_test_id("subscription-plan").inner_text() == "Pro · annual"
+    assert subscription.get_by_text("Active").is_visible()
+    assert page.get_by_test_id("balance").inner_text() == "48,000"
+    page.screenshot(path=str(screenshots / "pages-account-subscription.png"), full_page=True)
+
+    subscription.get_by_role("button", name="Manage billing").click()
+    page.wait_for_url(re.compile(re.escape(tally.sandbox.url)))
+    page.screenshot(path=str(screenshots / "pages-billing-portal.png"), full_page=True)
+    page.get_by_role("link", name="Cancel plan").click()
+    page.get_by_label("Why are you canceling? (optional)").select_option("too_expensive")
+    page.get_by_role("button", name="Cancel plan").click()
+    page.wait_for_url(re.compile(r"notice=canceled"))
+    page.get_by_role("link", name=re.compile("Return to")).click()
+    page.wait_for_url(f"{tally.url}/account")
+    for _ in range(30):  # customer.subscription.updated reaches Tally through its webhook
+        if page.get_by_text("Ends on").count():
+            break
+        time.sleep(0.5)
+        page.reload()
+    assert page.get_by_text("Cancelled: you keep access and credits until the end of the period.").is_visible()

@@ -22,11 +22,14 @@ def test_switch_plan_then_cancel_with_a_reason_and_return(page: Any, stripe_clie
                                                            screenshots: Path) -> None:
     s = setup(stripe_client)
     product = stripe_client.v1.products.create(params={"name": "Tally"})
+    assert_stripe_shape(product)
     prices = {name: stripe_client.v1.prices.create(params={
         "product": product.id, "unit_amount": amount, "currency": "usd", "recurring": {"interval": "month"}})
         for name, amount in (("basic", 999), ("pro", 2999))}
     sub = stripe_client.v1.subscriptions.create(params={"customer": s.customer.id,
                                                         "items": [{"price": prices["basic"].id}]})
+    for obj in (sub, *prices.values()):
+        assert_stripe_shape(obj)
     config = stripe_client.v1.billing_portal.configurations.create(params={"features": {
         "invoice_history": {"enabled": True}, "payment_method_update": {"enabled": True},
         "subscription_update": {"enabled": True, "default_allowed_updates": ["price"],
@@ -37,6 +40,7 @@ def test_switch_plan_then_cancel_with_a_reason_and_return(page: Any, stripe_clie
     with WebhookReceiver() as receiver:
         endpoint = stripe_client.v1.webhook_endpoints.create(params={
             "url": receiver.url, "enabled_events": ["customer.subscription.updated"]})
+        assert_stripe_shape(endpoint)
         receiver.secret = endpoint.secret
         try:
             session = stripe_client.v1.billing_portal.sessions.create(params={

@@ -16,6 +16,7 @@ import pytest
 from tally.config import DEFAULT_CATALOG
 from tests.integration.purchase_flow import (STRIPE_HTTPX_WARNING, authorize, new_user, pay, sdk, sql,
                                              wait_processed, wait_until)
+from tests.integration.subscription_flow import plan_prices
 from tests.tally_harness import TallyServer
 from tests.webhook_signing import deliver, make_event
 
@@ -303,14 +304,34 @@ def test_cors_preflight_from_a_configured_origin(configured: TallyServer) -> Non
         assert real.status_code == 400 and real.headers["access-control-allow-origin"] == "http://localhost:5173"
 
 
-def test_recurring_price_is_a_clear_400_until_subscriptions(configured: TallyServer) -> None:
+def test_recurring_plan_price_starts_a_subscription_checkout(tally: Any) -> None:
+    user = new_user()
+    price_id = plan_prices(tally)["plan:pro:month"]
+    with tally.client(user) as client:
+        started = client.post("/api/stripe/create-checkout-session", json={
+            "priceId": price_id, "userId": user, "userEmail": f"{user}@example.com", "successUrl": SUCCESS_URL,
+            "cancelUrl": CANCEL_URL})
+        assert started.status_code == 200, started.text
+        data = started.json()["data"]
+        session = sdk(tally).v1.checkout.sessions.retrieve(data["sessionId"])
+        assert session.mode == "subscription" and session.url == data["url"]
+        assert pay(tally, data["sessionId"]).status_code in (200, 303)
+        wait_until(lambda: client.get("/v1/subscription").json()["status"] == "active", "the subscription")
+        assert client.get("/v1/subscription").json()["plan"] == "pro"
+        # One subscription per user; by lookup key the answer is the same refusal.
+        again = client.post("/api/stripe/create-checkout-session", json={"priceId": "plan:basic:year",
+                                                                         "userId": user})
+        assert again.status_code == 409 and again.json()["success"] is False
+
+
+def test_catalog_plan_without_a_subscription_plan_is_a_clear_400(configured: TallyServer) -> None:
     user = new_user()
     with configured.client(user) as client:
         for price in ("monthly", "tally_plan_monthly"):
             message = _family_error(client.post("/api/stripe/create-checkout-session", json={
                 "priceId": price, "userId": user, "userEmail": f"{user}@example.com", "successUrl": SUCCESS_URL,
                 "cancelUrl": CANCEL_URL}), 400)
-            assert "recurring" in message and "subscriptions are not available yet" in message
+            assert "not sold as a subscription" in message and "GET /v1/plans" in message
 
 
 def test_compat_routes_can_be_turned_off(database_url: str) -> None:

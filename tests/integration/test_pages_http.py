@@ -329,3 +329,60 @@ def test_with_a_real_key_sign_in_explains_the_token_redirect_and_refuses_the_dem
             assert client.get("/signin/token", params={"token": tally.token(user), "next": "/account"}
                               ).status_code == 303
             assert client.get("/account").status_code == 200
+
+
+# -- plans ----------------------------------------------------------------------------------------
+def test_pricing_shows_plans_with_a_monthly_and_annual_switch(tally: Any) -> None:
+    with browser(tally) as client:
+        monthly = client.get("/pricing").text
+        annual = client.get("/pricing", params={"interval": "year"}).text
+    assert 'data-testid="plan-price-basic">$9.00 <span class="per">/ month' in monthly
+    assert "1,000</strong> credits every month" in monthly and "Priority queue" in monthly
+    assert 'href="/pricing?interval=year' in monthly and "Subscribe to Pro" in monthly
+    # $90 a year for twelve payments of $9: a 16 % saving, $7.50 a month.
+    assert 'data-testid="plan-price-basic">$90.00 <span class="per">/ year' in annual
+    assert "$7.50 a month" in annual and "Save 16%" in annual and "12,000</strong> credits every year" in annual
+    assert 'name="interval" value="year"' in annual
+
+
+def test_subscribe_from_the_pricing_page_switch_plan_then_manage_billing(tally: Any) -> None:
+    user = new_user()
+    with signed_in(tally, user) as client:
+        token = csrf_of(client)
+        refused = client.post("/subscribe", data={"plan_id": "basic", "interval": "year"})
+        assert refused.status_code == 403  # no CSRF token
+        assert client.post("/subscribe", data={"plan_id": "gold", "csrf_token": token}).status_code == 400
+        started = client.post("/subscribe", data={"plan_id": "basic", "interval": "year", "csrf_token": token})
+        assert started.status_code == 303 and started.headers["location"].startswith(tally.sandbox.url)
+        session_id = started.headers["location"].rsplit("/", 1)[-1]
+        assert pay(tally, session_id).status_code in (200, 303)
+        wait_until(lambda: "Active" in client.get("/account").text, "the subscription on the account page")
+        account = client.get("/account").text
+        assert 'data-testid="subscription-plan">Basic · annual<' in account and "Renews on" in account
+        assert "Email support" in account and 'data-testid="balance">12,000<' in account
+
+        pricing = client.get("/pricing", params={"interval": "year"}).text
+        assert "Your plan" in pricing and "Subscribe to" not in pricing  # one subscription per user
+        assert "Switch to Pro" in pricing
+        switched = client.post("/subscription/change", data={"plan_id": "pro", "interval": "year",
+                                                              "csrf_token": csrf_of(client)})
+        assert switched.status_code == 303 and switched.headers["location"].startswith("/account?subscription=changed")
+        account = client.get(switched.headers["location"]).text
+        assert "Your plan was changed." in account and 'data-testid="subscription-plan">Pro · annual<' in account
+        # Upgraded at once: the prorated share of the 36,000 extra credits a year, granted when the
+        # proration invoice is paid (a few seconds into the year: almost all of it).
+        wait_until(lambda: int(re.search(r'data-testid="balance">([\d,]+)<', client.get("/account").text)
+                               .group(1).replace(",", "")) > 12_000 + 35_000, "the upgrade's credits")
+
+        portal = client.post("/account/billing", data={"csrf_token": csrf_of(client, "/account")})
+        assert portal.status_code == 303 and portal.headers["location"].startswith(tally.sandbox.url)
+    page = httpx.get(portal.headers["location"], follow_redirects=True)
+    assert page.status_code == 200 and f"{tally.url}/account" in page.text
+
+
+def test_account_without_a_subscription_points_to_the_plans(tally: Any) -> None:
+    with signed_in(tally, new_user()) as client:
+        account = client.get("/account").text
+        assert "No subscription." in account and "Manage billing" not in account
+        started = client.get("/account", params={"subscription": "started"}).text
+        assert "Confirming your subscription" in started

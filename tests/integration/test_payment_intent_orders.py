@@ -67,7 +67,8 @@ def test_card_order_end_to_end(tally: Any) -> None:
                                     "order_status": "paid", "next_action": None, "failure_message": None}
         wait_processed(tally, pi.id, "payment_intent.succeeded")
         balance, txs, invoices = _ledger_state(client)
-        assert balance == 1100 and len(txs) == 1 and txs[0]["amount"] == 1100 and txs[0]["order_id"] == order["order_id"]
+        assert balance == 1100 and len(txs) == 1
+        assert txs[0]["amount"] == 1100 and txs[0]["order_id"] == order["order_id"]
         assert len(invoices) == 1 and (invoices[0]["amount"], invoices[0]["currency"]) == (999, "usd")
         assert re.fullmatch(r"INV-\d{4}-\d{6}", invoices[0]["number"])
 
@@ -140,7 +141,8 @@ def test_eur_sepa_order_is_pending_until_the_debit_settles(tally: Any) -> None:
         body = confirmed.json()
         assert (body["status"], body["order_status"], body["next_action"]) == ("processing", "pending", None)
         # payment_intent.processing arrives and is acknowledged: nothing to do until the money moves.
-        wait_until(lambda: ("payment_intent.processing", "ignored") in processed_events(tally, body["payment_intent_id"]),
+        acknowledged = ("payment_intent.processing", "ignored")
+        wait_until(lambda: acknowledged in processed_events(tally, body["payment_intent_id"]),
                    "payment_intent.processing acknowledged")
         # Reading the order asks Stripe again: still processing, still pending, nothing credited.
         assert client.get(f"/v1/orders/{order['order_id']}").json()["status"] == "pending"
