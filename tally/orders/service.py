@@ -64,7 +64,7 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     the same order id would reuse the same Stripe request through the idempotency key."""
     pack = catalog.pack(pack_id)
     if pack is None:
-        raise InvalidRequest(f"No such pack: {pack_id!r}.", param="pack_id")
+        raise InvalidRequest(f"No such pack: {pack_id!r}. Packs: {', '.join(catalog.packs)}.", param="pack_id")
     user = await ensure_user(session, principal)
     customer_id = await ensure_stripe_customer(session, client, user)
     order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=pack.amount,
@@ -411,9 +411,10 @@ async def apply_refunds(session: AsyncSession, *, order_id: str, refunds: list[d
         refunded = min(order.amount, refunded + int(refund["amount"]))
         target = order.total_coins * refunded // order.amount
         coins = max(0, target - order.coins_clawed_back)
-        await ledger.claw_back_refund(session, user_id=order.user_id, order_id=order.id, coins=coins,
-                                      refund_id=refund["id"],
-                                      details={"amount": refund["amount"], "currency": refund.get("currency")})
+        if coins:  # a refund too small for a whole coin writes nothing; the next one's target includes it
+            details = {"amount": refund["amount"], "currency": refund.get("currency")}
+            await ledger.claw_back_refund(session, user_id=order.user_id, order_id=order.id, coins=coins,
+                                          refund_id=refund["id"], details=details)
         order.coins_clawed_back += coins
         order.amount_refunded = refunded
     if order.amount_refunded >= order.amount:

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.purchase_flow import (DECLINED, STRIPE_HTTPX_WARNING, checkout, new_user, order_row, pay, processed_events, sdk,
-                                             sql, wait_processed, wait_until)
+from tests.integration.purchase_flow import (DECLINED, STRIPE_HTTPX_WARNING, checkout, new_user, order_row, pay,
+                                             processed_events, sdk, sql, wait_processed, wait_until)
 from tests.webhook_signing import deliver
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
