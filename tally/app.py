@@ -17,6 +17,7 @@ from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
+from .security import install_headers, install_rate_limits
 
 
 @dataclass
@@ -40,6 +41,7 @@ def create_app(services: Services) -> FastAPI:
 
         runner = WorkerRunner(services)
         app.state.jobs = runner.job_app
+        app.state.inbox = runner.inbox  # the webhook receiver (tally.webhooks.inbox)
         await runner.start(run_worker=services.run_worker)
         try:
             yield
@@ -55,11 +57,16 @@ def create_app(services: Services) -> FastAPI:
     app.state.stripe = services.stripe
     app.state.token_verifier = TokenVerifier(settings)
     install_error_handlers(app)
+    install_rate_limits(app, settings)  # inside CORS: a 429 keeps the CORS headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type",
                                                                                    "Idempotency-Key"])
+    install_headers(app, settings)  # outermost: every response gets the security headers
+    from .observability.routes import install_observability
+
+    install_observability(app, settings)  # request id, JSON log line and metrics for every response
     for router in _routers(settings):
         app.include_router(router)
     from .pages.assets import mount_assets
@@ -93,6 +100,12 @@ def _routers(settings: Settings) -> list[Any]:
         from .compat.routes import routers as compat_routers
 
         routers += compat_routers()
+    from .doctor.routes import router as doctor_router
+
+    routers.append(doctor_router)  # /admin/health(.json): the doctor's report (before /admin's own routes)
+    from .admin.routes import router as admin_router
+
+    routers.append(admin_router)  # the operator dashboard at /admin (API key or admin JWT)
     from .pages.routes import router as pages_router
 
     routers.append(pages_router)  # the server-rendered pages at / (cookie session + CSRF)

@@ -38,7 +38,22 @@ class Settings(BaseSettings):
     # Subscriptions and email (tally.subscriptions, tally.email): no SMTP URL → emails go to the /outbox page.
     smtp_url: str | None = Field(None, alias="TALLY_SMTP_URL")
     plans_path: Path = Field(Path(__file__).parent / "subscriptions" / "default_plans.toml", alias="TALLY_PLANS")
-    dunning_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [0, 3, 5, 7], alias="TALLY_DUNNING_DAYS")
+    dunning_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [0, 3, 5, 7],
+                                                         alias="TALLY_DUNNING_DAYS")
+    # Reconciliation with Stripe (tally.reconcile): the worker's `tally sync` every N minutes; 0 turns it off.
+    sync_every_minutes: int = Field(5, alias="TALLY_SYNC_EVERY_MINUTES")
+    # Operations (tally.observability, tally.admin): /metrics bearer token (else the API key), JSON logs.
+    metrics_token: str | None = Field(None, alias="TALLY_METRICS_TOKEN")
+    log_format: str = Field("json", alias="TALLY_LOG_FORMAT")  # json | plain (leave logging as it is)
+    log_level: str = Field("INFO", alias="TALLY_LOG_LEVEL")
+    # Rate limits (tally.security): every mutating route per user and per client IP, login per IP; "N/period"
+    # strings of the `limits` library, several joined by ";". Shared by all API nodes through TALLY_REDIS_URL.
+    rate_limits: bool = Field(True, alias="TALLY_RATE_LIMITS")
+    redis_url: str | None = Field(None, alias="TALLY_REDIS_URL")
+    rate_limit_user: str = Field("120/minute", alias="TALLY_RATE_LIMIT_USER")
+    rate_limit_ip: str = Field("300/minute", alias="TALLY_RATE_LIMIT_IP")
+    rate_limit_api_key: str = Field("6000/minute", alias="TALLY_RATE_LIMIT_API_KEY")
+    rate_limit_login: str = Field("10/minute", alias="TALLY_RATE_LIMIT_LOGIN")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -54,6 +69,14 @@ class Settings(BaseSettings):
             return sorted({int(v) for v in value.split(",") if v.strip()})
         return value
 
+    @field_validator("rate_limit_user", "rate_limit_ip", "rate_limit_api_key", "rate_limit_login")
+    @classmethod
+    def _parse_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)  # "abc" → ValueError at start-up, not on the first request
+        return value
+
     @property
     def sandbox_mode(self) -> bool:
         """No Stripe key: Tally runs against the offline sandbox it starts itself."""
@@ -61,7 +84,7 @@ class Settings(BaseSettings):
 
     @property
     def live_mode(self) -> bool:
-        return bool(self.stripe_secret_key and self.stripe_secret_key.startswith("sk_live_"))
+        return bool(self.stripe_secret_key and self.stripe_secret_key.startswith(("sk_live_", "rk_live_")))
 
     @cached_property
     def dev_jwt_secret(self) -> str:

@@ -67,6 +67,8 @@ def to_minor(value: str | Decimal | int, currency: str) -> int:
         major = Decimal(str(value))
     except InvalidOperation:
         raise CurrencyError(f"{value!r} is not a number") from None
+    if not major.is_finite():  # Decimal parses "NaN" and "Infinity"; neither is an amount
+        raise CurrencyError(f"{value!r} is not a finite number")
     minor = major.scaleb(exponent(currency))
     if minor != minor.to_integral_value():
         raise CurrencyError(f"{value} has more decimals than {normalize(currency).upper()} allows")

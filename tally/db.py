@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData
+from psycopg.types.json import Json, Jsonb
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from .config import Settings
+from .errors import InvalidRequest
 
 # Stable names keep Alembic migrations reproducible.
 NAMING_CONVENTION = {
@@ -75,6 +77,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(
             url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
+        event.listen(self.engine.sync_engine, "before_cursor_execute", _refuse_nul)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -84,3 +87,23 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    """PostgreSQL text and JSON cannot hold the NUL character: the driver would raise a DataError, a 500.
+    A NUL comes from a client (a body field, a query or path parameter, a token's subject), so it is
+    refused here as bad input (400), in one place for every route; the caller's transaction rolls back."""
+    if _has_nul(parameters):
+        raise InvalidRequest("Text cannot contain the NUL character (\\u0000).")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, Json | Jsonb):
+        return _has_nul(value.obj)
+    return False

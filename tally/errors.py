@@ -84,7 +84,46 @@ def _param(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+# Tally's error body, for the OpenAPI schema (see ``document_errors``).
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error", "type": "object", "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"},
+                       "param": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+        "additionalProperties": True}}}  # extra facts, e.g. ``balance`` with insufficient_credits
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI schema say what the handlers below send: FastAPI declares a 422 with its own
+    body on every route that takes input, but a validation error is answered 400 in Tally's shape; and
+    an error a route declares with a description only gets Tally's error body."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", {"description": "Invalid request"})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5") and "content" not in response:
+                    response["content"] = {"application/json": {"schema": ERROR_REF}}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    components["Error"] = ERROR_SCHEMA
+    return schema
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build_schema())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(TallyError)
     async def tally_error(request: Request, exc: TallyError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)

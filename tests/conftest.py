@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import stripe
 
 from stripe_sandbox import SandboxConfig, SandboxServer
+
+# Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
+# 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
+for _limit in ("TALLY_RATE_LIMIT_USER", "TALLY_RATE_LIMIT_IP", "TALLY_RATE_LIMIT_API_KEY", "TALLY_RATE_LIMIT_LOGIN"):
+    os.environ.setdefault(_limit, "100000/minute")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..errors import Forbidden, Unauthenticated
+from ..observability.logging import bind
 from .service import Principal, TokenVerifier, api_key_principal, principal_from_claims
 
 USER_HEADER = "Tally-User-Id"
@@ -30,8 +31,11 @@ async def authenticate(request: Request, user_id: str | None = None, email: str 
         raise Unauthenticated("Sign in first: send 'Authorization: Bearer <token>'.",
                               headers={"WWW-Authenticate": "Bearer"})
     if verifier.is_api_key(token):
-        return api_key_principal(user_id or request.headers.get(USER_HEADER), email)
-    return principal_from_claims(await verifier.verify(token))
+        principal = api_key_principal(user_id or request.headers.get(USER_HEADER), email)
+    else:
+        principal = principal_from_claims(await verifier.verify(token))
+    bind(user_id=principal.user_id)  # on every later log line of this request
+    return principal
 
 
 async def current_user(request: Request) -> Principal:

@@ -62,6 +62,10 @@ class TokenVerifier:
             raise Unauthenticated(f"The token lacks the '{exc.claim}' claim.") from None
         except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
             raise Unauthenticated(f"The token was refused: {exc}.") from None
+        except (TypeError, ValueError):
+            # The header's alg does not fit the key its kid names (e.g. ES256 under an RSA key): PyJWT raises
+            # these from key preparation rather than a PyJWTError. A refusal, never a 500.
+            raise Unauthenticated(f"The token's '{alg}' signature does not fit its key.") from None
         raise Unauthenticated(f"Tokens signed with '{alg}' are not accepted here.")
 
     def is_api_key(self, token: str) -> bool:

@@ -78,7 +78,8 @@ async def read_catalog(catalog: CatalogDep, currency: CurrencyQuery = None) -> C
 
 @router.get("/v1/payment-methods", response_model=PaymentMethodsOut,
             responses={400: {"description": "Missing or invalid currency"}})
-async def read_payment_methods(catalog: CatalogDep, currency: Annotated[str, Query(max_length=16)]) -> PaymentMethodsOut:
+async def read_payment_methods(catalog: CatalogDep,
+                               currency: Annotated[str, Query(max_length=16)]) -> PaymentMethodsOut:
     """The payment method types an order in ``currency`` may use (``?currency=myr``)."""
     code = _currency(currency)
     return PaymentMethodsOut(currency=code, payment_method_types=catalog.payment_method_types(code),

@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics at /metrics, structured JSON logs, a request id on every request."""

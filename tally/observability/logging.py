@@ -1,0 +1,119 @@
+"""Structured JSON logs: one JSON object per line, through structlog, for structlog's loggers and for the
+standard ``logging`` loggers the rest of Tally (and its libraries) use.
+
+Every line carries what is bound in the request's (or job's) context: ``request_id`` from the middleware, and
+``user_id`` / Stripe ids wherever code calls :func:`bind` (``bind(user_id=…, stripe_event_id=…)``). A redaction
+processor runs last before rendering, on every line: secrets and card numbers never reach the output, whatever
+a caller passes (see :func:`redact`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+# Keys whose values are never logged, whatever they contain.
+SECRET_KEYS = re.compile(r"(secret|password|passwd|token|authorization|api[_-]?key|cookie|cvc|cvv|card[_-]?number"
+                         r"|^pan$|signature)", re.IGNORECASE)
+# Values that look like a secret wherever they appear inside a string.
+SECRET_VALUES = re.compile(
+    r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]+"  # Stripe secret and restricted keys
+    r"|whsec_[A-Za-z0-9_+/=-]+"  # webhook signing secrets
+    r"|(?:pi|seti|cs)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"  # client secrets (an id plus its secret)
+    r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWTs
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+")
+# 13–19 digits, optionally grouped by spaces or dashes: a card number if the Luhn check passes.
+CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+_HANDLER_NAME = "tally-json"
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _redact_text(text: str) -> str:
+    text = SECRET_VALUES.sub(REDACTED, text)
+
+    def card(match: re.Match[str]) -> str:
+        digits = re.sub(r"[ -]", "", match.group(0))
+        return "[card redacted]" if luhn_ok(digits) else match.group(0)
+
+    return CARD_CANDIDATE.sub(card, text)
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    """``value`` with secrets removed: whole values under secret-looking keys, secret-looking substrings
+    (Stripe keys, webhook secrets, client secrets, JWTs, bearer tokens) and Luhn-valid card numbers."""
+    if key is not None and SECRET_KEYS.search(key) and value not in (None, "", [], {}):
+        return REDACTED
+    if isinstance(value, str):
+        return _redact_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 13 <= len(str(abs(value))) <= 19:
+        return "[card redacted]" if luhn_ok(str(abs(value))) else value
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {k: (redact(v, k) if k not in ("timestamp", "level", "logger") else v) for k, v in event_dict.items()}
+
+
+def bind(**values: Any) -> None:
+    """Add ids to every later log line of this request or job (``user_id``, ``stripe_customer_id``, …)."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in values.items() if v is not None})
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
+    """JSON lines on stderr for structlog and stdlib loggers. Idempotent: a second call replaces the handler
+    (tests build several apps in one process)."""
+    structlog.configure(
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, redact_processor,
+                    structlog.processors.JSONRenderer(sort_keys=False)],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if existing.get_name() == _HANDLER_NAME:
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # pgserver logs every pg_ctl command it runs (start, and stop at interpreter exit) at INFO.
+    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
+
+
+def get_logger(name: str) -> Any:
+    return structlog.stdlib.get_logger(name)

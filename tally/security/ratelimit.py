@@ -1,0 +1,222 @@
+"""Rate limits on every state-changing request, with the ``limits`` library.
+
+Every POST/PUT/PATCH/DELETE (the JSON API, the compatibility routes, ``/dev/login`` and the pages' forms)
+counts against two buckets: the caller's user (from the verified bearer token or the pages' session cookie)
+and the client's IP address. Sign-in (``/dev/login``, ``POST /signin``, and the admin dashboard's
+``POST /admin/login``, which takes the API key) also counts against a tighter per-IP login bucket. A server
+holding ``TALLY_API_KEY`` acts for many users from one address, so its requests count against the named
+user (``Tally-User-Id``) and one shared API-key bucket instead of the IP.
+The Stripe webhook receiver is never limited: Stripe delivers in bursts and retries what we refuse.
+
+Over a limit: 429 with ``Retry-After`` (seconds until the moving window frees a request) in Tally's error
+shape, or as an HTML page for the pages' forms and browser form posts. Counts live in memory (one process)
+or in Redis when ``TALLY_REDIS_URL`` is set, so several API nodes share them. If Redis cannot be reached the
+request is let through and the failure logged: a limiter outage must not take payments down (``tally audit``
+checks Redis).
+
+The client IP is the ASGI ``client``: behind a reverse proxy run uvicorn with ``--proxy-headers`` and
+``--forwarded-allow-ips`` so that it is the real client rather than the proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from fastapi.routing import APIRoute, iter_route_contexts
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..auth.deps import USER_HEADER, bearer_token
+from ..auth.service import TokenVerifier, principal_from_claims
+from ..config import Settings
+from ..errors import Unauthenticated
+
+log = logging.getLogger("tally.security")
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOGIN_PATHS = frozenset({"/dev/login", "/signin", "/admin/login"})  # the last one takes the API key
+# The compatibility family whose clients read ``success`` (see tally.compat.routes).
+FAMILY_PREFIXES = ("/api/stripe/", "/api/business/")
+
+
+@dataclass(frozen=True)
+class Limits:
+    user: list[RateLimitItem]
+    ip: list[RateLimitItem]
+    api_key: list[RateLimitItem]
+    login: list[RateLimitItem]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(user=parse_many(settings.rate_limit_user), ip=parse_many(settings.rate_limit_ip),
+                   api_key=parse_many(settings.rate_limit_api_key), login=parse_many(settings.rate_limit_login))
+
+
+def make_storage(settings: Settings) -> Storage:
+    if settings.redis_url:
+        # redis-py rather than limits' default coredis client: one Redis client library in the deployment.
+        return RedisStorage("async+" + settings.redis_url, implementation="redispy", wrap_exceptions=True,
+                            key_prefix="tally-limits")
+    return MemoryStorage(wrap_exceptions=True)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    retry_after: int
+    what: str  # which bucket ran out, in words
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.limits = Limits.from_settings(settings)
+        self.storage = storage or make_storage(settings)
+        self.strategy = MovingWindowRateLimiter(self.storage)
+
+    async def hit(self, buckets: list[tuple[list[RateLimitItem], str, str]]) -> Refusal | None:
+        """Count one request in each bucket (items, key, description); the first one over its limit."""
+        for items, key, what in buckets:
+            for item in items:
+                if not await self.strategy.hit(item, key):
+                    stats = await self.strategy.get_window_stats(item, key)
+                    return Refusal(max(1, math.ceil(stats.reset_time - time.time())), f"{what} ({item})")
+        return None
+
+    async def healthy(self) -> bool:
+        return await self.storage.check()
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: str | None
+    via_api_key: bool
+
+
+async def identify(request: Request, verifier: TokenVerifier) -> Caller:
+    """Who is calling, as far as a verified credential says; an unverifiable one counts as nobody (the
+    route answers 401 after the IP bucket has counted the attempt)."""
+    token = bearer_token(request)
+    if token is not None and verifier.is_api_key(token):
+        return Caller(request.headers.get(USER_HEADER) or None, True)
+    if token is None:
+        token = _page_session_token(request)
+    if token is None:
+        return Caller(None, False)
+    try:
+        return Caller(principal_from_claims(await verifier.verify(token)).user_id, False)
+    except Unauthenticated:
+        return Caller(None, False)
+
+
+def _page_session_token(request: Request) -> str | None:
+    from ..pages.session import COOKIE, codec
+
+    cookie = request.cookies.get(COOKIE)
+    return codec(request).loads(cookie).jwt if cookie else None
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """Found once from the app's own routes, so new webhook aliases and new pages are covered as added."""
+
+    exempt: tuple[re.Pattern[str], ...]  # the Stripe webhook receiver, wherever it is mounted
+    pages: tuple[re.Pattern[str], ...]  # routes that answer HTML
+
+    @classmethod
+    def of(cls, app: object) -> RouteTable:
+        from ..pages.web import PageRoute
+        from ..webhooks.routes import receive_stripe_webhook
+
+        exempt, pages = [], []
+        for context in iter_route_contexts(app.routes):  # type: ignore[attr-defined]
+            route = context.original_route
+            if not isinstance(route, APIRoute):
+                continue
+            if route.endpoint is receive_stripe_webhook:
+                exempt.append(context.path_regex)
+            elif isinstance(route, PageRoute):
+                pages.append(context.path_regex)
+        return cls(tuple(exempt), tuple(pages))
+
+    def is_exempt(self, path: str) -> bool:
+        return any(p.match(path) for p in self.exempt)
+
+    def is_page(self, path: str) -> bool:
+        return any(p.match(path) for p in self.pages)
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+        self._routes: RouteTable | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING:
+            await self.app(scope, receive, send)
+            return
+        if self._routes is None:
+            self._routes = RouteTable.of(scope["app"])
+        path: str = scope["path"]
+        if self._routes.is_exempt(path):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        ip = scope["client"][0] if scope.get("client") else "unknown"
+        caller = await identify(request, request.app.state.token_verifier)
+        limits = self.limiter.limits
+        buckets: list[tuple[list[RateLimitItem], str, str]] = []
+        if path in LOGIN_PATHS:
+            buckets.append((limits.login, f"login:ip:{ip}", "sign-ins from this address"))
+        if caller.via_api_key:
+            buckets.append((limits.api_key, "api-key", "requests made with the API key"))
+        else:
+            buckets.append((limits.ip, f"ip:{ip}", "requests from this address"))
+        if caller.user_id is not None:
+            buckets.append((limits.user, f"user:{caller.user_id}", "requests for this user"))
+        try:
+            refusal = await self.limiter.hit(buckets)
+        except StorageError as exc:
+            log.error("rate limit storage unavailable; request let through: %s", exc.storage_error)
+            refusal = None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        # An HTML page for the pages' forms and for any browser form post (the admin dashboard's too).
+        page = self._routes.is_page(path) or "text/html" in request.headers.get("accept", "")
+        response = self._refuse(request, refusal, page=page)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _refuse(request: Request, refusal: Refusal, *, page: bool) -> Response:
+        headers = {"Retry-After": str(refusal.retry_after)}
+        message = f"Too many {refusal.what}. Retry in {refusal.retry_after} seconds."
+        if page:
+            from ..pages.web import PageError, error_page, finish
+
+            response = finish(request, error_page(request, PageError(
+                429, "Too many attempts", f"Please wait {refusal.retry_after} seconds, then try again.")))
+            response.headers.update(headers)
+            return response
+        body: dict[str, object] = {"error": {"type": "rate_limited", "message": message, "param": None}}
+        if request.url.path.startswith(FAMILY_PREFIXES):
+            body = {"success": False, **body}  # that family's clients test ``success`` before error.message
+        return JSONResponse(body, status_code=429, headers=headers)
+
+
+def install(app: object, settings: Settings) -> RateLimiter | None:
+    """Add the middleware (unless TALLY_RATE_LIMITS=false); the limiter is kept on ``app.state``."""
+    if not settings.rate_limits:
+        return None
+    limiter = RateLimiter(settings)
+    app.state.rate_limiter = limiter  # type: ignore[attr-defined]
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)  # type: ignore[attr-defined]
+    return limiter
