@@ -137,3 +137,109 @@ def catalog_sync(
     for lookup_key, price_id in result.prices.items():
         typer.echo(f"  {lookup_key} → {price_id}")
     typer.echo(f"tally: catalog synced ({len(result.created)} objects created)")
+
+
+ledger_app = typer.Typer(help="The credits ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("check")
+def ledger_check(
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    limit: Annotated[int, typer.Option(help="findings listed per kind (all are counted)")] = 50,
+) -> None:
+    """Verify the ledger's invariants (read-only; safe on a live database): entries sum to zero and to
+    each balance, balance_after chains, invoice numbers without gaps, no orphan records. Exit code 1 on
+    any finding."""
+    import json
+
+    from .db import Database, resolve_database_url
+    from .ledger.check import Report, format_report, run_check
+
+    async def main() -> Report:
+        db = Database(resolve_database_url(Settings()), pool_size=1)
+        try:
+            return await run_check(db, limit=limit)
+        finally:
+            await db.dispose()
+
+    report = asyncio.run(main())
+    typer.echo(json.dumps(report.as_json(), indent=2) if as_json else format_report(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def audit() -> None:
+    """The P0 security checklist (keys from the environment, live/test separation, webhook secret, HTTPS
+    public URL, rate limits, CSRF, idempotency keys), pass/fail against this configuration. Exit code 1
+    on any failed item."""
+    from .security.audit import report, run
+
+    checks = run(Settings())
+    typer.echo(report(checks))
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def sync(
+    since: Annotated[int | None,
+                     typer.Option(help="unix time to list events from (default: the stored cursor)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Reconcile with Stripe: store events that never arrived (last 30 days) and credit paid orders and
+    invoices missing from the ledger, exactly once; prints what it repaired. The worker also runs it every
+    TALLY_SYNC_EVERY_MINUTES."""
+    import json
+
+    from .errors import TallyError
+    from .reconcile.cli import format_report, run_sync
+    from .runtime import prepare
+
+    settings = Settings()
+    if settings.sandbox_mode and not settings.stripe_api_base:
+        typer.echo("tally: no STRIPE_SECRET_KEY: the sandbox lives inside `tally serve`, whose worker syncs "
+                   "it; set STRIPE_API_BASE to sync a sandbox that is already running", err=True)
+        raise typer.Exit(1)
+    runtime = prepare(settings, start_sandbox=False)
+    try:
+        report = asyncio.run(run_sync(runtime, since=since))
+    except TallyError as exc:
+        typer.echo(f"tally: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(report.as_json(), indent=2) if as_json else format_report(report))
+
+
+@app.command()
+def doctor(
+    url: Annotated[str | None, typer.Option(help="the running Tally (default: TALLY_PUBLIC_URL)")] = None,
+    go_live: Annotated[bool, typer.Option("--go-live", help="add the go-live checklist")] = False,
+    route: Annotated[list[str] | None, typer.Option(
+        help="a call your frontend makes, e.g. 'POST /api/create-checkout-session' (repeatable)")] = None,
+    origin: Annotated[list[str] | None, typer.Option(
+        help="a browser origin your frontend runs on, e.g. http://localhost:5173 (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Check a running Tally and its Stripe account: a score out of 8 with reasons and fixes (webhook
+    endpoint and secret, idempotency, portal, tax, retries, PCI scope, keys, monitoring), plus what a
+    frontend meets (404/405/401/CORS). Exit code 1 under 5/8."""
+    import json
+
+    from .doctor.cli import DoctorFailed, examine, unreachable
+    from .doctor.frontend import parse_route
+    from .doctor.runner import format_report
+
+    settings = Settings()
+    base = (url or settings.public_url).rstrip("/")
+    try:
+        routes = [parse_route(r) for r in route or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--route") from None
+    try:
+        report = asyncio.run(examine(settings, base, go_live=go_live, routes=routes, origins=origin or None))
+    except DoctorFailed as exc:
+        report = unreachable(base, str(exc))
+    typer.echo(json.dumps(report.as_json(), indent=2) if as_json else format_report(report))
+    if not report.healthy:
+        raise typer.Exit(1)

@@ -54,7 +54,8 @@ def _persistent_secret(path: Path) -> str:
 def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = True) -> Runtime:
     """Everything ``tally serve`` / ``tally worker`` need before the app starts."""
     database_url = resolve_database_url(settings)
-    notes = [f"database: {'external' if settings.database_url else 'embedded PostgreSQL in ' + str(settings.data_dir / 'pg')}"]
+    embedded = f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+    notes = [f"database: {'external' if settings.database_url else embedded}"]
     if migrate:
         upgrade(database_url)
     if not settings.sandbox_mode:

@@ -1,0 +1,1 @@
+"""Operator dashboard at /admin: revenue, payment and webhook health, MRR movement, failed events, orders."""

@@ -1,0 +1,69 @@
+"""From the dashboard's numbers to what the template shows: formatted values and the SVG charts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+
+from .. import currency as money
+from .charts import bar_chart, hbar_chart, line_chart
+from .service import PAYMENT_HEALTHY, PAYMENT_WARNING, Dashboard
+
+
+@dataclass(frozen=True)
+class CurrencyChart:
+    currency: str
+    chart: Markup
+    rows: list[tuple[str, str]]  # (day, formatted value) for the table behind the chart
+
+
+def _amount(currency: str) -> Any:
+    return lambda value: money.format_amount(int(round(value)), currency)
+
+
+def _count(value: float) -> str:
+    return f"{int(round(value))}"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.0f} %"
+
+
+def dashboard_view(data: Dashboard) -> dict[str, Any]:
+    labels = [d.strftime("%b %d") for d in data.period.days]
+    iso = [d.isoformat() for d in data.period.days]
+
+    revenue_charts = []
+    for r in data.revenue:
+        describe = _amount(r.currency)
+        chart = bar_chart(labels, r.per_day, title=f"Revenue per day, {r.currency.upper()}", describe=describe,
+                          hover=[f"{day}: {describe(v)}" for day, v in zip(iso, r.per_day, strict=True)])
+        revenue_charts.append(CurrencyChart(r.currency, chart, [(day, describe(v)) for day, v in
+                                                                zip(iso, r.per_day, strict=True) if v]))
+
+    daily_rates = [s / (s + f) if s + f else None for s, f in data.payments.per_day]
+    success_chart = line_chart(labels, daily_rates, title="Payment success rate per day", describe=_pct, y_max=1.0,
+                               thresholds=[(PAYMENT_HEALTHY, "ok", "healthy from 95 %"),
+                                           (PAYMENT_WARNING, "bad", "critical below 90 %")])
+    declines_chart = hbar_chart(data.payments.decline_codes, title="Top decline codes", describe=_count)
+
+    mrr_charts = []
+    for currency, values in sorted(data.mrr_per_day.items()):
+        describe = _amount(currency)
+        mrr_charts.append(CurrencyChart(currency, line_chart(
+            labels, values, title=f"MRR at the end of each day, {currency.upper()}", describe=describe),
+            [(day, describe(v)) for day, v in zip(iso, values, strict=True)]))
+
+    return {
+        "data": data,
+        "first_day": data.period.first_day.isoformat(),
+        "last_day": data.period.last_day.isoformat(),
+        "revenue_charts": revenue_charts,
+        "success_chart": success_chart,
+        "success_rows": [(day, s, f) for day, (s, f) in zip(iso, data.payments.per_day, strict=True) if s or f],
+        "declines_chart": declines_chart,
+        "mrr_charts": mrr_charts,
+        "mrr_currencies": sorted(data.mrr.by_currency.items()),
+    }

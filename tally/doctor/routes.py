@@ -1,0 +1,58 @@
+"""``/admin/health`` (a page) and ``/admin/health.json``: the doctor's report on this running Tally, for the
+API key or an admin JWT (the page also takes the dashboard's sign-in cookie). ``tally doctor`` reads the JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Query, Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from starlette.responses import Response
+
+from ..admin.routes import AdminDep, AdminRoute
+from ..auth.deps import AdminUser
+from .checks import Context
+from .runner import PASSING_SCORE, Report, run_doctor
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+_HERE = Path(__file__).parent
+# The page extends the pages' base template (header, CSS, footer) from its own directory.
+templates = Jinja2Templates(env=Environment(autoescape=True, loader=ChoiceLoader([
+    FileSystemLoader(str(_HERE / "templates")), FileSystemLoader(str(_HERE.parent / "pages" / "templates"))])))
+
+
+async def _report(request: Request, *, go_live: bool, frontend: bool) -> Report:
+    services = request.app.state.services
+    async with httpx.AsyncClient(base_url=services.settings.public_url, timeout=15) as http:
+        ctx = Context(settings=services.settings, stripe=services.stripe, webhook_secrets=services.webhook_secrets,
+                      db=services.db, http=http)
+        return await run_doctor(ctx, go_live=go_live, frontend=frontend)
+
+
+@router.get("/health.json", summary="Production health: score out of 8 with reasons and fixes")
+async def health_json(request: Request, admin: AdminUser, go_live: bool = False,
+                      frontend: bool = Query(True, description="probe this service's routes as a frontend does"),
+                      ) -> dict[str, Any]:
+    return (await _report(request, go_live=go_live, frontend=frontend)).as_json()
+
+
+async def health_page(request: Request, admin: AdminDep, go_live: bool = False) -> Response:
+    """The report as a page. Like the dashboard it links from: a bearer header, or the admin sign-in cookie
+    (a browser is sent to ``/admin/login`` first)."""
+    from ..pages.web import SECURITY_HEADERS
+
+    report = await _report(request, go_live=go_live, frontend=True)
+    settings = request.app.state.settings
+    response = templates.TemplateResponse(request, "health.html", {
+        "report": report, "passing": PASSING_SCORE, "settings": settings, "sandbox_mode": settings.sandbox_mode,
+        "user": None, "csrf_token": "", "path": request.url.path})
+    response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return response
+
+
+router.add_api_route("/health", health_page, methods=["GET"], include_in_schema=False,
+                     route_class_override=AdminRoute)

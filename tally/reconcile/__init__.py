@@ -1,0 +1,1 @@
+"""Reconciliation with Stripe: events that never arrived, and paid objects the ledger does not show."""
