@@ -9,6 +9,7 @@ import pytest
 import stripe
 
 from stripe_sandbox import SandboxConfig, SandboxServer
+from tests.stripe_shapes import checked_client
 
 # Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
 # 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
@@ -24,7 +25,8 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture(scope="session")
 def stripe_client(sandbox: SandboxServer) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_sandbox", base_addresses={"api": sandbox.url}, max_network_retries=0)
+    """The SDK pointed at the session's sandbox; every successful answer is shape-checked (tests.stripe_shapes)."""
+    return checked_client(sandbox.url)
 
 
 @pytest.fixture(scope="session")

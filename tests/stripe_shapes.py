@@ -6,6 +6,10 @@ plain dict (e.g. a webhook event's ``data.object``) and asserts that
   neither the fixture nor the SDK's resource class knows;
 - every field the SDK's resource class declares has the declared JSON type (recursively through the nested
   classes the SDK declares, and through expanded objects).
+
+``checked_client(url)`` is the SDK client every sandbox test uses: its HTTP client runs ``check_body`` on
+every successful response, so each object in it (the object itself, list items, expanded objects, an event's
+``data.object``) is checked without the test asking, and a bad body fails the test that received it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any, ForwardRef
 
 import stripe
+from stripe._http_client import HTTPClient, new_default_http_client
 from stripe._list_object import ListObject
 from stripe._object_classes import OBJECT_CLASSES
 from stripe._stripe_object import StripeObject
@@ -40,6 +45,7 @@ def sdk_class(object_type: str) -> type[StripeObject] | None:
     return getattr(importlib.import_module(module), name)
 
 
+@cache
 def _annotations(cls: type) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
@@ -47,6 +53,7 @@ def _annotations(cls: type) -> dict[str, Any]:
     return {k: v for k, v in out.items() if not k.isupper() and typing.get_origin(v) is not typing.ClassVar}
 
 
+@cache
 def _resolve(ref: ForwardRef | str, owner: type) -> Any:
     name = ref.__forward_arg__ if isinstance(ref, ForwardRef) else ref
     module = importlib.import_module(owner.__module__)
@@ -147,3 +154,57 @@ def assert_stripe_shape(obj: Any, object_type: str | None = None) -> dict[str, A
     problems = _fields(data, cls, object_type)
     assert not problems, f"{object_type} has wrong types:\n" + "\n".join(problems)
     return data
+
+
+# Containers that hold objects but are not resources themselves.
+_CONTAINERS = {"list", "search_result"}
+
+
+def check_body(body: Any) -> None:
+    """Assert the shape of every Stripe object inside a response body (the body too, if it is one).
+    ``previous_attributes`` of events hold partial objects on purpose and are skipped."""
+    if isinstance(body, list):
+        for item in body:
+            check_body(item)
+        return
+    if not isinstance(body, dict):
+        return
+    kind = body.get("object")
+    if isinstance(kind, str) and kind not in _CONTAINERS:
+        assert kind in fixtures() or body.get("deleted") is True, f"{kind!r} is not an object type Stripe has"
+        assert_stripe_shape(body)
+    for name, value in body.items():
+        if name != "previous_attributes":
+            check_body(value)
+
+
+class ShapeCheckingHTTPClient(HTTPClient):
+    """The SDK's default HTTP client, with ``check_body`` run on every 2xx JSON answer before the SDK sees it.
+    The AssertionError is not an APIConnectionError, so the SDK neither retries nor wraps it."""
+
+    name = "shape-checking"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inner = new_default_http_client()
+
+    def request(self, method: str, url: str, headers: Any, post_data: Any = None,
+                *, _usage: Any = None) -> tuple[Any, int, Any]:
+        content, status, response_headers = self._inner.request(method, url, headers, post_data)
+        if 200 <= status < 300:
+            check_body(json.loads(content))
+        return content, status, response_headers
+
+    def request_stream(self, method: str, url: str, headers: Any, post_data: Any = None,
+                       *, _usage: Any = None) -> tuple[Any, int, Any]:
+        return self._inner.request_stream(method, url, headers, post_data)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def checked_client(url: str, api_key: str = "sk_test_sandbox", **options: Any) -> stripe.StripeClient:
+    """A StripeClient for the sandbox at ``url`` whose every successful answer is shape-checked."""
+    options.setdefault("max_network_retries", 0)
+    return stripe.StripeClient(api_key, base_addresses={"api": url}, http_client=ShapeCheckingHTTPClient(),
+                               **options)

@@ -11,6 +11,7 @@ import httpx
 import stripe
 
 from stripe_sandbox import SandboxConfig, SandboxServer
+from tests.stripe_shapes import checked_client
 
 
 @contextmanager
@@ -26,7 +27,8 @@ def private_sandbox(**config: Any) -> Iterator[tuple[SandboxServer, stripe.Strip
 
 
 def client_for(server: SandboxServer) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_sandbox", base_addresses={"api": server.url}, max_network_retries=0)
+    """Every successful answer it gets is shape-checked (tests.stripe_shapes.checked_client)."""
+    return checked_client(server.url)
 
 
 def control(server: SandboxServer, method: str, path: str, **body: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 import stripe
 
 from stripe_sandbox import SandboxServer
-from tests.stripe_shapes import assert_stripe_shape
+from tests.stripe_shapes import assert_stripe_shape, checked_client
 
 
 def _key() -> str:
@@ -131,8 +131,7 @@ def test_list_envelope_limits_and_cursors(stripe_client: stripe.StripeClient) ->
 
 
 def test_stripe_version_header_is_accepted(sandbox: SandboxServer) -> None:
-    client = stripe.StripeClient("sk_test_x", base_addresses={"api": sandbox.url}, max_network_retries=0,
-                                 stripe_version="2024-06-20")
+    client = checked_client(sandbox.url, "sk_test_x", stripe_version="2024-06-20")
     customer = client.v1.customers.create()
     assert customer.last_response.headers["Stripe-Version"] == "2024-06-20"
     plain = httpx.get(f"{sandbox.url}/v1/customers", headers={"Authorization": "Bearer sk_test_x"})

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import stripe
 
+from tests.stripe_shapes import checked_client
 from tests.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_serves_the_api_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     with WebhookReceiver(secret="whsec_cli_secret") as receiver:
         with sandbox_process("--data", data, "--webhook-url", receiver.url, "--webhook-secret", "whsec_cli_secret",
                              "--webhook-retry-delays", "0.1,0.2") as (process, url):
-            client = stripe.StripeClient("sk_test_cli", base_addresses={"api": url}, max_network_retries=0)
+            client = checked_client(url, "sk_test_cli")
             customer = client.v1.customers.create(params={"email": "cli@example.com"})
             receiver.wait_for("customer.created")
             code, out, err = _stop(process, signal.SIGTERM)
@@ -54,7 +54,7 @@ def test_serves_the_api_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
             assert "Stripe sandbox stopped" in out and "Traceback" not in err
 
         with sandbox_process("--data", data) as (process, url):
-            client = stripe.StripeClient("sk_test_cli", base_addresses={"api": url}, max_network_retries=0)
+            client = checked_client(url, "sk_test_cli")
             assert client.v1.customers.retrieve(customer.id).email == "cli@example.com"
             code, out, err = _stop(process, signal.SIGINT)
             assert code == 0 and "Traceback" not in err
@@ -64,7 +64,7 @@ def test_start_up_line_and_environment() -> None:
     with WebhookReceiver(secret="whsec_env") as receiver:
         env = {"STRIPE_SANDBOX_WEBHOOK_URL": receiver.url, "STRIPE_SANDBOX_WEBHOOK_SECRET": "whsec_env"}
         with sandbox_process(env=env) as (process, url):
-            client = stripe.StripeClient("sk_test_cli", base_addresses={"api": url}, max_network_retries=0)
+            client = checked_client(url, "sk_test_cli")
             client.v1.products.create(params={"name": "from env"})
             receiver.wait_for("product.created")
             code, out, err = _stop(process, signal.SIGTERM)

@@ -8,7 +8,7 @@ import stripe
 
 from stripe_sandbox.control import TRIGGERS
 from tests.sandbox.control import control, private_sandbox
-from tests.stripe_shapes import assert_stripe_shape
+from tests.stripe_shapes import assert_stripe_shape, checked_client
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -94,7 +94,7 @@ def test_fault_after_serves_the_request_and_a_retry_with_its_key_gets_the_saved_
     """A lost answer: the SDK retries with the same idempotency key and gets the first answer replayed,
     so one customer exists, not two."""
     with private_sandbox() as (server, _):
-        retrying = stripe.StripeClient("sk_test_sandbox", base_addresses={"api": server.url}, max_network_retries=2)
+        retrying = checked_client(server.url, max_network_retries=2)
         httpx.post(server.url + "/_sandbox/faults",
                    json={"status": 503, "count": 1, "when": "after", "path": "/v1/customers"}).raise_for_status()
         created = retrying.v1.customers.create(params={"email": "ada@example.com"},

@@ -1,7 +1,7 @@
 import pytest
 import stripe
 
-from tests.stripe_shapes import assert_stripe_shape
+from tests.stripe_shapes import assert_stripe_shape, checked_client
 
 
 def test_create_retrieve_update_delete(stripe_client: stripe.StripeClient) -> None:
@@ -53,7 +53,7 @@ def test_errors_have_stripes_shape(stripe_client: stripe.StripeClient, sandbox) 
         stripe_client.v1.customers.list(params={"limit": 101})
     assert bad_limit.value.param == "limit"
     for key in ("pk_test_abc", "sk_live_abc", "rk_test_abc"):
-        client = stripe.StripeClient(key, base_addresses={"api": sandbox.url}, max_network_retries=0)
+        client = checked_client(sandbox.url, key)
         with pytest.raises(stripe.AuthenticationError) as auth:
             client.v1.customers.list()
         assert auth.value.http_status == 401
