@@ -52,7 +52,8 @@ async def catalog_lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.warning("catalog sync at start-up failed (%s); packs will be synced on first checkout", exc)
         else:
             for pack in app.state.catalog.packs.values():
-                app.state.price_book.remember(pack, result.prices[pack.lookup_key])
+                for code in pack.currencies:
+                    app.state.price_book.remember(pack, result.prices[pack.lookup_key_in(code)], code)
     yield
 
 

@@ -37,8 +37,8 @@ class Pack:
     bonus: int
     lookup_key: str
     description: str | None = None
-    # The pack's price in other currencies (minor units), for orders paid by PaymentIntent: one order has one
-    # currency. ``amount``/``currency`` stay the primary price, the one Checkout and GET /v1/catalog show.
+    # The pack's price in other currencies (minor units): Checkout and PaymentIntent orders sell it in any of
+    # them, one currency per order. ``amount``/``currency`` stay the primary price, the default everywhere.
     prices: dict[str, int] = field(default_factory=dict, hash=False)
 
     @property
@@ -54,6 +54,11 @@ class Pack:
     @property
     def currencies(self) -> list[str]:
         return [self.currency, *self.prices]
+
+    def lookup_key_in(self, currency: str) -> str:
+        """The lookup key of the pack's Stripe Price in ``currency``: the pack's own for its primary currency
+        (unchanged since single-currency catalogs), ``<lookup_key>_<currency>`` for the others."""
+        return self.lookup_key if currency == self.currency else f"{self.lookup_key}_{currency}"
 
     @property
     def total_coins(self) -> int:
@@ -124,7 +129,8 @@ def parse_catalog(text: str, *, source: str = "catalog") -> Catalog:
         raise CatalogError(f"{source}: the catalog has no [[packs]]")
     _unique([p.id for p in packs], "pack id", source)
     _unique([p.id for p in plans], "plan id", source)
-    _unique([p.lookup_key for p in packs] + [p.lookup_key for p in plans], "lookup_key", source)
+    _unique([p.lookup_key_in(c) for p in packs for c in p.currencies] + [p.lookup_key for p in plans],
+            "lookup_key", source)
     return Catalog(packs={p.id: p for p in packs}, plans={p.id: p for p in plans},
                    payment_methods=_payment_methods(data.get("payment_methods", {}), source))
 
@@ -243,40 +249,49 @@ def _payment_methods(value: Any, source: str) -> dict[str, list[str]]:
 # -- Stripe ---------------------------------------------------------------------------------------
 @dataclass
 class SyncResult:
-    """What ``sync_to_stripe`` did, per pack: lookup key → price id, and the objects it created."""
+    """What ``sync_to_stripe`` did, per pack and currency: lookup key → price id, and the objects it created."""
 
     prices: dict[str, str] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
 
 
 async def sync_to_stripe(client: stripe.StripeClient, catalog: Catalog) -> SyncResult:
-    """Create or update one Product per pack and make the pack's lookup key point at a Price with the
-    catalog's amount and currency. Safe to run any number of times, from several processes at once:
-    products have our own ids, prices are found by lookup key, every create has a deterministic
-    idempotency key."""
+    """Create or update one Product per pack and, for each currency the pack is sold in, make that
+    currency's lookup key (``Pack.lookup_key_in``) point at a Price with the catalog's amount in it. Safe to
+    run any number of times, from several processes at once: products have our own ids, prices are found
+    by lookup key, every create has a deterministic idempotency key."""
     result = SyncResult()
     for pack in catalog.packs.values():
-        result.prices[pack.lookup_key] = await sync_pack(client, pack, result)
+        for currency in pack.currencies:
+            result.prices[pack.lookup_key_in(currency)] = await sync_pack(client, pack, result, currency=currency)
     return result
 
 
-async def sync_pack(client: stripe.StripeClient, pack: Pack, result: SyncResult | None = None) -> str:
-    """Ensure the pack's Product and Price exist in Stripe; returns the price id."""
+async def sync_pack(client: stripe.StripeClient, pack: Pack, result: SyncResult | None = None, *,
+                    currency: str | None = None) -> str:
+    """Ensure the pack's Product and its Price in ``currency`` (default: the primary one) exist in Stripe;
+    returns the price id. One Price per currency, each found by its own lookup key: a Checkout Session
+    has one currency, and its line item's Price must be in it."""
+    code = currency or pack.currency
+    amount = pack.amount_in(code)
+    if amount is None:
+        raise ValueError(f"the {pack.id} pack has no price in {code.upper()}")
+    lookup_key = pack.lookup_key_in(code)
     await _ensure_product(client, pack, result)
-    price = await _current_price(client, pack.lookup_key)
-    if price is not None and _matches(price, pack):
+    price = await _current_price(client, lookup_key)
+    if price is not None and _matches(price, pack, amount, code):
         return str(price["id"])
     async with stripe_call("creating a price"):
         created = (await client.v1.prices.create_async(params={
-            "product": pack.product_id, "unit_amount": pack.amount, "currency": pack.currency,
-            "lookup_key": pack.lookup_key, "transfer_lookup_key": True,
+            "product": pack.product_id, "unit_amount": amount, "currency": code,
+            "lookup_key": lookup_key, "transfer_lookup_key": True,
             "metadata": {"tally_pack_id": pack.id, "coins": str(pack.coins), "bonus": str(pack.bonus)},
-        }, options={"idempotency_key": idempotency_key("pack", pack.id, f"price:{pack.currency}:{pack.amount}")}
+        }, options={"idempotency_key": idempotency_key("pack", pack.id, f"price:{code}:{amount}")}
         )).to_dict()
-        if created.get("lookup_key") != pack.lookup_key:
+        if created.get("lookup_key") != lookup_key:
             # An idempotent replay returned an older price that has since lost the key: move it back.
             await client.v1.prices.update_async(
-                created["id"], params={"lookup_key": pack.lookup_key, "transfer_lookup_key": True})
+                created["id"], params={"lookup_key": lookup_key, "transfer_lookup_key": True})
         if price is not None and price.get("active"):
             # The superseded price stays in Stripe (old sessions refer to it) but is no longer offered.
             await client.v1.prices.update_async(price["id"], params={"active": False})
@@ -285,10 +300,10 @@ async def sync_pack(client: stripe.StripeClient, pack: Pack, result: SyncResult 
     return str(created["id"])
 
 
-def _matches(price: dict[str, Any], pack: Pack) -> bool:
+def _matches(price: dict[str, Any], pack: Pack, amount: int, currency: str) -> bool:
     product = price.get("product")
     product_id = product if isinstance(product, str) else (product or {}).get("id")
-    return (price.get("unit_amount") == pack.amount and price.get("currency") == pack.currency
+    return (price.get("unit_amount") == amount and price.get("currency") == currency
             and product_id == pack.product_id and bool(price.get("active")) and price.get("type") == "one_time")
 
 
@@ -317,29 +332,37 @@ async def _ensure_product(client: stripe.StripeClient, pack: Pack, result: SyncR
 
 
 class PriceBook:
-    """Pack → Stripe price id for checkout, cached per process. A miss (first use, a catalog edit, a
-    price archived in the dashboard) looks the lookup key up again and syncs that one pack, so checkout
-    works even when ``tally catalog sync`` was never run."""
+    """(Pack, currency) → Stripe price id for checkout, cached per process. A miss (first use, a catalog
+    edit, a price archived in the dashboard) looks the lookup key up again and syncs that one price, so
+    checkout works even when ``tally catalog sync`` was never run."""
 
     def __init__(self) -> None:
         self._prices: dict[tuple[str, int, str], str] = {}
         self._lock = asyncio.Lock()
 
-    async def price_id(self, client: stripe.StripeClient, pack: Pack) -> str:
-        key = (pack.lookup_key, pack.amount, pack.currency)
+    @staticmethod
+    def _key(pack: Pack, currency: str | None) -> tuple[str, int, str]:
+        code = currency or pack.currency
+        amount = pack.amount_in(code)
+        if amount is None:
+            raise ValueError(f"the {pack.id} pack has no price in {code.upper()}")
+        return pack.lookup_key_in(code), amount, code
+
+    async def price_id(self, client: stripe.StripeClient, pack: Pack, currency: str | None = None) -> str:
+        key = self._key(pack, currency)
         cached = self._prices.get(key)
         if cached is not None:
             return cached
         async with self._lock:
             if key not in self._prices:
-                self._prices[key] = await sync_pack(client, pack)
+                self._prices[key] = await sync_pack(client, pack, currency=key[2])
             return self._prices[key]
 
-    def remember(self, pack: Pack, price_id: str) -> None:
-        self._prices[(pack.lookup_key, pack.amount, pack.currency)] = price_id
+    def remember(self, pack: Pack, price_id: str, currency: str | None = None) -> None:
+        self._prices[self._key(pack, currency)] = price_id
 
-    def forget(self, pack: Pack) -> None:
-        self._prices.pop((pack.lookup_key, pack.amount, pack.currency), None)
+    def forget(self, pack: Pack, currency: str | None = None) -> None:
+        self._prices.pop(self._key(pack, currency), None)
 
 
 @dataclass(frozen=True)

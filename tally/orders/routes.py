@@ -27,12 +27,13 @@ OWNED = {**ERRORS, 403: {"description": "Another user's order"}, 404: {"descript
 async def checkout(body: CheckoutIn, principal: CurrentUser, catalog: CatalogDep, prices: PriceBookDep,
                    request: Request) -> CheckoutOut:
     """Start buying a pack: a pending order and a Stripe Checkout Session; send the buyer to
-    ``checkout_url``. The price is the catalog's; the client only names the pack."""
+    ``checkout_url``. The price is the catalog's; the client only names the pack and, optionally, one of
+    the currencies the catalog prices it in."""
     async with request.app.state.db.transaction() as session:
         started = await service.create_checkout(
             session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
             prices=prices, principal=principal, pack_id=body.pack_id, success_url=body.success_url,
-            cancel_url=body.cancel_url)
+            cancel_url=body.cancel_url, currency=body.currency)
     return CheckoutOut(order_id=started.order_id, session_id=started.session_id, checkout_url=started.checkout_url)
 
 

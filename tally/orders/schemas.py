@@ -28,6 +28,9 @@ class CheckoutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pack_id: str = Field(min_length=1, max_length=64, description="A pack id from GET /v1/catalog")
+    currency: str | None = Field(None, min_length=3, max_length=3,
+                                 description="One of the pack's currencies (GET /v1/catalog?currency=...); "
+                                             "default: the pack's own. The amount is the catalog's price in it")
     success_url: WebUrl | None = Field(None, description="Where Stripe sends the buyer after paying; may "
                                                          "contain {CHECKOUT_SESSION_ID}")
     cancel_url: WebUrl | None = None

@@ -25,8 +25,9 @@ import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import currency as money
 from ..auth.service import Principal
-from ..catalog.service import Catalog, PriceBook
+from ..catalog.service import Catalog, Pack, PriceBook
 from ..config import Settings
 from ..customers.models import User
 from ..customers.service import ensure_stripe_customer, ensure_user
@@ -58,17 +59,21 @@ class CheckoutStarted:
 
 async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
                           catalog: Catalog, prices: PriceBook, principal: Principal, pack_id: str,
-                          success_url: str | None = None, cancel_url: str | None = None) -> CheckoutStarted:
-    """A pending order for one catalog pack and its Stripe Checkout Session. The price comes from the
-    catalog only. If Stripe fails, the caller's transaction rolls back and no order remains; a retry of
-    the same order id would reuse the same Stripe request through the idempotency key."""
+                          success_url: str | None = None, cancel_url: str | None = None,
+                          currency: str | None = None) -> CheckoutStarted:
+    """A pending order for one catalog pack and its Stripe Checkout Session, in ``currency`` (any currency
+    the catalog prices the pack in; default its primary one). The price comes from the catalog only, through
+    the pack's Stripe Price in that currency. If Stripe fails, the caller's transaction rolls back and no
+    order remains; a retry of the same order id would reuse the same Stripe request through the
+    idempotency key."""
     pack = catalog.pack(pack_id)
     if pack is None:
         raise InvalidRequest(f"No such pack: {pack_id!r}. Packs: {', '.join(catalog.packs)}.", param="pack_id")
+    code, amount = price_in_currency(pack, currency)
     user = await ensure_user(session, principal)
     customer_id = await ensure_stripe_customer(session, client, user)
-    order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=pack.amount,
-                  currency=pack.currency, coins=pack.coins, bonus=pack.bonus, status="pending")
+    order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=amount,
+                  currency=code, coins=pack.coins, bonus=pack.bonus, status="pending")
     session.add(order)
     await session.flush()
     base = settings.public_url.rstrip("/")
@@ -76,7 +81,7 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     params: dict[str, Any] = {
         "mode": "payment",
         "customer": customer_id,
-        "line_items": [{"price": await prices.price_id(client, pack), "quantity": 1}],
+        "line_items": [{"price": await prices.price_id(client, pack, code), "quantity": 1}],
         "client_reference_id": order.id,
         "metadata": metadata,
         # The PaymentIntent carries the order too, so payment_intent.* and charge.* events find it.
@@ -84,7 +89,7 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
         "success_url": success_url or f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": cancel_url or f"{base}/checkout/cancel?order_id={order.id}",
     }
-    methods = catalog.payment_method_types(pack.currency)
+    methods = catalog.payment_method_types(code)
     if methods:
         params["payment_method_types"] = methods
     async with stripe_call("creating checkout"):
@@ -94,11 +99,25 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     if checkout.get("amount_total") != order.amount or checkout.get("currency") != order.currency:
         # The Stripe price no longer matches the catalog (edited in the dashboard?): never sell at a price
         # other than the catalog's. Drop the cached price so the next attempt re-syncs it.
-        prices.forget(pack)
+        prices.forget(pack, code)
         raise UpstreamUnavailable("The pack's Stripe price is out of date; it has been re-synced, please retry.")
     order.stripe_checkout_session_id = checkout["id"]
     await session.flush()
     return CheckoutStarted(order.id, checkout["id"], checkout["url"])
+
+
+def price_in_currency(pack: Pack, currency: str | None) -> tuple[str, int]:
+    """(currency, amount) the pack sells for in ``currency`` (any case; None: the pack's primary price);
+    a currency the catalog does not price the pack in is the caller's mistake, a 400 naming the ones it is."""
+    try:
+        code = money.normalize(currency) if currency else pack.currency
+    except money.CurrencyError as exc:
+        raise InvalidRequest(str(exc), param="currency") from None
+    amount = pack.amount_in(code)
+    if amount is None:
+        raise InvalidRequest(f"The {pack.id} pack is not sold in {code.upper()}; it is sold in "
+                             f"{', '.join(c.upper() for c in pack.currencies)}.", param="currency")
+    return code, amount
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -3,13 +3,11 @@ the currencies to switch between. Pure functions over ``Catalog``; no I/O."""
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from fractions import Fraction
 
 from ..catalog.service import Catalog, Pack
 from ..currency import format_amount, normalize, to_major
-from ..orders.service import create_checkout
 
 # Symbols for display only; any other currency reads "12.00 CHF" (unambiguous, no locale data needed).
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "inr": "₹", "krw": "₩", "brl": "R$",
@@ -44,26 +42,13 @@ class PricingView:
     cards: list[PackCard]
 
 
-def _checkout_takes_currency() -> bool:
-    # Checkout sells a pack in its primary currency unless ``create_checkout`` accepts a currency (the
-    # orders domain decides that). The switch offers only what Buy can actually sell.
-    return "currency" in inspect.signature(create_checkout).parameters
-
-
 def sellable_currencies(pack: Pack) -> list[str]:
-    """Currencies Buy can sell ``pack`` in: its primary one, plus its other prices when checkout takes a
-    currency (``Pack.currencies`` / ``amount_in`` exist once the catalog has multi-currency packs)."""
-    others = getattr(pack, "currencies", None)
-    if others and _checkout_takes_currency():
-        return list(dict.fromkeys(others))
-    return [pack.currency]
+    """Currencies Buy can sell ``pack`` in: every currency the catalog prices it in (Checkout takes any)."""
+    return list(dict.fromkeys(pack.currencies))
 
 
 def price_in(pack: Pack, currency: str) -> int | None:
-    if currency == pack.currency:
-        return pack.amount
-    amount_in = getattr(pack, "amount_in", None)
-    return amount_in(currency) if amount_in is not None else None
+    return pack.amount_in(currency)
 
 
 def pricing_view(catalog: Catalog, currency: str | None = None) -> PricingView:

@@ -29,7 +29,7 @@ from ..subscriptions import mirror
 from ..subscriptions import service as subscriptions
 from ..subscriptions.routes import plan_book_of, plan_prices_of
 from .plans import INTERVAL_WORDS, feature_label, plans_view
-from .pricing import display_price, pricing_view, sellable_currencies
+from .pricing import display_price, pricing_view
 from .web import MaybeUser, PageError, PageRoute, Session, User, csrf_protected, render, safe_next
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -129,20 +129,13 @@ async def start_subscription(request: Request, user: User, plan_id: Annotated[st
 async def start_checkout(request: Request, user: User, catalog: CatalogDep, prices: PriceBookDep,
                          pack_id: Annotated[str, Form(max_length=64)],
                          currency: Annotated[str | None, Form(max_length=3)] = None) -> Response:
-    """Buy: a pending order and a Checkout Session (Stripe's or the sandbox's), then off to its page."""
+    """Buy: a pending order and a Checkout Session (Stripe's or the sandbox's) in the currency the pricing
+    page showed, then off to its page. The amount is the catalog's price in that currency."""
     settings = _settings(request)
-    extra: dict[str, Any] = {}
-    pack = catalog.pack(pack_id)
-    if currency and pack is not None:
-        code = currency.lower()
-        if code not in sellable_currencies(pack):
-            raise InvalidRequest(f"{pack.name} cannot be bought in {code.upper()} here; pick another currency.")
-        if code != pack.currency:
-            extra["currency"] = code  # sellable_currencies offers it only when create_checkout takes it
     async with request.app.state.db.transaction() as db:
         started = await create_checkout(
             db, request.app.state.stripe, settings=settings, catalog=catalog, prices=prices, principal=user,
-            pack_id=pack_id, **extra,
+            pack_id=pack_id, currency=currency or None,
             success_url=f"{settings.public_url.rstrip('/')}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
             # None: the default cancel URL is this app's /checkout/cancel with the order id, which only
             # exists once create_checkout has made the order.
