@@ -1,5 +1,5 @@
-"""Checkout Sessions: create (modes ``payment``, ``subscription`` and ``setup``), retrieve, list, line items,
-expire.
+"""Checkout Sessions: create (modes ``payment``, ``subscription`` and ``setup``), retrieve, update (metadata),
+list, line items, expire.
 
 The hosted page that pays a session lives in ``checkout_page``; completing a session when its PaymentIntent
 succeeds (wherever that happened) is ``checkout_flow``, and ``checkout_subscription`` for subscription mode.
@@ -420,6 +420,25 @@ def create(sb: Any, p: Params) -> Obj:
 @route("GET", "/v1/checkout/sessions/{session_id}")
 def retrieve(sb: Any, p: Params, session_id: str) -> Obj:
     return get_session(sb, session_id, "id")
+
+
+# Stripe lets hosted sessions change only their metadata (at any status); the other update parameters are for
+# ``embedded_page`` / ``elements`` sessions, or change the amount due, which the sandbox does not simulate.
+_UPDATE_ONLY_EMBEDDED = ("collected_information", "line_items", "payment_intent_data", "shipping_options")
+
+
+@route("POST", "/v1/checkout/sessions/{session_id}", params=("metadata", *_UPDATE_ONLY_EMBEDDED))
+def update(sb: Any, p: Params, session_id: str) -> Obj:
+    session = get_session(sb, session_id, "id")
+    for name in _UPDATE_ONLY_EMBEDDED:
+        if name in p:
+            raise invalid_request(
+                f"`{name}` can only be updated on Checkout Sessions with `ui_mode` of `embedded_page` or "
+                "`elements`; this session is `hosted`.", param=name)
+    if "metadata" in p:
+        session["metadata"] = merge_metadata(session["metadata"], p.raw("metadata"))
+        sb.store.save(session)
+    return session  # Stripe has no ``checkout.session.updated`` event
 
 
 @route("GET", "/v1/checkout/sessions", params=(

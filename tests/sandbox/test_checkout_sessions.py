@@ -132,6 +132,31 @@ def test_expire(stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> N
     assert page.status_code == 200 and "expired" in page.text and "<form" not in page.text
 
 
+def test_update_merges_metadata_at_any_status(stripe_client: stripe.StripeClient) -> None:
+    session = _session(stripe_client, metadata={"order": "o-1", "step": "cart"})
+    updated = stripe_client.v1.checkout.sessions.update(session.id, params={"metadata": {"step": "", "note": "vip"}})
+    assert updated.metadata.to_dict() == {"order": "o-1", "note": "vip"}
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).metadata.to_dict() == {"order": "o-1",
+                                                                                           "note": "vip"}
+    expired = stripe_client.v1.checkout.sessions.expire(session.id)
+    cleared = stripe_client.v1.checkout.sessions.update(expired.id, params={"metadata": ""})
+    assert cleared.metadata.to_dict() == {} and cleared.status == "expired"
+    listed = stripe_client.v1.events.list(params={"limit": 20})
+    assert "checkout.session.updated" not in {e.type for e in listed.data}  # Stripe has no such event
+
+    with pytest.raises(stripe.InvalidRequestError) as hosted_only:
+        stripe_client.v1.checkout.sessions.update(session.id, params={
+            "collected_information": {"shipping_details": {"name": "Ada", "address": {"country": "GB"}}}})
+    assert hosted_only.value.http_status == 400 and hosted_only.value.param == "collected_information"
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        stripe_client.v1.checkout.sessions.update(
+            session.id, params={"success_url": "https://x.example"})  # type: ignore[typeddict-unknown-key]
+    assert unknown.value.param == "success_url"
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        stripe_client.v1.checkout.sessions.update("cs_test_missing", params={"metadata": {"a": "b"}})
+    assert missing.value.http_status == 404 and missing.value.code == "resource_missing"
+
+
 def test_expires_automatically_when_the_clock_passes_expires_at(
         stripe_client: stripe.StripeClient, sandbox: SandboxServer) -> None:
     now = _now(sandbox)
