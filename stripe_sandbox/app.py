@@ -126,13 +126,12 @@ class Api:
             fingerprint = hashlib.sha256(orjson.dumps([method, path, data], option=orjson.OPT_SORT_KEYS)).hexdigest()
             saved = self.sb.idempotent.get(idem_key)
             if saved is not None:
-                saved_fingerprint, status, body = saved
-                if saved_fingerprint != fingerprint:
+                if saved.fingerprint != fingerprint:
                     raise idempotency(
                         "Keys for idempotent requests can only be used with the same parameters they were first "
                         f"used with. Try using a key other than '{idem_key}' if you meant to execute a different "
                         "request.")
-                return status, body, {"Idempotent-Replayed": "true", "Idempotency-Key": idem_key}
+                return saved.status, saved.body, {"Idempotent-Replayed": "true", "Idempotency-Key": idem_key}
         params = Params(data)
         self.sb.current_request = RequestInfo(request_id, idem_key,
                                               request.headers.get("stripe-version") or self.sb.api_version)
@@ -150,7 +149,7 @@ class Api:
             self.sb.current_request = None
         extra: dict[str, str] = {}
         if idem_key is not None:
-            self.sb.idempotent[idem_key] = (fingerprint, status, body)
+            self.sb.idempotent.save(idem_key, fingerprint, status, body)
             extra["Idempotency-Key"] = idem_key
         return status, body, extra
 

@@ -142,7 +142,7 @@ def roll_secret(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
 def stats(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
     counts = {type_: len(c) for type_, c in sb.store.collections.items()}
     return {"objects": sb.store.count(), "by_type": counts, "now": sb.clock.now_int(),
-            "deliveries": len(sb.webhooks.attempts)}
+            "deliveries": len(sb.webhooks.attempts), "idempotency_keys": len(sb.idempotent)}
 
 
 def faults_set(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:

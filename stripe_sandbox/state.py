@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .clock import Clock
 from .config import API_VERSION, SandboxConfig
 from .faults import Faults
+from .idempotency import IdempotencyKeys
 from .scheduler import Scheduler
 from .store import Store
 from .webhooks import Deliverer
@@ -32,8 +33,7 @@ class Sandbox:
         # The request being handled, for the ``request`` field of the events it causes. Handlers run
         # without awaiting, so one request at a time sets this.
         self.current_request: RequestInfo | None = None
-        # Idempotency-Key -> (request fingerprint, status, response body)
-        self.idempotent: dict[str, tuple[str, int, bytes]] = {}
+        self.idempotent = IdempotencyKeys(self.clock.now, self.store.db)  # saved answers, kept 24 h
         self.faults = Faults()  # injected API failures (control API, fault tests)
 
     @property
@@ -56,5 +56,5 @@ class Sandbox:
         self.clock.offset = 0.0
         self.scheduler.clear()
         self.webhooks.clear()
-        self.idempotent.clear()
+        self.idempotent = IdempotencyKeys(self.clock.now, self.store.db)
         self.faults.clear()

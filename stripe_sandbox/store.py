@@ -103,6 +103,11 @@ class Store:
                 (object_id, self.seq_of[object_id], self.type_of[object_id], json.dumps(obj)),
             )
 
+    @property
+    def db(self) -> sqlite3.Connection | None:
+        """The SQLite file behind the store (``--data``), for other bookkeeping kept beside the objects."""
+        return self._db
+
     def set_kv(self, key: str, value: Any) -> None:
         self.kv[key] = value
         if self._db is not None:

@@ -65,3 +65,37 @@ def test_rolled_secret_and_default_endpoint_survive_restart(tmp_path: Path) -> N
             c.v1.customers.create()
             receiver.wait_for("customer.created")
             assert receiver.headers[-1]["Stripe-Signature"].count("v1=") == 1
+
+
+def test_idempotency_keys_survive_restart_and_expire_after_24_hours(tmp_path: Path) -> None:
+    data = str(tmp_path / "sandbox.sqlite")
+    params = {"email": "once@example.com", "metadata": {"order": "42"}}
+    with private_sandbox(data_path=data) as (server, client):
+        first = client.v1.customers.create(params=params, options={"idempotency_key": "restart-key"})
+        intent = client.v1.payment_intents.create(
+            params={"amount": 500, "currency": "usd", "payment_method": "pm_card_visa"},
+            options={"idempotency_key": "pi-key"})
+        assert control(server, "GET", "/_sandbox/stats")["idempotency_keys"] == 2
+
+    with private_sandbox(data_path=data) as (server, client):
+        again = client.v1.customers.create(params=params, options={"idempotency_key": "restart-key"})
+        assert again.id == first.id and again.last_response.headers["Idempotent-Replayed"] == "true"
+        assert [c.id for c in client.v1.customers.list(params={"email": "once@example.com"}).data] == [first.id]
+        with pytest.raises(stripe.IdempotencyError):
+            client.v1.customers.create(params={"email": "other@example.com"},
+                                       options={"idempotency_key": "restart-key"})
+        # Stripe keeps keys 24 hours; the sandbox's clock stands for Stripe's time.
+        control(server, "POST", "/_sandbox/clock/advance", seconds=23 * 3600)
+        replayed = client.v1.payment_intents.create(
+            params={"amount": 500, "currency": "usd", "payment_method": "pm_card_visa"},
+            options={"idempotency_key": "pi-key"})
+        assert replayed.id == intent.id
+        control(server, "POST", "/_sandbox/clock/advance", seconds=3600 + 1)
+        fresh = client.v1.customers.create(params=params, options={"idempotency_key": "restart-key"})
+        assert fresh.id != first.id and "Idempotent-Replayed" not in fresh.last_response.headers
+        assert control(server, "GET", "/_sandbox/stats")["idempotency_keys"] == 1  # pi-key is forgotten
+
+    with private_sandbox(data_path=data) as (server, client):
+        assert control(server, "GET", "/_sandbox/stats")["idempotency_keys"] == 1  # pruned rows left the file
+        kept = client.v1.customers.create(params=params, options={"idempotency_key": "restart-key"})
+        assert kept.id == fresh.id and kept.last_response.headers["Idempotent-Replayed"] == "true"
