@@ -64,6 +64,11 @@ def create_app(services: Services) -> FastAPI:
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type",
                                                                                    "Idempotency-Key"])
     install_headers(app, settings)  # outermost: every response gets the security headers
+    from .webhooks.receiver import WebhookReceiver
+
+    # Stripe's deliveries skip the stack above (they need none of it) but not the request log and metrics below.
+    app.add_middleware(WebhookReceiver, tally=app, max_bytes=settings.max_body_bytes,
+                       https=settings.public_url.lower().startswith("https://"))
     from .observability.routes import install_observability
 
     install_observability(app, settings)  # request id, JSON log line and metrics for every response

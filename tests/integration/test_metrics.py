@@ -160,3 +160,27 @@ def test_redaction_keeps_ordinary_numbers_and_ids() -> None:
     harmless = "order 1234567890123 for cs_test_a1B2 and evt_1Abc"
     assert redact(harmless) == harmless
     assert redact({"api_key": "k", "amount": 500}) == {"api_key": "[redacted]", "amount": 500}
+
+
+def test_webhook_deliveries_are_counted_logged_and_carry_the_usual_headers(tally: Any) -> None:
+    """Deliveries skip most of the middleware stack (``tally.webhooks.receiver``) but not the request id, the
+    security headers, the route's metrics or its error shape."""
+    from tests.webhook_signing import make_event, signed
+
+    before = scrape(tally)
+    body, headers = signed(make_event("tally.test.metrics_noop"), tally.webhook_secret)
+    for path in ("/v1/webhooks/stripe", "/api/stripe/webhook"):
+        ok = httpx.post(tally.url + path, content=body, headers=headers)
+        assert ok.status_code == 200 and ok.json() == {"received": True}
+        assert len(ok.headers["x-request-id"]) == 32 and ok.headers["x-content-type-options"] == "nosniff"
+    forged = httpx.post(tally.url + "/v1/webhooks/stripe", content=body + b" ", headers=headers)
+    assert forged.status_code == 400 and forged.json()["error"]["param"] == "Stripe-Signature"
+    after = scrape(tally)
+
+    def delta(route: str, status: str) -> float:
+        labels = {"method": "POST", "route": route, "status": status}
+        return value(after, "tally_http_requests_total", **labels) - value(before, "tally_http_requests_total",
+                                                                          **labels)
+
+    assert delta("/v1/webhooks/stripe", "200") == 1 and delta("/api/stripe/webhook", "200") == 1
+    assert delta("/v1/webhooks/stripe", "400") == 1

@@ -1,0 +1,107 @@
+"""The webhook receiver's fast path: Stripe's deliveries answered by a small ASGI layer instead of the whole stack.
+
+A delivery needs four things: the body (within the size limit), the signature check, one INSERT into the inbox
+and a 200. Through FastAPI it also paid for the rate limiter, CORS, the security-headers and body-size
+middlewares, routing and dependency solving: about half of the API's CPU per event (bench/webhooks.py), on the
+path that Stripe bursts at. This layer sits just inside the request-log/metrics middleware, so every delivery is
+still logged, counted and given a request id, and it sends the same answers as the routes it shadows
+(``receive_stripe_webhook`` and its compatibility aliases, which stay registered for the OpenAPI schema and for
+any other method): ``{"received": true}``, or Tally's error shape with 400 / 413 / 503.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import PayloadTooLarge, TallyError
+from ..security.headers import ALWAYS, HSTS
+from .signature import SIGNATURE_HEADER, parse_event, verify
+
+RECEIVED = orjson.dumps({"received": True})
+_SIGNATURE = SIGNATURE_HEADER.encode()
+
+
+@dataclass(frozen=True)
+class ServedRoute:
+    """What the request log and metrics read from ``scope["route"]``: the path template."""
+
+    path: str
+
+
+class WebhookReceiver:
+    def __init__(self, app: ASGIApp, *, tally: Any, max_bytes: int, https: bool) -> None:
+        self.app = app
+        self.tally = tally  # the FastAPI app: its state holds the inbox and the services
+        self.max_bytes = max_bytes
+        headers = [(k.lower().encode(), v.encode()) for k, v in ALWAYS.items()]
+        if https:
+            headers.append((b"strict-transport-security", HSTS.encode()))
+        self.headers = [(b"content-type", b"application/json"), *headers]
+        self._routes: dict[str, ServedRoute] | None = None
+
+    def routes(self) -> dict[str, ServedRoute]:
+        """The paths served here: every POST route whose endpoint is the receiver (found once, so the
+        compatibility aliases follow TALLY_COMPAT_ROUTES without a second list)."""
+        if self._routes is None:
+            from .routes import receive_stripe_webhook
+
+            self._routes = {}
+            for context in iter_route_contexts(self.tally.routes):
+                route = context.original_route
+                if (isinstance(route, APIRoute) and route.endpoint is receive_stripe_webhook
+                        and "POST" in route.methods and context.path):
+                    self._routes[context.path] = ServedRoute(context.path)
+        return self._routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes().get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route  # the request log and metrics name the route as FastAPI would
+        try:
+            await self._receive(scope, receive)
+        except TallyError as exc:
+            await self._answer(send, exc.status, orjson.dumps(exc.body()))
+            return
+        await self._answer(send, 200, RECEIVED)
+
+    async def _receive(self, scope: Scope, receive: Receive) -> None:
+        signature = None
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                raise self._too_large()
+            if name == _SIGNATURE:
+                signature = value.decode("latin-1")
+        body = await self._body(receive)
+        state = self.tally.state
+        text = verify(body, signature, state.services.webhook_secrets)
+        await state.inbox.store(parse_event(text, live_mode=state.settings.live_mode))
+
+    async def _body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                raise TallyError("The client went away before the body was read.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
+
+    async def _answer(self, send: Send, status: int, body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*self.headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
