@@ -20,7 +20,6 @@ from ..auth.service import issue_dev_token
 from ..catalog.routes import CatalogDep, PriceBookDep
 from ..errors import InvalidRequest, Unauthenticated
 from ..invoices.pdf import render_invoice_pdf, status_of
-from ..invoices.service import list_invoices
 from ..ledger.routes import parse_cursor
 from ..ledger.service import get_balance, list_transactions
 from ..orders import history
@@ -28,6 +27,7 @@ from ..orders.service import OrderStatus, create_checkout, get_order_status
 from ..subscriptions import mirror
 from ..subscriptions import service as subscriptions
 from ..subscriptions.routes import plan_book_of, plan_prices_of
+from . import billing
 from .plans import INTERVAL_WORDS, feature_label, plans_view
 from .pricing import display_price, pricing_view
 from .web import MaybeUser, PageError, PageRoute, Session, User, csrf_protected, render, safe_next
@@ -36,6 +36,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 CsrfChecked = Depends(csrf_protected)
 PAGE_SIZE = 10
+PAYMENT_ROWS = 20
 
 
 def _settings(request: Request) -> Any:
@@ -186,12 +187,13 @@ async def checkout_cancel(request: Request, user: MaybeUser, order_id: str = "")
 # -- account --------------------------------------------------------------------------------------
 @router.get("/account")
 async def account(request: Request, user: User, tx: str | None = None, inv: str | None = None) -> Response:
-    tx_after, inv_after = parse_cursor(tx), parse_cursor(inv)
+    tx_after, inv_after = parse_cursor(tx), billing.parse_invoice_cursor(inv)
     async with request.app.state.db.transaction() as db:
         balance = await get_balance(db, user.user_id)
         transactions, tx_more = await list_transactions(db, user.user_id, limit=PAGE_SIZE, starting_after=tx_after)
-        invoices, inv_more = await list_invoices(db, user.user_id, limit=PAGE_SIZE, starting_after=inv_after)
-        orders = await history.list_orders(db, user.user_id, limit=20)
+        invoices = await billing.list_billing_invoices(db, user.user_id, limit=PAGE_SIZE, after=inv_after)
+        orders = await history.list_orders(db, user.user_id, limit=PAYMENT_ROWS)
+        failures = await billing.failed_subscription_payments(db, user.user_id, limit=PAYMENT_ROWS)
         subscription = subscriptions.view(await mirror.current(db, user.user_id), plan_book_of(request))
     book = plan_book_of(request)
     plan = book.get(subscription["plan"] or "")
@@ -203,9 +205,11 @@ async def account(request: Request, user: User, tx: str | None = None, inv: str 
         "just_subscribed": request.query_params.get("subscription") == "started",
         "just_changed": request.query_params.get("subscription") == "changed",
         "from_unix": lambda seconds: datetime.fromtimestamp(seconds, UTC),
-        "balance": balance, "transactions": transactions, "invoices": invoices, "orders": orders,
+        "balance": balance, "transactions": transactions, "invoices": invoices.rows,
+        "payments": billing.payment_history(orders.orders, orders.has_more, failures, limit=PAYMENT_ROWS),
+        "payment_rows": PAYMENT_ROWS,
         "tx_next": str(transactions[-1].id) if tx_more else None, "tx_paged": tx_after is not None,
-        "inv_next": str(invoices[-1].id) if inv_more else None, "inv_paged": inv_after is not None,
+        "inv_next": invoices.next_cursor, "inv_paged": inv_after is not None,
         "inv_cursor": inv, "tx_cursor": tx, "price": display_price}, user=user)
 
 

@@ -19,6 +19,7 @@ from tally.pages.pricing import display_price, pricing_view
 from tally.pages.session import COOKIE, PageSession, SessionCodec
 from tests.integration.purchase_flow import (DECLINED, STRIPE_HTTPX_WARNING, checkout, new_user, order_row, pay,
                                              sql, wait_until)
+from tests.integration.subscription_flow import T0, add_months, clock_user
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
 
@@ -260,10 +261,11 @@ def test_transactions_are_paginated_with_the_ledger_cursor(tally: Any) -> None:
         cursor = re.search(r'href="/account\?tx=(\d+)#transactions" rel="next"', first).group(1)  # type: ignore[union-attr]
         second = client.get(f"/account?tx={cursor}").text
         assert second.count('data-label="Coins"') == 2 and "Newest" in second and "Older transactions" not in second
-        invoices = re.search(r'href="/account\?inv=(\d+)&amp;tx=(\d+)#invoices" rel="next"', second)
+        invoices = re.search(r'href="/account\?inv=([\w.]+)&amp;tx=(\d+)#invoices" rel="next"', second)
         assert invoices is not None and invoices.group(2) == cursor  # each list keeps the other's page
         third = client.get(f"/account?inv={invoices.group(1)}").text
         assert third.count("Download PDF</a>") == 2
+        assert client.get("/account", params={"inv": "12.x.1"}).status_code == 400  # not a cursor of ours
 
 
 # -- pricing view ---------------------------------------------------------------------------------
@@ -386,3 +388,47 @@ def test_account_without_a_subscription_points_to_the_plans(tally: Any) -> None:
         assert "No subscription." in account and "Manage billing" not in account
         started = client.get("/account", params={"subscription": "started"}).text
         assert "Confirming your subscription" in started
+
+
+# -- subscriptions on the billing page -----------------------------------------------------------------
+def test_billing_page_lists_subscription_invoices_and_failed_renewals_with_their_reason(tally: Any) -> None:
+    """On a test clock: the first period is paid, the renewal is declined (past due), then the customer pays
+    the open invoice with a good card. The account page lists Stripe's subscription invoices beside Tally's
+    own, and the failed renewal attempt, with the decline's words, in the payment history."""
+    user = clock_user(tally)
+    user.subscribe("basic", "month")
+    user.wait_balance(1000)
+    user.use_card("pm_card_chargeCustomerFail")
+    user.advance(add_months(T0, 1) + 7200)  # the renewal is charged at finalization (+1 h): declined
+    user.wait_subscription("past_due", lambda s: s["status"] == "past_due")
+    user.idle()
+    first, renewal = user.invoices()
+    assert first["status"] == "paid" and renewal["status"] == "open"
+
+    with signed_in(tally, user.user_id) as client:
+        account = client.get("/account").text
+        invoices = account.split('id="inv-title"', 1)[1]
+        assert invoices.count('class="invoice-subscription"') == 1  # only paid invoices are recorded
+        row = invoices.split('class="invoice-subscription"', 1)[1].split("</tr>", 1)[0]
+        assert f">{first['number']}<" in row and "$9.00" in row and ">USD<" in row and ">Paid<" in row
+        assert f'href="{first["hosted_invoice_url"]}"' in row and "View invoice" in row
+        payments = account.split('id="payments-title"', 1)[1].split("</section>", 1)[0]
+        failed = payments.split('class="order-failed"', 1)[1].split("</tr>", 1)[0]
+        assert f"Subscription renewal ({renewal['number']})" in failed and "$9.00" in failed
+        assert "Failed" in failed and "Your card was declined." in failed and "Stripe retries on" in failed
+
+        good = user.use_card("pm_card_visa")
+        user.stripe.v1.invoices.pay(renewal["id"], params={"payment_method": good})
+        user.wait_balance(2000)
+        user.idle()
+        account = client.get("/account").text
+        invoices = account.split('id="inv-title"', 1)[1]
+        numbers = re.findall(r'class="invoice-subscription">\s*<td data-label="Number">([^<]+)<', invoices)
+        assert numbers == [renewal["number"], first["number"]]  # newest first
+        payments = account.split('id="payments-title"', 1)[1].split("</section>", 1)[0]
+        assert payments.count('class="order-failed"') == 1  # the failed attempt stays in the history
+
+    # Another user sees none of it.
+    with signed_in(tally, new_user()) as other:
+        account = other.get("/account").text
+        assert renewal["number"] not in account and "No payments yet." in account
