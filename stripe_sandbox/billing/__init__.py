@@ -18,6 +18,7 @@ INDEXED_FIELDS.update({
     "invoiceitem": ("customer",),
     "invoice_payment": ("invoice",),
     "promotion_code": ("code",),
+    "subscription_schedule": ("customer",),
 })
 # Deleting a test clock deletes its customers: find them without a scan.
 if "test_clock" not in INDEXED_FIELDS.get("customer", ()):

@@ -9,6 +9,7 @@ are spent the subscription is canceled, or goes ``unpaid`` when the environment 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..events import changed, emit
@@ -16,6 +17,11 @@ from ..store import Obj
 from . import invoicing, subscriptions as subs
 from .timeline import timer
 from .time import now_for
+
+
+# Called with (sandbox, subscription, boundary) as a period ends, before the next one is invoiced: a
+# subscription schedule puts the phase that starts at the boundary in place here.
+RENEWING: list[Callable[[Any, Obj, int], None]] = []
 
 
 def _live(sb: Any, sub_id: str) -> Obj | None:
@@ -60,6 +66,8 @@ def renew(sb: Any, sub_id: str, boundary: int) -> None:
             return
         sub["status"] = "active"
     old_span = subs.period(sub)
+    for hook in RENEWING:
+        hook(sb, sub, boundary)
     span = subs.next_period(sub, boundary)
     for item in subs.items(sub):
         item["current_period_start"], item["current_period_end"] = span

@@ -9,6 +9,7 @@ a subscription share one interval, so they share one period.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,6 +26,8 @@ TERMINAL = ("canceled", "incomplete_expired")
 INCOMPLETE_EXPIRES_AFTER = 23 * 3600
 TRIAL_WILL_END_BEFORE = 3 * DAY
 UPCOMING_BEFORE = 3 * DAY  # Stripe's default "upcoming renewal" reminder lead
+# Called with (sandbox, subscription) once a subscription has ended (its schedule ends with it).
+ENDED: list[Callable[[Any, Obj], None]] = []
 
 
 def snapshot(obj: Obj) -> Obj:
@@ -208,6 +211,8 @@ def end(sb: Any, sub: Obj, *, when: int, reason: str | None = None, comment: str
                                        "reason": reason or sub["cancellation_details"]["reason"]}
     sb.store.save(sub)
     emit(sb, "customer.subscription.deleted", sub)
+    for hook in ENDED:
+        hook(sb, sub)
 
 
 def relink(sb: Any) -> None:

@@ -253,6 +253,11 @@ def update(sb: Any, p: Params, sub_id: str) -> Obj:
     if sub["status"] == "incomplete" and set(p.data) - {"metadata", "default_payment_method", "expand",
                                                          "description"}:
         raise state_error("An incomplete subscription can only update its metadata and default_payment_method.")
+    if sub.get("schedule") and ("cancel_at_period_end" in p or "cancel_at" in p):
+        raise invalid_request(f"The subscription is managed by the subscription schedule `{sub['schedule']}`, and "
+                              "updating any cancelation behavior directly is not allowed. Please update the "
+                              "schedule instead.", param="cancel_at_period_end" if "cancel_at_period_end" in p
+                              else "cancel_at")
     now = now_for(sb, sub)
     before = subs.snapshot(sub)
     behavior = p.str("proration_behavior", "create_prorations", choices=PRORATION) or "create_prorations"

@@ -83,6 +83,8 @@ def _delete_clock(sb: Any, clock: Obj) -> None:
             store.delete(invoice_id)
         for item_id in list(store.collection("invoiceitem", "customer", customer_id).ids):
             store.delete(item_id)
+        for schedule_id in list(store.collection("subscription_schedule", "customer", customer_id).ids):
+            store.delete(schedule_id)
         emit(sb, "customer.deleted", store.objects[customer_id])
         store.delete(customer_id)
     timeline.forget_clock(sb, clock["id"])

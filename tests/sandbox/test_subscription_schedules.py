@@ -1,0 +1,204 @@
+"""Subscription schedules through the SDK on test clocks: from_subscription, phases applied at their start
+(a downgrade at the period end, a change of interval, a mid-period change with prorations), end_behavior
+release and cancel, release, cancel, list, and the errors Stripe gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import stripe
+
+from tests.sandbox.billing_support import T0, Setup, prorated, setup
+from tests.stripe_shapes import assert_stripe_shape
+
+DAY = 86400
+HOUR = 3600
+FEB1, MAR1, APR1 = 1769904000, 1772323200, 1775001600
+
+
+def _subscribe(s: Setup, price: Any) -> Any:
+    sub = s.client.v1.subscriptions.create(params={"customer": s.customer.id, "items": [{"price": price.id}]})
+    assert_stripe_shape(sub)
+    return sub
+
+
+def _schedule(s: Setup, sub: Any) -> Any:
+    schedule = s.client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    assert_stripe_shape(schedule)
+    return schedule
+
+
+def _then(s: Setup, schedule: Any, price: Any, **params: Any) -> Any:
+    """Keep the current phase, then ``price`` for one interval."""
+    current = schedule.phases[0]
+    updated = s.client.v1.subscription_schedules.update(schedule.id, params={"phases": [
+        {"items": [{"price": current["items"][0].price, "quantity": 1}], "start_date": current.start_date,
+         "end_date": current.end_date},
+        {"items": [{"price": price.id, "quantity": 1}], "duration": {"interval": price.recurring.interval}},
+    ], **params})
+    assert_stripe_shape(updated)
+    return updated
+
+
+def test_from_subscription_then_downgrade_at_period_end_then_release(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    pro, basic = s.price(3000, name="Pro"), s.price(1000, name="Basic")
+    sub = _subscribe(s, pro)
+    schedule = _schedule(s, sub)
+    assert schedule.id.startswith("sub_sched_") and schedule.status == "active"
+    assert schedule.subscription == sub.id and schedule.customer == s.customer.id
+    assert schedule.end_behavior == "release" and schedule.test_clock == s.clock.id
+    assert (schedule.current_phase.start_date, schedule.current_phase.end_date) == (T0, FEB1)
+    [phase] = schedule.phases
+    assert (phase.start_date, phase.end_date) == (T0, FEB1)
+    assert phase["items"][0].price == pro.id and phase["items"][0].quantity == 1
+    assert s.subscription(sub.id).schedule == schedule.id
+
+    updated = _then(s, schedule, basic)
+    assert [(p.start_date, p.end_date) for p in updated.phases] == [(T0, FEB1), (FEB1, MAR1)]
+    s.advance(T0 + 10 * DAY)
+    assert s.subscription(sub.id)["items"].data[0].price.id == pro.id  # nothing changes mid-period
+    assert [i.amount_paid for i in s.invoices()] == [3000]
+
+    s.advance(FEB1 + 2 * HOUR)
+    after = s.subscription(sub.id)
+    assert after["items"].data[0].price.id == basic.id and after["items"].data[0].id == sub["items"].data[0].id
+    assert after["items"].data[0].current_period_start == FEB1
+    renewal = s.invoices()[-1]
+    assert renewal.billing_reason == "subscription_cycle" and renewal.amount_paid == 1000
+    assert [line.amount for line in renewal.lines.data] == [1000]  # no proration at the boundary
+    current = stripe_client.v1.subscription_schedules.retrieve(schedule.id)
+    assert_stripe_shape(current)
+    assert current.status == "active" and current.current_phase.start_date == FEB1
+
+    s.advance(MAR1 + 2 * HOUR)
+    released = stripe_client.v1.subscription_schedules.retrieve(schedule.id)
+    assert released.status == "released" and released.released_at == MAR1
+    assert released.released_subscription == sub.id and released.subscription is None
+    assert released.current_phase is None
+    final = s.subscription(sub.id)
+    assert final.status == "active" and final.schedule is None
+    assert final["items"].data[0].price.id == basic.id and s.invoices()[-1].amount_paid == 1000
+    types = s.types("subscription_schedule.")
+    assert types[0] == "subscription_schedule.created" and types[-1] == "subscription_schedule.released"
+    assert types.count("subscription_schedule.updated") == 2  # the new phases, then the phase change
+    for event in s.events():
+        if event["type"].startswith("subscription_schedule."):
+            assert_stripe_shape(event["data"]["object"])
+
+
+def test_yearly_to_monthly_at_period_end_restarts_the_cycle(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    yearly, monthly = s.price(29000, interval="year", name="Pro yearly"), s.price(2900, name="Pro monthly")
+    sub = _subscribe(s, yearly)
+    year_end = sub["items"].data[0].current_period_end
+    _then(s, _schedule(s, sub), monthly)
+    s.advance(year_end + 2 * HOUR)
+    after = s.subscription(sub.id)
+    item = after["items"].data[0]
+    assert item.price.id == monthly.id and after.billing_cycle_anchor == year_end
+    assert item.current_period_start == year_end and item.current_period_end == year_end + 31 * DAY  # Jan 2027
+    renewal = s.invoices()[-1]
+    assert renewal.billing_reason == "subscription_cycle" and renewal.amount_paid == 2900
+    assert renewal.lines.data[0].period.start == year_end
+
+
+def test_mid_period_phase_prorates_like_an_update(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic, pro = s.price(1000, name="Basic"), s.price(3000, name="Pro")
+    sub = _subscribe(s, basic)
+    schedule = _schedule(s, sub)
+    switch = T0 + 10 * DAY
+    stripe_client.v1.subscription_schedules.update(schedule.id, params={"phases": [
+        {"items": [{"price": basic.id}], "end_date": switch},
+        {"items": [{"price": pro.id}], "proration_behavior": "create_prorations", "end_date": MAR1}]})
+    s.advance(switch + HOUR)
+    assert s.subscription(sub.id)["items"].data[0].price.id == pro.id
+    pending = stripe_client.v1.invoice_items.list(params={"customer": s.customer.id, "pending": True})
+    remaining, whole = FEB1 - switch, FEB1 - T0
+    assert sorted(i.amount for i in pending.data) == sorted([-prorated(1000, remaining, whole),
+                                                             prorated(3000, remaining, whole)])
+
+
+def test_end_behavior_cancel_ends_the_subscription_and_completes(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic = s.price(1000)
+    sub = _subscribe(s, basic)
+    schedule = _schedule(s, sub)
+    updated = stripe_client.v1.subscription_schedules.update(schedule.id, params={"end_behavior": "cancel"})
+    assert updated.end_behavior == "cancel"
+    assert s.subscription(sub.id).cancel_at == FEB1
+    with pytest.raises(stripe.InvalidRequestError) as managed:
+        stripe_client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    assert "managed by the subscription schedule" in str(managed.value.user_message)
+    s.advance(FEB1 + HOUR)
+    assert s.subscription(sub.id).status == "canceled"
+    done = stripe_client.v1.subscription_schedules.retrieve(schedule.id)
+    assert done.status == "completed" and done.completed_at == FEB1
+    assert "subscription_schedule.completed" in s.types("subscription_schedule.")
+    assert len(s.invoices()) == 1
+
+
+def test_release_keeps_or_drops_the_cancel_date_and_cancel_ends_both(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic = s.price(1000)
+    first = _subscribe(s, basic)
+    schedule = _schedule(s, first)
+    stripe_client.v1.subscription_schedules.update(schedule.id, params={"end_behavior": "cancel"})
+    released = stripe_client.v1.subscription_schedules.release(schedule.id)
+    assert_stripe_shape(released)
+    assert released.status == "released" and released.released_subscription == first.id
+    sub = s.subscription(first.id)
+    assert sub.schedule is None and sub.cancel_at is None  # the schedule's cancel date went with it
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        stripe_client.v1.subscription_schedules.release(schedule.id)
+    assert "`released` status" in str(again.value.user_message)
+
+    kept = _schedule(s, first)
+    stripe_client.v1.subscription_schedules.update(kept.id, params={"end_behavior": "cancel"})
+    stripe_client.v1.subscription_schedules.release(kept.id, params={"preserve_cancel_date": True})
+    assert s.subscription(first.id).cancel_at == FEB1
+    stripe_client.v1.subscriptions.update(first.id, params={"cancel_at": ""})
+
+    last = _schedule(s, first)
+    canceled = stripe_client.v1.subscription_schedules.cancel(last.id, params={"prorate": False})
+    assert_stripe_shape(canceled)
+    assert canceled.status == "canceled" and canceled.canceled_at == T0
+    assert s.subscription(first.id).status == "canceled"
+    assert s.types("subscription_schedule.")[-1] == "subscription_schedule.canceled"
+
+
+def test_list_and_refusals(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic, pro = s.price(1000), s.price(3000)
+    sub = _subscribe(s, basic)
+    schedule = _schedule(s, sub)
+    listed = stripe_client.v1.subscription_schedules.list(params={"customer": s.customer.id})
+    assert_stripe_shape(listed)
+    assert [x.id for x in listed.data] == [schedule.id]
+    assert stripe_client.v1.subscription_schedules.list(params={"customer": s.customer.id,
+                                                                "scheduled": True}).data == []
+
+    def refused(call: Any, *args: Any, **params: Any) -> stripe.InvalidRequestError:
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            call(*args, params=params)
+        return err.value
+
+    schedules = stripe_client.v1.subscription_schedules
+    assert refused(schedules.create, from_subscription=sub.id).param == "from_subscription"  # already has one
+    assert refused(schedules.create, from_subscription=sub.id, end_behavior="cancel").param == "end_behavior"
+    assert refused(schedules.create, customer=s.customer.id).param == "from_subscription"
+    assert refused(schedules.create, from_subscription="sub_nope").http_status == 404
+    moved = refused(schedules.update, schedule.id, phases=[{"items": [{"price": basic.id}], "start_date": T0 + 5}])
+    assert moved.param == "phases[0][start_date]"
+    gap = refused(schedules.update, schedule.id, phases=[{"items": [{"price": basic.id}]},
+                                                         {"items": [{"price": pro.id}]}])
+    assert gap.param == "phases[0][end_date]"
+    no_items = refused(schedules.update, schedule.id, phases=[{"items": [], "end_date": FEB1}])
+    assert no_items.param == "phases[0][items]"
+    yearly = s.price(9000, interval="year")
+    mixed = refused(schedules.update, schedule.id, phases=[{"items": [{"price": basic.id}, {"price": yearly.id}]}])
+    assert mixed.param == "phases[0][items]"
+    assert refused(schedules.update, schedule.id, end_behavior="renew").param == "end_behavior"
+    assert refused(schedules.retrieve, "sub_sched_nope").http_status == 404
