@@ -55,6 +55,7 @@ class TestCard:
     three_d_secure: str | None = None
     decline_after_authentication: Decline | None = None
     refund_fails: bool = False
+    disputed: bool = False  # every captured charge is charged back (a ``fraudulent`` dispute)
 
     @property
     def last4(self) -> str:
@@ -99,7 +100,7 @@ _CARDS: list[tuple[TestCard, tuple[str, ...]]] = [
               decline_after_authentication=declined("insufficient_funds")),
      ("authenticationRequiredChargeDeclinedInsufficientFunds",)),
     (TestCard("4000000000003220", "visa", three_d_secure="always"), ("threeDSecure2Required",)),
-    (TestCard("4000000000000259", "visa"), ("createDispute",)),
+    (TestCard("4000000000000259", "visa", disputed=True), ("createDispute",)),
     (TestCard("4000000000005126", "visa", refund_fails=True), ("refundFail",)),
 ]
 

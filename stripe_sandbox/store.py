@@ -26,6 +26,7 @@ INDEXED_FIELDS: dict[str, tuple[str, ...]] = {
     "payment_method": ("customer",),
     "charge": ("payment_intent", "customer"),
     "refund": ("charge", "payment_intent"),
+    "dispute": ("charge", "payment_intent"),
     "event": ("type",),
 }
 

@@ -80,6 +80,13 @@ if _has("payment_intents"):
         pi = _payment_intent(sb, "pm_card_visa_chargeDeclined")
         return _result("payment_intent.payment_failed", payment_intent=pi)
 
+    if _has("disputes"):
+
+        @trigger("charge.dispute.created")
+        def charge_dispute_created(sb: Any, data: Data) -> Data:
+            pi = _payment_intent(sb, "pm_card_createDispute")
+            return _result("charge.dispute.created", payment_intent=pi)
+
     if _has("refunds"):
 
         @trigger("charge.refunded")

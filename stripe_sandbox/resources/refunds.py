@@ -55,11 +55,20 @@ def _refund_fails(sb: Any, charge: Obj) -> bool:
     return bool(card and card.refund_fails)
 
 
+def _charged_back(sb: Any, charge: Obj) -> bool:
+    """A dispute that is not an inquiry has already taken the money back: Stripe refuses refunds then."""
+    disputes = sb.store.collection("dispute", "charge", charge["id"])
+    return any(not sb.store.objects[d]["is_charge_refundable"] for d in disputes.ids)
+
+
 def create_refund(sb: Any, charge: Obj, amount: int | None, *, reason: str | None = None,
                   metadata: dict[str, str] | None = None, param: str = "charge") -> Obj:
     if charge["status"] != "succeeded" or not charge["captured"]:
         raise invalid_request(f"Charge {charge['id']} has not been captured or did not succeed, so it cannot be "
                               "refunded.", param=param, code="charge_not_refundable")
+    if charge["disputed"] and _charged_back(sb, charge):
+        raise invalid_request(f"Charge {charge['id']} has been charged back; cannot issue a refund.", param=param,
+                              code="charge_disputed")
     refundable = charge["amount"] - charge["amount_refunded"]
     if refundable <= 0:
         raise invalid_request(f"Charge {charge['id']} has already been refunded.", param=param,
