@@ -9,6 +9,9 @@ The default configuration (``is_default``) is created on first use, as a Stripe 
 start: invoice history, payment method update, customer update (email, name, address, phone) and cancellation
 at period end with a reason are on; plan switching is off, because it needs the products and prices to offer
 (create a configuration with ``features[subscription_update][products]``, or update the default one).
+``features[subscription_update][schedule_at_period_end][conditions]`` (``decreasing_item_amount``,
+``shortening_interval``) makes the hosted page schedule such changes for the period end with a subscription
+schedule, as Stripe's portal does (see ``portal_page``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ CANCELLATION_REASONS = ("too_expensive", "missing_features", "switched_service",
 CUSTOMER_UPDATES = ("address", "email", "name", "phone", "shipping", "tax_id")
 ALLOWED_UPDATES = ("price", "promotion_code", "quantity")
 PRORATION = ("always_invoice", "create_prorations", "none")
+# A plan change meeting one of these waits for the period end (a subscription schedule) instead of applying now.
+SCHEDULE_CONDITIONS = ("decreasing_item_amount", "shortening_interval")
 FLOW_TYPES = ("payment_method_update", "subscription_cancel", "subscription_update", "subscription_update_confirm",
               "subscription_pause", "customer_update")
 LOCALES = ("auto", "bg", "cs", "da", "de", "el", "en", "en-AU", "en-CA", "en-GB", "en-IE", "en-IN", "en-NZ",
@@ -159,11 +164,13 @@ def _apply_features(sb: Any, features: Obj, p: Params | None) -> None:
         section["billing_cycle_anchor"] = given.str("billing_cycle_anchor", section["billing_cycle_anchor"],
                                                     choices=("now", "unchanged"))
         schedule = given.dict("schedule_at_period_end")
-        if schedule is not None and schedule.list("conditions"):
-            # Stripe schedules such changes with a subscription schedule, which the sandbox does not have.
-            raise invalid_request("The sandbox's portal applies plan changes at once: "
-                                  "`schedule_at_period_end[conditions]` is not supported yet.",
-                                  param="features[subscription_update][schedule_at_period_end][conditions]")
+        if schedule is not None:
+            schedule.only("conditions")
+            conditions = []
+            for condition in schedule.dict_list("conditions"):
+                condition.only("type")
+                conditions.append({"type": condition.str("type", required=True, choices=SCHEDULE_CONDITIONS)})
+            section["schedule_at_period_end"] = {"conditions": conditions}
         if section["enabled"] and "price" in section["default_allowed_updates"] and not section["products"]:
             raise invalid_request("Missing required param: features[subscription_update][products].",
                                   param="features[subscription_update][products]", code="parameter_missing")

@@ -2,7 +2,10 @@
 
 ``GET /p/session/{id}`` shows the customer's subscriptions, payment method, billing details and invoices (or,
 for a session made with ``flow_data``, opens that flow). Each change is a form POST that goes through the same
-code as the API (``subscriptions.update`` / ``cancel``, ``attach_to_customer``), so it emits the same events.
+code as the API (``subscriptions.update`` / ``cancel``, ``attach_to_customer``, subscription schedules), so it
+emits the same events. A plan change that meets one of the configuration's ``schedule_at_period_end``
+conditions (a lower amount, a shorter interval) waits for the period end in a subscription schedule, which the
+customer can call off ("Keep current plan"); any other change applies now and releases such a schedule.
 The session id in the URL is the customer's capability, as Stripe's secret URL is; sessions expire as
 ``billing_portal`` documents.
 """
@@ -16,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..billing import invoicing, subscriptions as subs
+from ..billing import invoicing, schedules, subscriptions as subs
+from ..billing.time import now_for
 from ..errors import StripeError
 from ..pages import format_amount, render
 from ..params import Params
@@ -38,7 +42,9 @@ REASON_LABELS = {"too_expensive": "It's too expensive", "missing_features": "Som
 STATUS_LABELS = {"active": "Active", "trialing": "Trial", "past_due": "Past due", "unpaid": "Unpaid",
                  "incomplete": "Incomplete", "paused": "Paused"}
 NOTICES = {"payment_method": "Your payment method was updated.", "updated": "Your plan was updated.",
-           "canceled": "Your plan was canceled.", "renewed": "Your plan was renewed."}
+           "canceled": "Your plan was canceled.", "renewed": "Your plan was renewed.",
+           "scheduled": "Your plan will change at the end of the billing period.",
+           "kept": "You keep your current plan: the scheduled change was canceled."}
 VISITED = "portal_visited:{}"  # store.kv: session id -> first visit (sandbox time)
 
 
@@ -92,6 +98,13 @@ def _sub_view(sb: Any, sub: Obj, config: Obj) -> Obj:
     else:
         when = f"Renews {_day(end)}"
     features = config["features"]
+    schedule = schedules.of_subscription(sb, sub)
+    upcoming = schedules.next_phase(schedule) if schedule is not None else None
+    scheduled = None
+    if upcoming is not None:
+        later = sb.store.objects[upcoming["items"][0]["price"]]
+        cost = per_interval(int(later["unit_amount"] or 0), later["currency"], later)
+        scheduled = f"Switches to {_plan_name(sb, later)}, {cost} on {_day(upcoming['start_date'])}"
     return {
         "id": sub["id"], "name": " + ".join(_plan_name(sb, i["price"]) for i in subs.items(sub)),
         "price": per_interval(amount, sub["currency"], price), "status": sub["status"],
@@ -100,7 +113,18 @@ def _sub_view(sb: Any, sub: Obj, config: Obj) -> Obj:
         and sub["status"] in ("active", "trialing"),
         "can_cancel": features["subscription_cancel"]["enabled"] and not sub["cancel_at_period_end"],
         "can_renew": bool(sub["cancel_at_period_end"]),
+        "scheduled": scheduled, "can_keep": scheduled is not None,
     }
+
+
+def waits_for_period_end(config: Obj, old: Obj, new: Obj, quantity: int = 1) -> bool:
+    """Whether the configuration's ``schedule_at_period_end`` conditions hold off a change from price ``old``
+    to ``new`` until the period ends."""
+    conditions = {c["type"] for c in config["features"]["subscription_update"]["schedule_at_period_end"]["conditions"]}
+    if "decreasing_item_amount" in conditions and int(new["unit_amount"] or 0) * quantity < \
+            int(old["unit_amount"] or 0) * quantity:
+        return True
+    return "shortening_interval" in conditions and schedules.shorter(old, new)
 
 
 def _choices(sb: Any, config: Obj, sub: Obj) -> list[Obj]:
@@ -108,7 +132,8 @@ def _choices(sb: Any, config: Obj, sub: Obj) -> list[Obj]:
     update = config["features"]["subscription_update"]
     if not update["enabled"] or "price" not in update["default_allowed_updates"]:
         return []
-    current = subs.items(sub)[0]["price"]["id"]
+    item = subs.items(sub)[0]
+    current = item["price"]["id"]
     out = []
     for product in update["products"] or []:
         for price_id in product["prices"]:
@@ -116,7 +141,8 @@ def _choices(sb: Any, config: Obj, sub: Obj) -> list[Obj]:
             if price is None or not price["active"] or price["currency"] != sub["currency"]:
                 continue
             out.append({"id": price_id, "name": _plan_name(sb, price), "current": price_id == current,
-                        "price": per_interval(int(price["unit_amount"] or 0), price["currency"], price)})
+                        "price": per_interval(int(price["unit_amount"] or 0), price["currency"], price),
+                        "later": waits_for_period_end(config, item["price"], price, item["quantity"])})
     return out if any(not c["current"] for c in out) else []
 
 
@@ -264,7 +290,9 @@ def _subscription_view(sb: Any, session: Obj, sub: Obj, view: str, status: int =
     context.setdefault("values", {})
     reasons = features["subscription_cancel"]["cancellation_reason"]
     end = subs.period(sub)[1]
-    return _page(sb, session, view, status, sub=_sub_view(sb, sub, config), choices=_choices(sb, config, sub),
+    choices = _choices(sb, config, sub)
+    return _page(sb, session, view, status, sub=_sub_view(sb, sub, config), choices=choices,
+                 any_later=any(c["later"] for c in choices),
                  reasons=[(r, REASON_LABELS[r]) for r in reasons["options"]] if reasons["enabled"] else [],
                  at_period_end=features["subscription_cancel"]["mode"] == "at_period_end", period_end=_day(end),
                  **context)
@@ -304,7 +332,7 @@ async def subscription_submit(request: Request) -> Response:
         return closed
     sub = _subscription(sb, session, request.path_params["sub_id"])
     action = request.path_params["action"]
-    if sub is None or action not in ("update", "cancel", "renew"):
+    if sub is None or action not in ("update", "cancel", "renew", "keep"):
         return _home(sb, session, alert="That subscription cannot be changed here.", status=404)
     config = _config(sb, session)
     try:
@@ -312,6 +340,9 @@ async def subscription_submit(request: Request) -> Response:
             return _switch(sb, session, sub, config, form.get("price", ""))
         if action == "cancel":
             return _cancel(sb, session, sub, config, form.get("reason", ""), form.get("comment", "").strip())
+        if action == "keep":
+            _release(sb, sub)
+            return _after(sb, session, "kept")
         subscriptions.update(sb, Params({"cancel_at_period_end": "false"}), sub["id"])
         return _after(sb, session, "renewed")
     except StripeError as err:
@@ -324,10 +355,20 @@ def _switch(sb: Any, session: Obj, sub: Obj, config: Obj, price_id: str) -> Resp
     if price_id not in offered or offered[price_id]["current"]:
         return _subscription_view(sb, session, sub, "update", 400, errors={"price": "Choose a new plan."})
     item = subs.items(sub)[0]
+    if offered[price_id]["later"]:
+        schedules.schedule_price_at_period_end(sb, sub, sb.store.objects[price_id], item["quantity"])
+        return _after(sb, session, "scheduled")
+    _release(sb, sub)  # a change now replaces the one that waited
     behavior = config["features"]["subscription_update"]["proration_behavior"]
     subscriptions.update(sb, Params({"items": [{"id": item["id"], "price": price_id}],
                                      "proration_behavior": behavior}), sub["id"])
     return _after(sb, session, "updated")
+
+
+def _release(sb: Any, sub: Obj) -> None:
+    schedule = schedules.of_subscription(sb, sub)
+    if schedule is not None:
+        schedules.release(sb, schedule, now_for(sb, sub))
 
 
 def _cancel(sb: Any, session: Obj, sub: Obj, config: Obj, reason: str, comment: str) -> Response:
@@ -343,6 +384,7 @@ def _cancel(sb: Any, session: Obj, sub: Obj, config: Obj, reason: str, comment: 
     if comment:
         details["comment"] = comment[:500]
     if feature["mode"] == "at_period_end":
+        _release(sb, sub)  # nothing is left to switch to once the plan ends with the period
         params: dict[str, Any] = {"cancel_at_period_end": "true"}
         if details:
             params["cancellation_details"] = details

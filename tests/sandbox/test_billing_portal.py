@@ -286,3 +286,66 @@ def test_sessions_expire_unvisited_after_five_minutes() -> None:
         control(server, "POST", "/_sandbox/clock/advance", seconds=3600)
         assert httpx.get(early.url).status_code == 410
         assert httpx.get(f"{server.url}/p/session/bps_nope").status_code == 404
+
+
+def test_downgrade_waits_for_the_period_end_under_schedule_at_period_end(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    product, basic, pro, sub = _plans(s)
+    yearly = stripe_client.v1.prices.create(params={"product": product.id, "unit_amount": 30000, "currency": "usd",
+                                                    "recurring": {"interval": "year"}, "nickname": "Pro yearly"})
+    config = stripe_client.v1.billing_portal.configurations.create(params={"features": {
+        "subscription_update": {
+            "enabled": True, "default_allowed_updates": ["price"], "proration_behavior": "always_invoice",
+            "products": [{"product": product.id, "prices": [basic.id, pro.id, yearly.id]}],
+            "schedule_at_period_end": {"conditions": [{"type": "decreasing_item_amount"},
+                                                      {"type": "shortening_interval"}]}},
+        "subscription_cancel": {"enabled": True, "mode": "at_period_end"}}})
+    assert_stripe_shape(config)
+    conditions = config.features.subscription_update.schedule_at_period_end.conditions
+    assert [c.type for c in conditions] == ["decreasing_item_amount", "shortening_interval"]
+    with pytest.raises(stripe.InvalidRequestError) as bad:
+        stripe_client.v1.billing_portal.configurations.create(params={"features": {"subscription_update": {
+            "schedule_at_period_end": {"conditions": [{"type": "sometimes"}]}}}})
+    assert bad.value.param == "features[subscription_update][schedule_at_period_end][conditions][0][type]"
+    session = _session(stripe_client, s.customer.id, configuration=config.id)
+    update_url = f"{session.url}/subscriptions/{sub.id}/update"
+
+    upgraded = httpx.post(update_url, data={"price": pro.id})  # a higher amount: now, invoiced at once
+    assert upgraded.status_code == 303 and upgraded.headers["location"].endswith("?notice=updated")
+    assert s.subscription(sub.id)["items"].data[0].price.id == pro.id
+    assert s.invoices()[-1].billing_reason == "subscription_update" and s.invoices()[-1].status == "paid"
+
+    form = httpx.get(update_url).text
+    assert f'<label for="price-{basic.id}">Tally plan, $10.00 per month, from February 1, 2026</label>' in form
+    assert f'<label for="price-{yearly.id}">Tally plan, $300.00 per year</label>' in form
+    assert "starts when your current period ends" in form
+    scheduled = httpx.post(update_url, data={"price": basic.id})
+    assert scheduled.status_code == 303 and scheduled.headers["location"].endswith("?notice=scheduled")
+    now = s.subscription(sub.id)
+    assert now["items"].data[0].price.id == pro.id and now.schedule is not None
+    schedule = stripe_client.v1.subscription_schedules.retrieve(now.schedule)
+    assert_stripe_shape(schedule)
+    assert [p["items"][0].price for p in schedule.phases] == [pro.id, basic.id]
+    assert schedule.phases[1].start_date == now["items"].data[0].current_period_end
+    home = httpx.get(session.url + "?notice=scheduled").text
+    assert "Switches to Tally plan, $10.00 per month on February 1, 2026" in home
+    assert "Your plan will change at the end of the billing period." in home
+
+    kept = httpx.post(f"{session.url}/subscriptions/{sub.id}/keep")
+    assert kept.status_code == 303 and kept.headers["location"].endswith("?notice=kept")
+    assert s.subscription(sub.id).schedule is None
+    assert stripe_client.v1.subscription_schedules.retrieve(schedule.id).status == "released"
+    assert "Switches to" not in httpx.get(session.url).text
+
+    httpx.post(update_url, data={"price": basic.id})
+    canceled = httpx.post(f"{session.url}/subscriptions/{sub.id}/cancel", data={})
+    assert canceled.status_code == 303
+    after = s.subscription(sub.id)
+    assert after.cancel_at_period_end is True and after.schedule is None  # the pending switch went with it
+    assert httpx.post(f"{session.url}/subscriptions/{sub.id}/renew").status_code == 303
+
+    httpx.post(update_url, data={"price": basic.id})
+    s.advance(T0 + 31 * 86400 + 7200)
+    renewed = s.subscription(sub.id)
+    assert renewed["items"].data[0].price.id == basic.id and renewed.status == "active"
+    assert s.invoices()[-1].amount_paid == 1000 and s.invoices()[-1].billing_reason == "subscription_cycle"
