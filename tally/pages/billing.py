@@ -4,11 +4,12 @@ writes and nothing here calls Stripe.
 - Invoices: Tally's own invoices for pack orders (``invoices``, PDF rendered by Tally) and Stripe's invoices
   for subscriptions (``subscription_invoices``, recorded once each is paid; Stripe is the invoicing party,
   so they link to Stripe's hosted invoice page), newest first in one list with one keyset cursor.
-- Failed subscription payments: each ``invoice.payment_failed`` event in the webhook inbox for the user's
-  Stripe customer is one failed attempt (a renewal, a plan change, a first payment). The reason is not on
-  the invoice: it is the ``last_payment_error`` of the invoice's PaymentIntent, whose
-  ``payment_intent.payment_failed`` event Stripe sends just before (same customer, amount and currency; not
-  a pack order's). When that event is missing the attempt is shown without a reason.
+- Subscription payments: each paid subscription invoice with an amount (``subscription_invoices``), and
+  each failed attempt: an ``invoice.payment_failed`` event in the webhook inbox for the user's Stripe
+  customer (a renewal, a plan change, a first payment). The reason is not on the invoice: it is the
+  ``last_payment_error`` of the invoice's PaymentIntent, whose ``payment_intent.payment_failed`` event
+  Stripe sends just before (same customer, amount and currency; not a pack order's). When that event is
+  missing the attempt is shown without a reason.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..customers.models import User
 from ..errors import InvalidRequest
 from ..invoices.pdf import status_of
 from ..orders.models import Order
-from ..subscriptions.models import Subscription
+from ..subscriptions.models import Subscription, SubscriptionInvoice
 
 # How long before an ``invoice.payment_failed`` event the PaymentIntent's failure may be (they are sent
 # together; the margin covers retries and slow deliveries without reaching the previous attempt, days away).
@@ -161,8 +162,6 @@ async def failed_subscription_payments(session: AsyncSession, user_id: str, *, l
 
 
 def _failed_payment(created: int, invoice: dict[str, Any], reason: str | None) -> PaymentRow:
-    number = invoice.get("number")
-    what = BILLING_REASONS.get(str(invoice.get("billing_reason")), "Subscription invoice")
     notes = []
     attempt = int(invoice.get("attempt_count") or 0)
     if attempt > 1:
@@ -170,9 +169,25 @@ def _failed_payment(created: int, invoice: dict[str, Any], reason: str | None) -
     retry = invoice.get("next_payment_attempt")
     if isinstance(retry, int):
         notes.append(f"Stripe retries on {datetime.fromtimestamp(retry, UTC):%d %b %Y}.")
-    return PaymentRow(at=datetime.fromtimestamp(created, UTC), description=f"{what} ({number})" if number else what,
+    return PaymentRow(at=datetime.fromtimestamp(created, UTC),
+                      description=_invoice_description(invoice.get("billing_reason"), invoice.get("number")),
                       amount=int(invoice.get("amount_due") or 0), currency=str(invoice.get("currency") or "usd"),
                       status="failed", reason=reason or "The payment failed.", note=" ".join(notes) or None)
+
+
+async def paid_subscription_payments(session: AsyncSession, user_id: str, *, limit: int) -> list[PaymentRow]:
+    """The user's paid subscription invoices with money in them (a trial's zero invoice is no payment)."""
+    rows = (await session.scalars(
+        select(SubscriptionInvoice).where(SubscriptionInvoice.user_id == user_id, SubscriptionInvoice.amount_paid > 0)
+        .order_by(SubscriptionInvoice.created_at.desc()).limit(limit))).all()
+    return [PaymentRow(at=datetime.fromtimestamp(r.paid_at, UTC) if r.paid_at else r.created_at,
+                       description=_invoice_description(r.billing_reason, r.number), amount=r.amount_paid,
+                       currency=r.currency, status="paid") for r in rows]
+
+
+def _invoice_description(billing_reason: str | None, number: str | None) -> str:
+    what = BILLING_REASONS.get(str(billing_reason), "Subscription invoice")
+    return f"{what} ({number})" if number else what
 
 
 def order_payment(order: Order) -> PaymentRow:
@@ -181,8 +196,9 @@ def order_payment(order: Order) -> PaymentRow:
                       amount_refunded=order.amount_refunded)
 
 
-def payment_history(orders: list[Order], orders_more: bool, failures: list[PaymentRow], *,
+def payment_history(orders: list[Order], orders_more: bool, subscription_payments: list[PaymentRow], *,
                     limit: int) -> PaymentHistory:
-    """Pack orders (every status) and failed subscription payments in one list, newest first."""
-    rows = sorted([order_payment(o) for o in orders] + failures, key=lambda r: r.at, reverse=True)
+    """Pack orders (every status) and subscription payments (paid and failed) in one list, newest first.
+    Each source was read with ``limit`` rows, so the first ``limit`` of the merge are the newest overall."""
+    rows = sorted([order_payment(o) for o in orders] + subscription_payments, key=lambda r: r.at, reverse=True)
     return PaymentHistory(rows[:limit], orders_more or len(rows) > limit)

@@ -193,7 +193,9 @@ async def account(request: Request, user: User, tx: str | None = None, inv: str 
         transactions, tx_more = await list_transactions(db, user.user_id, limit=PAGE_SIZE, starting_after=tx_after)
         invoices = await billing.list_billing_invoices(db, user.user_id, limit=PAGE_SIZE, after=inv_after)
         orders = await history.list_orders(db, user.user_id, limit=PAYMENT_ROWS)
-        failures = await billing.failed_subscription_payments(db, user.user_id, limit=PAYMENT_ROWS)
+        subscription_payments = [
+            *await billing.paid_subscription_payments(db, user.user_id, limit=PAYMENT_ROWS),
+            *await billing.failed_subscription_payments(db, user.user_id, limit=PAYMENT_ROWS)]
         subscription = subscriptions.view(await mirror.current(db, user.user_id), plan_book_of(request))
     book = plan_book_of(request)
     plan = book.get(subscription["plan"] or "")
@@ -206,7 +208,8 @@ async def account(request: Request, user: User, tx: str | None = None, inv: str 
         "just_changed": request.query_params.get("subscription") == "changed",
         "from_unix": lambda seconds: datetime.fromtimestamp(seconds, UTC),
         "balance": balance, "transactions": transactions, "invoices": invoices.rows,
-        "payments": billing.payment_history(orders.orders, orders.has_more, failures, limit=PAYMENT_ROWS),
+        "payments": billing.payment_history(orders.orders, orders.has_more, subscription_payments,
+                                            limit=PAYMENT_ROWS),
         "payment_rows": PAYMENT_ROWS,
         "tx_next": str(transactions[-1].id) if tx_more else None, "tx_paged": tx_after is not None,
         "inv_next": invoices.next_cursor, "inv_paged": inv_after is not None,

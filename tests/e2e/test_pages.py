@@ -1,29 +1,36 @@
-"""Tally's own pages in a real browser (Debian's Chromium through Playwright), against the real Tally, its
-offline Stripe sandbox and PostgreSQL: sign in, buy, pay on the hosted Checkout page, see the coins,
-the billing page, the PDF; a declined card; cancel; every page at phone width. Screenshots of each page
-go to tests/e2e/screenshots/ (git-ignored)."""
+"""Tally's own pages in a real browser (Debian's Chromium through Playwright), against ``tally serve`` on
+the embedded defaults, as a developer first runs it: no database URL (embedded PostgreSQL in a fresh data
+directory) and no Stripe key (the offline sandbox it starts). Sign in, buy, pay on the hosted Checkout page,
+see the coins, the billing page, the PDF; a declined card; cancel; the currency switch; a subscription and
+the billing portal; every page at phone width. Screenshots of each page go to tests/e2e/screenshots/
+(git-ignored).
+
+Every test here drives the browser only (and the sandbox's hosted pages), so none needs the API key or the
+database: one ``tally serve`` process serves the whole module (``served_tally`` in conftest.py)."""
 
 from __future__ import annotations
 
 import io
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pypdf import PdfReader
 
+from tests.e2e.conftest import ServedTally
 from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, pay
-from tests.tally_harness import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)]
+
+
+@pytest.fixture(scope="module")
+def tally(served_tally: ServedTally) -> Iterator[ServedTally]:
+    """This module's Tally is ``tally serve`` (not the in-thread harness of the other suites)."""
+    yield served_tally
 
 VISA = "4242 4242 4242 4242"
 DECLINED = "4000 0000 0000 0002"
@@ -110,6 +117,34 @@ def test_buy_the_second_pack_and_download_the_invoice(page: Any, tally: Any, scr
     assert download.suggested_filename == f"{number}.pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(Path(download.path()).read_bytes())).pages)
     assert number in text and "9.99 USD" in text and "Status: Paid" in text
+
+
+def test_currency_switch_shows_and_buys_in_euros(page: Any, tally: Any, screenshots: Path) -> None:
+    sign_in(page, tally, new_user())
+    switch = page.get_by_role("navigation", name="Currency")
+    assert switch.get_by_role("link").all_inner_texts() == ["USD", "EUR", "GBP", "MYR", "SGD"]
+    assert switch.get_by_role("link", name="USD").get_attribute("aria-current") == "true"
+    switch.get_by_role("link", name="EUR").click()
+    page.wait_for_url(re.compile(r"/pricing\?currency=eur"))
+    assert page.get_by_test_id("price-plus").inner_text() == "€9.49"
+    assert page.get_by_test_id("price-mega").inner_text() == "€92.99"
+    page.screenshot(path=str(screenshots / "pages-pricing-eur.png"), full_page=True)
+
+    page.get_by_role("button", name="Buy Plus pack").click()
+    page.wait_for_url(re.compile(re.escape(tally.sandbox.url) + r"/c/pay/cs_"))
+    fill_card(page, VISA)
+    page.get_by_role("button", name="Pay €9.49").click()
+    page.wait_for_url(re.compile(r"/checkout/success\?session_id=cs_"))
+    page.get_by_test_id("coins-added").wait_for(timeout=15_000)
+    assert page.get_by_test_id("coins-added").inner_text() == "+1,100 coins"
+
+    page.goto(f"{tally.url}/account")
+    invoices = page.get_by_role("region", name="Invoices")
+    assert invoices.get_by_text("€9.49").is_visible() and invoices.get_by_text("EUR", exact=True).is_visible()
+    with page.expect_download() as download_info:
+        invoices.get_by_role("link", name=re.compile("Download PDF")).click()
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(Path(download_info.value.path()).read_bytes())).pages)
+    assert "9.49 EUR" in text
 
 
 def test_success_page_waits_for_the_payment_and_updates_by_itself(page: Any, tally: Any,
@@ -212,47 +247,24 @@ def test_keyboard_reaches_buy_buttons_and_the_skip_link(page: Any, tally: Any) -
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     labels = []
-    for _ in range(12):
+    for _ in range(20):  # header links, the currency switch (five links), then the packs
         page.keyboard.press("Tab")
         labels.append(page.evaluate("document.activeElement.textContent.trim()"))
     assert "Buy Starter pack" in labels and "Buy Plus pack" in labels
 
 
 def test_tally_serve_on_the_embedded_defaults_opens_onto_the_pricing_page(
-        page: Any, tmp_path: Path, screenshots: Path) -> None:
+        page: Any, tally: ServedTally, screenshots: Path) -> None:
     """`tally serve` with no settings at all (embedded PostgreSQL, offline sandbox), in an empty directory."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TALLY_", "STRIPE_"))}
-    tally_cmd = Path(sys.executable).parent / "tally"
-    process = subprocess.Popen([str(tally_cmd), "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"tally serve did not start:\n{output}")
-            time.sleep(0.3)
-        page.goto(url)
-        assert page.get_by_role("heading", name="Buy credits").is_visible()
-        assert page.get_by_text("Test mode — no real money").is_visible()
-        assert page.get_by_role("button", name=re.compile(r"^Buy ")).count() == 4
-        page.screenshot(path=str(screenshots / "pages-tally-serve.png"), full_page=True)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)  # our own process group (start_new_session), nothing else
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    printed = tally.printed()
+    assert f"database: embedded PostgreSQL in {tally.data_dir / 'pg'}" in printed
+    assert "stripe: offline sandbox at" in printed and "no Stripe account needed" in printed
+    assert (tally.data_dir / "pg").is_dir()
+    page.goto(tally.url)
+    assert page.get_by_role("heading", name="Buy credits").is_visible()
+    assert page.get_by_text("Test mode — no real money").is_visible()
+    assert page.get_by_role("button", name=re.compile(r"^Buy ")).count() == 4
+    page.screenshot(path=str(screenshots / "pages-tally-serve.png"), full_page=True)
 
 
 def test_subscribe_to_an_annual_plan_then_cancel_it_in_the_billing_portal(page: Any, tally: Any,
@@ -279,6 +291,11 @@ def test_subscribe_to_an_annual_plan_then_cancel_it_in_the_billing_portal(page: 
     assert subscription.get_by_test_id("subscription-plan").inner_text() == "Pro · annual"
     assert subscription.get_by_text("Active").is_visible()
     assert page.get_by_test_id("balance").inner_text() == "48,000"
+    # Stripe's invoice for the first year, beside Tally's own invoices, linking to its hosted page.
+    invoices = page.get_by_role("region", name="Invoices")
+    assert invoices.get_by_text("$290.00").is_visible()
+    assert invoices.get_by_role("link", name=re.compile("View subscription invoice")).get_attribute(
+        "href").startswith(tally.sandbox.url)
     page.screenshot(path=str(screenshots / "pages-account-subscription.png"), full_page=True)
 
     subscription.get_by_role("button", name="Manage billing").click()

@@ -416,6 +416,8 @@ def test_billing_page_lists_subscription_invoices_and_failed_renewals_with_their
         failed = payments.split('class="order-failed"', 1)[1].split("</tr>", 1)[0]
         assert f"Subscription renewal ({renewal['number']})" in failed and "$9.00" in failed
         assert "Failed" in failed and "Your card was declined." in failed and "Stripe retries on" in failed
+        paid = payments.split('class="order-paid"', 1)[1].split("</tr>", 1)[0]
+        assert f"First subscription payment ({first['number']})" in paid and "$9.00" in paid
 
         good = user.use_card("pm_card_visa")
         user.stripe.v1.invoices.pay(renewal["id"], params={"payment_method": good})
@@ -427,6 +429,7 @@ def test_billing_page_lists_subscription_invoices_and_failed_renewals_with_their
         assert numbers == [renewal["number"], first["number"]]  # newest first
         payments = account.split('id="payments-title"', 1)[1].split("</section>", 1)[0]
         assert payments.count('class="order-failed"') == 1  # the failed attempt stays in the history
+        assert payments.count('class="order-paid"') == 2  # the first period and the renewal, paid at last
 
     # Another user sees none of it.
     with signed_in(tally, new_user()) as other:
