@@ -8,7 +8,7 @@ from typing import Any
 from ..billing import changes as ch, invoicing, renewal, subscriptions as subs
 from ..billing.discounts import create_discount, discount_created_event, resolve_discounts
 from ..billing.invoice_items import new_invoice_item
-from ..billing.time import clock_of, now_for
+from ..billing.time import clock_of, now_for, period_containing
 from ..errors import invalid_request, no_such, state_error
 from ..events import emit
 from ..expand import expandable
@@ -378,13 +378,33 @@ def resume(sb: Any, p: Params, sub_id: str) -> Obj:
         item["current_period_start"], item["current_period_end"] = span
         sb.store.save(item)
     sub["status"] = "active"
-    invoice = subs.period_invoice(sb, sub, billing_reason="subscription_cycle", span=span, invoice_period=(now, now))
-    sub["latest_invoice"] = invoice["id"]
+    behavior = p.str("proration_behavior", "create_prorations", choices=PRORATION)
+    invoice = None
+    if anchor == "now" or behavior != "none":
+        invoice = subs.period_invoice(sb, sub, billing_reason="subscription_cycle", span=span,
+                                      invoice_period=(now, now))
+        if anchor == "unchanged":  # the rest of a period already under way: its remaining time only
+            _prorate_item_lines(sb, invoice, now, period_containing(sub["billing_cycle_anchor"], interval, count, now))
+        sub["latest_invoice"] = invoice["id"]
     renewal.emit_updated(sb, sub, before)
     emit(sb, "customer.subscription.resumed", sub)
-    _charge_now(sb, sub, invoice)
+    if invoice is not None:
+        _charge_now(sb, sub, invoice)
     subs.schedule(sb, sub)
     return sub
+
+
+def _prorate_item_lines(sb: Any, invoice: Obj, t: int, whole: tuple[int, int]) -> None:
+    for line in invoice["lines"]["data"]:
+        details = line["parent"].get("subscription_item_details")
+        if details is None or line["pricing"]["price_details"] is None:
+            continue
+        price = sb.store.objects[line["pricing"]["price_details"]["price"]]
+        proration = ch.proration_line(sb, price, line["quantity"],
+                                      ch.prorated(line["amount"], whole[1] - t, whole[1] - whole[0]), "Remaining",
+                                      t, whole[1])
+        line.update(amount=proration["amount"], subtotal=proration["amount"], description=proration["description"])
+        details["proration"] = True
 
 
 @route("GET", "/v1/subscriptions", params=(

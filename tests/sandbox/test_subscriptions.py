@@ -185,3 +185,82 @@ def test_cancel_now_pause_and_items(stripe_client: stripe.StripeClient) -> None:
     canceled = stripe_client.v1.subscriptions.cancel(sub.id, params={"prorate": True, "invoice_now": True})
     assert_stripe_shape(canceled)
     assert canceled.status == "canceled"
+
+
+def test_trial_without_card_pauses_then_resume_charges(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client, card=None)
+    price = s.price(1500)
+    sub = _subscribe(s, price, trial_period_days=7,
+                     trial_settings={"end_behavior": {"missing_payment_method": "pause"}})
+    assert sub.status == "trialing" and sub.trial_settings.end_behavior.missing_payment_method == "pause"
+    s.advance(T0 + 7 * DAY + 60)
+    paused = s.subscription(sub.id)
+    assert paused.status == "paused"
+    assert s.types("customer.subscription.paused") == ["customer.subscription.paused"]
+    event = [e for e in s.events() if e["type"] == "customer.subscription.paused"][0]
+    assert_stripe_shape(event["data"]["object"])
+    assert [i.amount_due for i in s.invoices()] == [0]  # nothing billed while paused
+    s.advance(T0 + 20 * DAY)
+    assert s.subscription(sub.id).status == "paused" and len(s.invoices()) == 1
+
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.subscriptions.resume(_subscribe(s, s.price(100), trial_period_days=3).id)  # not paused
+    pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": s.customer.id})
+    stripe_client.v1.customers.update(s.customer.id, params={"invoice_settings": {"default_payment_method": pm.id}})
+    resumed = stripe_client.v1.subscriptions.resume(sub.id, params={"billing_cycle_anchor": "now"})
+    assert_stripe_shape(resumed)
+    assert resumed.status == "active" and resumed.billing_cycle_anchor == T0 + 20 * DAY
+    item = resumed["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (T0 + 20 * DAY, T0 + 51 * DAY)  # Jan 21 → Feb 21
+    bill = stripe_client.v1.invoices.retrieve(resumed.latest_invoice)
+    assert bill.status == "paid" and bill.amount_paid == 1500 and bill.billing_reason == "subscription_cycle"
+    assert s.types("customer.subscription.resumed") == ["customer.subscription.resumed"]
+    s.advance(T0 + 51 * DAY + 7200)
+    assert [i.amount_paid for i in s.invoices() if i.subscription == sub.id][-2:] == [1500, 1500]
+
+
+def test_paused_subscription_resumes_on_its_old_cycle(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client, card=None)
+    sub = _subscribe(s, s.price(800), trial_period_days=5,
+                     trial_settings={"end_behavior": {"missing_payment_method": "pause"}})
+    s.advance(T0 + 10 * DAY)
+    assert s.subscription(sub.id).status == "paused"
+    pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": s.customer.id})
+    stripe_client.v1.subscriptions.update(sub.id, params={"default_payment_method": pm.id})
+    resumed = stripe_client.v1.subscriptions.resume(sub.id, params={"billing_cycle_anchor": "unchanged"})
+    assert_stripe_shape(resumed)
+    item = resumed["items"].data[0]
+    # The cycle anchored at the trial end (Jan 6) goes on: billed from now to Feb 6, for that time only.
+    assert (item.current_period_start, item.current_period_end) == (T0 + 10 * DAY, T0 + 36 * DAY)
+    assert resumed.billing_cycle_anchor == T0 + 5 * DAY
+    bill = stripe_client.v1.invoices.retrieve(resumed.latest_invoice)
+    assert bill.status == "paid" and bill.amount_paid == prorated(800, 26 * DAY, 31 * DAY)
+    assert bill.lines.data[0].parent.subscription_item_details.proration is True
+    s.advance(T0 + 36 * DAY + 7200)
+    assert s.invoices()[-1].amount_paid == 800  # a whole period again from Feb 6
+
+
+@pytest.mark.parametrize("behavior", ["keep_as_draft", "mark_uncollectible", "void"])
+def test_pause_collection_at_renewal(stripe_client: stripe.StripeClient, behavior: str) -> None:
+    s = setup(stripe_client)
+    sub = _subscribe(s, s.price(1200))
+    end = sub["items"].data[0].current_period_end
+    resumes = end + 10 * DAY
+    paused = stripe_client.v1.subscriptions.update(sub.id, params={
+        "pause_collection": {"behavior": behavior, "resumes_at": resumes}})
+    assert paused.pause_collection.behavior == behavior and paused.pause_collection.resumes_at == resumes
+    s.advance(end + 2 * 3600)
+    renewal = s.invoices()[-1]
+    assert renewal.billing_reason == "subscription_cycle" and renewal.amount_paid == 0
+    expected = {"keep_as_draft": "draft", "mark_uncollectible": "uncollectible", "void": "void"}[behavior]
+    assert renewal.status == expected
+    assert s.subscription(sub.id).status == "active"  # pausing collection is not pausing the subscription
+    if behavior == "keep_as_draft":
+        assert renewal.auto_advance is False and renewal.automatically_finalizes_at is None
+    s.advance(resumes + 60)
+    after = s.subscription(sub.id)
+    assert after.pause_collection is None
+    updated = [e for e in s.events() if e["type"] == "customer.subscription.updated"][-1]
+    assert updated["data"]["previous_attributes"]["pause_collection"]["behavior"] == behavior
+    s.advance(after["items"].data[0].current_period_end + 2 * 3600)
+    assert s.invoices()[-1].status == "paid" and s.invoices()[-1].amount_paid == 1200  # collected again
