@@ -4,7 +4,8 @@ Credits: each paid subscription invoice grants, once (ledger reference ``invoice
 of every non-proration line's plan price × quantity: the first period, each renewal, the new cycle of a
 month → year switch. Lines of amount 0 (a trial period) grant nothing: credits are paid value, a trial gives
 access only. Proration lines grant nothing here; an upgrade's prorated difference is granted per change
-(``service.grant_change_if_paid``). Each paid invoice is recorded in ``subscription_invoices`` with Stripe's
+(``service.grant_change_if_paid``): the change Tally's API recorded, or, for an upgrade made in the billing
+portal, one derived from the paid invoice's proration lines (``_derived_change``). Each paid invoice is recorded in ``subscription_invoices`` with Stripe's
 number and hosted URL (Stripe is the invoicing party for subscriptions; Tally's gap-free ``INV-…`` numbers
 are for its own pack orders).
 
@@ -16,9 +17,11 @@ each re-checks the invoice with Stripe first and is skipped once it is paid, voi
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import hashlib
 import logging
+import uuid
 from typing import Any
 
 import jwt
@@ -36,7 +39,7 @@ from ..stripe_gateway import stripe_call
 from . import mirror
 from .credits import grant
 from .models import DunningNotice, Subscription, SubscriptionChange, SubscriptionInvoice
-from .plans import PlanBook
+from .plans import PlanBook, upgrade_credits
 
 log = logging.getLogger("tally.subscriptions")
 DAY = 86400
@@ -78,14 +81,7 @@ def _is_proration(line: dict[str, Any]) -> bool:
     return bool(details.get("proration") or line.get("proration"))
 
 
-_price_cache: dict[str, dict[str, Any]] = {}  # price id → price (amount, lookup key, metadata never change)
-
-
-async def _price(client: stripe.StripeClient, price_id: str) -> dict[str, Any]:
-    if price_id not in _price_cache:
-        async with stripe_call("retrieving a price"):
-            _price_cache[price_id] = (await client.v1.prices.retrieve_async(price_id)).to_dict()
-    return _price_cache[price_id]
+_price = mirror.retrieve_price
 
 
 async def on_invoice(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
@@ -100,7 +96,7 @@ async def on_invoice(session: AsyncSession, client: stripe.StripeClient, *, sett
         return
     if invoice.get("status") == "paid":
         await record_paid(session, client, book=book, row=row, invoice=invoice)
-        await _grant_upgrade(session, client, row=row, invoice=invoice)
+        await _grant_upgrade(session, client, book=book, row=row, invoice=invoice)
         await stop_dunning(session, invoice_id)
     elif invoice.get("status") == "open" and int(invoice.get("attempt_count") or 0) > 0 \
             and invoice.get("billing_reason") != "subscription_create":
@@ -149,23 +145,72 @@ async def record_paid(session: AsyncSession, client: stripe.StripeClient, *, boo
     return recorded
 
 
-async def _grant_upgrade(session: AsyncSession, client: stripe.StripeClient, *, row: Subscription,
+async def _grant_upgrade(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, row: Subscription,
                          invoice: dict[str, Any]) -> None:
+    """The prorated credits of an upgrade, once its invoice is paid: the change Tally's API recorded, or (for
+    an upgrade made elsewhere, e.g. in the billing portal) one derived from the invoice's proration lines."""
     if invoice.get("billing_reason") != "subscription_update":
         return
     from .service import grant_change_if_paid
 
     change = await session.scalar(select(SubscriptionChange).where(
         SubscriptionChange.stripe_invoice_id == invoice["id"]).with_for_update())
+    if change is None:
+        waiting = await session.scalar(select(func.count()).select_from(SubscriptionChange).where(
+            SubscriptionChange.subscription_id == row.id, SubscriptionChange.status == "requested",
+            SubscriptionChange.kind == "upgrade", SubscriptionChange.credits > 0,
+            SubscriptionChange.created_at > func.now() - CHANGE_GRACE))
+        if waiting:
+            raise ChangeNotRecordedYet(f"invoice {invoice['id']}: an upgrade of {row.id} is still being recorded")
+        change = await _derived_change(session, client, book=book, row=row, invoice=invoice)
     if change is not None:
         await grant_change_if_paid(session, client, change, invoice)
-        return
-    waiting = await session.scalar(select(func.count()).select_from(SubscriptionChange).where(
-        SubscriptionChange.subscription_id == row.id, SubscriptionChange.status == "requested",
-        SubscriptionChange.kind == "upgrade", SubscriptionChange.credits > 0,
-        SubscriptionChange.created_at > func.now() - CHANGE_GRACE))
-    if waiting:
-        raise ChangeNotRecordedYet(f"invoice {invoice['id']}: an upgrade of {row.id} is still being recorded")
+
+
+async def _derived_change(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, row: Subscription,
+                          invoice: dict[str, Any]) -> SubscriptionChange | None:
+    """Record an upgrade Tally did not ask for from its invoice: the "Unused time" line names the old price,
+    the "Remaining time" line the new one, and their period ``[t, end)`` the change's instant. Its id comes
+    from the invoice's, so replays find the same record (and the same ledger reference)."""
+    old = new = None
+    t = end = 0
+    for line in await _all_lines(client, invoice):
+        price_id = _line_price_id(line)
+        if price_id is None or not _is_proration(line):
+            continue
+        found = book.for_price(await _price(client, price_id))
+        period = line.get("period") or {}
+        if found is None:
+            continue
+        if int(line.get("amount") or 0) < 0:
+            old = found
+        elif int(line.get("amount") or 0) > 0:
+            new = found
+            t, end = int(period.get("start") or 0), int(period.get("end") or 0)
+    if old is None or new is None or old[1].interval != new[1].interval or new[0].rank <= old[0].rank:
+        return None  # not an upgrade within an interval (a new cycle's invoice grants its credits itself)
+    start = _period_start(row, new[1].interval, end)
+    credits = upgrade_credits(old[1].credits, new[1].credits, end - t, end - start)
+    change_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"stripe-invoice:{invoice['id']}"))
+    await session.execute(insert(SubscriptionChange).values(
+        id=change_id, user_id=row.user_id, subscription_id=row.id, kind="upgrade", from_plan_id=old[0].id,
+        from_interval=old[1].interval, to_plan_id=new[0].id, to_interval=new[1].interval, proration_date=t,
+        period_start=start, period_end=end, credits=credits, stripe_invoice_id=invoice["id"], status="applied")
+        .on_conflict_do_nothing())
+    return await session.scalar(select(SubscriptionChange).where(
+        SubscriptionChange.stripe_invoice_id == invoice["id"]).with_for_update())
+
+
+def _period_start(row: Subscription, interval: str, end: int) -> int:
+    """The start of the billing period that ends at ``end``: the mirror's, when that is still the current one;
+    otherwise one interval back on the calendar (how Stripe counts periods from the cycle's anchor day)."""
+    if row.current_period_end == end and row.current_period_start is not None:
+        return int(row.current_period_start)
+    d = dt.datetime.fromtimestamp(end, dt.UTC)
+    months = d.year * 12 + d.month - 1 - (12 if interval == "year" else 1)
+    year, month = divmod(months, 12)
+    day = min(d.day, calendar.monthrange(year, month + 1)[1])
+    return int(d.replace(year=year, month=month + 1, day=day).timestamp())
 
 
 # -- dunning ---------------------------------------------------------------------------------------

@@ -32,6 +32,22 @@ async def trial_will_end(ctx: HandlerContext, event: dict[str, Any]) -> None:
                                  subscription_id=str(_object(event)["id"]))
 
 
+@handles("subscription_schedule.created", "subscription_schedule.updated", "subscription_schedule.released",
+         "subscription_schedule.canceled", "subscription_schedule.completed", "subscription_schedule.aborted")
+async def schedule_changed(ctx: HandlerContext, event: dict[str, Any]) -> None:
+    """A plan change scheduled for the period end (by Tally or in the billing portal), applied or called off:
+    the mirror re-reads the subscription and its schedule (``pending_change``)."""
+    schedule = _object(event)
+    subscription_id = schedule.get("subscription") or schedule.get("released_subscription")
+    if isinstance(subscription_id, dict):
+        subscription_id = subscription_id.get("id")
+    if subscription_id:
+        await mirror.sync(ctx.session, ctx.stripe, plan_book(ctx.settings), str(subscription_id))
+
+
+# Not handled (recorded as ``ignored``): ``invoice.created`` is a draft that grants and owes nothing yet (its
+# ``invoice.finalized`` / ``invoice.paid`` follow and are handled), and ``invoice.upcoming`` is a preview with
+# no id to re-fetch and nothing to act on (Tally sends no "renews soon" email; Stripe can, from its settings).
 @handles("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.finalized",
          "invoice.voided", "invoice.marked_uncollectible")
 async def invoice_changed(ctx: HandlerContext, event: dict[str, Any]) -> None:

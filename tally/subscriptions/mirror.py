@@ -4,6 +4,9 @@ Every writer (webhook handlers and API routes alike) takes the mirror row's lock
 the subscription and writes what Stripe answered, so writers are serialised and each writes a state at least
 as new as the previous one: a late or replayed ``customer.subscription.updated`` can never put an older state
 back, whatever its payload says (the payload is never read, only the id).
+
+A plan change waiting for the period end lives in the subscription's schedule (``schedules``), whoever made it
+(Tally's API or the billing portal): the mirror reads it from there as ``pending_*``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..customers.models import User
 from ..stripe_gateway import stripe_call
+from . import schedules
 from .models import LIVE_STATUSES, Subscription, TestClockTime
 from .plans import PlanBook
 
@@ -40,6 +44,16 @@ async def retrieve_subscription(client: stripe.StripeClient, subscription_id: st
             if exc.http_status == 404:
                 return None
             raise
+
+
+_price_cache: dict[str, dict[str, Any]] = {}  # price id → price (amount, lookup key, metadata never change)
+
+
+async def retrieve_price(client: stripe.StripeClient, price_id: str) -> dict[str, Any]:
+    if price_id not in _price_cache:
+        async with stripe_call("retrieving a price"):
+            _price_cache[price_id] = (await client.v1.prices.retrieve_async(price_id)).to_dict()
+    return _price_cache[price_id]
 
 
 async def stripe_now(session: AsyncSession, client: stripe.StripeClient, obj: dict[str, Any]) -> int:
@@ -116,15 +130,30 @@ async def sync(session: AsyncSession, client: stripe.StripeClient, book: PlanBoo
     sub = known or await retrieve_subscription(client, subscription_id)
     if sub is None:
         return row
-    apply(row, sub, book)
+    apply(row, sub, book, await scheduled_change(client, book, sub))
     if _id(sub.get("test_clock")):
         await stripe_now(session, client, sub)
     await session.flush()
     return row
 
 
-def apply(row: Subscription, sub: dict[str, Any], book: PlanBook) -> None:
-    """Write Stripe's subscription onto the mirror row, resolving a waiting downgrade."""
+Pending = tuple[str, str, int]  # plan id, interval, when it starts
+
+
+async def scheduled_change(client: stripe.StripeClient, book: PlanBook, sub: dict[str, Any]) -> Pending | None:
+    """The plan the subscription's schedule switches to at the end of the current phase, if any."""
+    schedule_id = _id(sub.get("schedule"))
+    if not schedule_id:
+        return None
+    waiting = schedules.next_change(await schedules.retrieve(client, schedule_id))
+    if waiting is None:
+        return None
+    found = book.for_price(await retrieve_price(client, waiting[0]))
+    return (found[0].id, found[1].interval, waiting[1]) if found else None
+
+
+def apply(row: Subscription, sub: dict[str, Any], book: PlanBook, pending: Pending | None = None) -> None:
+    """Write Stripe's subscription (and the change its schedule holds) onto the mirror row."""
     item = first_item(sub)
     price = (item or {}).get("price") or {}
     found = book.for_price(price)
@@ -140,10 +169,16 @@ def apply(row: Subscription, sub: dict[str, Any], book: PlanBook) -> None:
     row.ended_at = sub.get("ended_at")
     row.test_clock = _id(sub.get("test_clock"))
     row.stripe_created = int(sub.get("created") or row.stripe_created)
-    waiting = row.pending_plan_id is not None
-    if waiting and (stripe_plan, stripe_interval) == (row.pending_plan_id, row.pending_interval) \
+    if pending is not None and pending[:2] != (stripe_plan, stripe_interval):
+        row.plan_id, row.interval = stripe_plan, stripe_interval
+        row.pending_plan_id, row.pending_interval, row.pending_effective_at = pending
+        return
+    # Downgrades recorded before schedules were used changed Stripe's price at once (proration none) and kept
+    # the paid-for plan in effect until the period ended: honour those until their date.
+    legacy = row.pending_plan_id is not None and not sub.get("schedule")
+    if legacy and (stripe_plan, stripe_interval) == (row.pending_plan_id, row.pending_interval) \
             and start is not None and row.pending_effective_at is not None and start < row.pending_effective_at:
-        return  # Stripe bills the lower plan from the next period; the paid-for plan stays in effect until then
+        return
     row.plan_id, row.interval = stripe_plan, stripe_interval
     row.pending_plan_id = row.pending_interval = row.pending_effective_at = None
 

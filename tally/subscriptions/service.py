@@ -2,15 +2,14 @@
 resume it, and open the billing portal. Functions take the caller's session and never commit, except
 ``change_plan``, which is two units of work by design (see there).
 
-Changes follow one rule set:
+Changes follow one rule set (the billing portal's configuration applies the same one, see ``portal``):
 - same interval, higher ``rank`` → upgrade now: ``proration_behavior=always_invoice`` with our own
   ``proration_date``, so Stripe's prorated invoice and our prorated credit grant use the same instant;
 - month → year → upgrade now (Stripe starts a new yearly cycle; its invoice grants the year's credits);
-- same interval, lower ``rank`` → downgrade at period end. The sandbox has no subscription schedules (Stripe's
-  recommended tool), so Tally updates the price with ``proration_behavior=none`` — Stripe charges nothing now
-  and bills the lower price from the next renewal — and keeps the paid-for plan in effect until the period
-  ends (``subscriptions.pending_*``; see ``mirror.apply``). Asking for the current plan again undoes it.
-- year → month mid-term is refused for now (it needs a schedule: a change of interval restarts the cycle at once).
+- same interval, lower ``rank``, and year → month → downgrade at period end, in a subscription schedule
+  (``schedules``): the paid-for plan stays until the period ends, then Stripe bills the new one (a new
+  interval starts its cycle then). ``GET /v1/subscription`` shows it as ``pending_change``. Asking for the
+  current plan again calls it off (the schedule is released); an upgrade replaces it.
 """
 
 from __future__ import annotations
@@ -29,10 +28,10 @@ from ..customers.service import ensure_stripe_customer, ensure_user
 from ..db import Database
 from ..errors import Conflict, InvalidRequest, NotFound, TallyError
 from ..stripe_gateway import idempotency_key, stripe_call
-from . import mirror
+from . import mirror, portal, schedules
 from .credits import grant
 from .models import LIVE_STATUSES, Subscription, SubscriptionChange, SubscriptionCheckout
-from .plans import PlanBook, PlanPrices, SubscriptionPlan, upgrade_credits
+from .plans import PlanBook, PlanPrices, SubscriptionPlan, plan_book, upgrade_credits
 
 # A user with one of these may not start a second subscription through Checkout: change the first instead.
 BLOCKING_STATUSES = LIVE_STATUSES - {"incomplete"}
@@ -115,11 +114,18 @@ async def _require(session: AsyncSession, user_id: str) -> Subscription:
 
 
 # -- change ----------------------------------------------------------------------------------------
+def change_kind(current: SubscriptionPlan | None, from_interval: str, target: SubscriptionPlan, interval: str) -> str:
+    """``upgrade`` (now) or ``downgrade`` (at period end), by the rules in the module docstring."""
+    if from_interval == interval:
+        return "upgrade" if target.rank > (current.rank if current else 0) else "downgrade"
+    return "upgrade" if (from_interval, interval) == ("month", "year") else "downgrade"
+
+
 async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBook, prices: PlanPrices,
                       principal: Principal, plan_id: str, interval: str) -> Subscription:
     """Upgrade now or downgrade at period end (rules in the module docstring).
 
-    Two transactions on purpose: the change record (whose id keys the Stripe call and the credit grant) is
+    Two transactions on purpose: the change record (whose id keys the Stripe calls and the credit grant) is
     committed before Stripe is asked, so a crash after Stripe's answer cannot lose what the upgrade owes; the
     second transaction, under the mirror row's lock, writes Stripe's answer and grants the prorated credits
     when the proration invoice is already paid (else ``invoice.paid`` will)."""
@@ -128,24 +134,22 @@ async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBo
         row = await _require(session, principal.user_id)
         if row.status not in ("active", "trialing"):
             raise Conflict(f"A {row.status} subscription cannot change plan; update the card first.")
+        if row.cancel_at_period_end:
+            raise Conflict("This subscription ends with the period; resume it before changing plan.")
         sub = await mirror.retrieve_subscription(client, row.id)
         item = mirror.first_item(sub or {})
         if sub is None or item is None or row.plan_id is None or row.interval is None:
             raise Conflict("This subscription is not on a Tally plan.")
         current = book.get(row.plan_id)
+        waiting = (row.pending_plan_id, row.pending_interval) if row.pending_plan_id else None
         if (row.plan_id, row.interval) == (target.id, interval):
-            if row.pending_plan_id is None:
+            if waiting is None:
                 raise Conflict("You are already on this plan.", param="plan_id")
-            kind = "downgrade"  # undo a waiting downgrade: back to the current price, nothing charged
-        elif row.pending_plan_id is not None:
-            raise Conflict("A downgrade is already scheduled; change back to your current plan first.")
-        elif row.interval == interval:
-            kind = "upgrade" if target.rank > (current.rank if current else 0) else "downgrade"
-        elif (row.interval, interval) == ("month", "year"):
-            kind = "upgrade"
+            kind = "downgrade"  # back to the current plan: the waiting change is called off, nothing charged
+        elif waiting == (target.id, interval):
+            raise Conflict("This change is already scheduled for the end of the period.", param="plan_id")
         else:
-            raise Conflict("Switching from yearly to monthly billing mid-term is not supported yet; "
-                           "cancel at period end and subscribe monthly then.", param="interval")
+            kind = change_kind(current, row.interval, target, interval)
         now = await mirror.stripe_now(session, client, sub)
         start, end = mirror.period_of(sub)
         start, end = int(start or now), int(end or now)
@@ -158,21 +162,9 @@ async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBo
             from_plan_id=row.plan_id, from_interval=row.interval, to_plan_id=target.id, to_interval=interval,
             proration_date=now, period_start=start, period_end=end, credits=credits)
         session.add(change)
-    price_id = await prices.price_id(client, target, interval)
-    params: dict[str, Any] = {"items": [{"id": item["id"], "price": price_id}]}
-    if kind == "upgrade":
-        params.update(proration_behavior="always_invoice", proration_date=now)
-    else:
-        params.update(proration_behavior="none")
-    async with stripe_call("changing the plan"):
-        updated = (await client.v1.subscriptions.update_async(
-            row.id, params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": idempotency_key("subscription_change", change.id, "update")})).to_dict()
+    updated = await _ask_stripe(client, sub, item, change, price_id=await prices.price_id(client, target, interval),
+                                undo=(target.id, interval) == (row.plan_id, row.interval))
     async with db.transaction() as session:
-        locked = await mirror.lock_row(session, row.id)
-        assert locked is not None
-        if kind == "downgrade" and (target.id, interval) != (row.plan_id, row.interval):
-            locked.pending_plan_id, locked.pending_interval, locked.pending_effective_at = target.id, interval, end
         fresh = await mirror.sync(session, client, book, row.id)
         assert fresh is not None
         saved = await session.get(SubscriptionChange, change.id, with_for_update=True)
@@ -183,6 +175,31 @@ async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBo
             saved.stripe_invoice_id = invoice_id
             await grant_change_if_paid(session, client, saved)
         return fresh
+
+
+async def _ask_stripe(client: stripe.StripeClient, sub: dict[str, Any], item: dict[str, Any],
+                      change: SubscriptionChange, *, price_id: str, undo: bool) -> dict[str, Any]:
+    """The Stripe side of a change: an upgrade updates the price now (after calling off a waiting change); a
+    downgrade goes into the subscription's schedule; asking for the current plan releases that schedule."""
+    schedule_id = mirror._id(sub.get("schedule"))
+    release_key = idempotency_key("subscription_change", change.id, "release")
+    if change.kind == "upgrade" or undo:
+        if schedule_id:
+            await schedules.release(client, schedule_id, key=release_key)
+        if undo:
+            if schedule_id or mirror._id((item.get("price") or {})) == price_id:
+                return sub
+            params: dict[str, Any] = {"items": [{"id": item["id"], "price": price_id}], "proration_behavior": "none"}
+        else:
+            params = {"items": [{"id": item["id"], "price": price_id}], "proration_behavior": "always_invoice",
+                      "proration_date": change.proration_date}
+        async with stripe_call("changing the plan"):
+            return (await client.v1.subscriptions.update_async(
+                sub["id"], params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key("subscription_change", change.id, "update")})).to_dict()
+    await schedules.change_at_period_end(client, sub, price_id=price_id, interval=change.to_interval,
+                                         change_id=change.id)
+    return sub
 
 
 async def grant_change_if_paid(session: AsyncSession, client: stripe.StripeClient, change: SubscriptionChange,
@@ -209,6 +226,10 @@ async def cancel(session: AsyncSession, client: stripe.StripeClient, *, book: Pl
     """At period end by default (access until then); ``immediately`` ends it now (no refund of the period)."""
     row = await _require(session, principal.user_id)
     key = idempotency_key("subscription", row.id, f"cancel:{'now' if immediately else 'period_end'}:{time.time_ns()}")
+    if not immediately:  # Stripe refuses cancel_at_period_end on a scheduled subscription; the change is moot
+        sub = await mirror.retrieve_subscription(client, row.id)
+        if sub is not None and mirror._id(sub.get("schedule")):
+            await schedules.release(client, str(mirror._id(sub.get("schedule"))), key=key + ":release")
     async with stripe_call("canceling the subscription"):
         if immediately:
             answer = await client.v1.subscriptions.cancel_async(row.id, options={"idempotency_key": key})
@@ -250,13 +271,16 @@ async def portal_url(session: AsyncSession, client: stripe.StripeClient, *, sett
 
 
 async def portal_url_for_customer(client: stripe.StripeClient, settings: Settings, customer_id: str) -> str:
-    """A fresh billing portal session (they are short-lived: create one per visit, never store the URL)."""
+    """A fresh billing portal session on Tally's configuration (``portal``); sessions are short-lived: create
+    one per visit, never store the URL."""
     async with stripe_call("opening the billing portal"):
         try:
-            portal = await client.v1.billing_portal.sessions.create_async(params={
-                "customer": customer_id, "return_url": settings.public_url.rstrip("/") + "/account"})
+            configuration = await portal.configuration_id(client, settings, plan_book(settings))
+            session = await client.v1.billing_portal.sessions.create_async(params={
+                "customer": customer_id, "configuration": configuration,
+                "return_url": settings.public_url.rstrip("/") + "/account"})
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:  # a Stripe (or sandbox) without the billing portal
                 raise PortalUnavailable("The billing portal is not available here.") from exc
             raise
-    return str(portal.url)
+    return str(session.url)
