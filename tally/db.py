@@ -3,12 +3,15 @@ PostgreSQL that Tally starts when no ``TALLY_DATABASE_URL`` is given."""
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from psycopg.types.json import Json, Jsonb
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
@@ -70,7 +73,8 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 class Database:
-    """One engine and session factory per process."""
+    """One engine and session factory per process, and a small pool of autocommitted psycopg connections for
+    the few hot operations that are one atomic statement (``direct``)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -78,6 +82,9 @@ class Database:
             url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
         event.listen(self.engine.sync_engine, "before_cursor_execute", _refuse_nul)
+        self._direct = psycopg_pool.AsyncConnectionPool(libpq_url(url), min_size=1, max_size=pool_size,
+                                                        kwargs={"autocommit": True}, open=False)
+        self._direct_opened = asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -85,7 +92,27 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """An autocommitted connection: each statement is its own transaction, with no BEGIN, COMMIT or
+        liveness check around it (a session costs three more round trips). Only for an operation that is a
+        single statement, atomic by itself and safe to run again (``tally.ledger.service.spend``): a caller
+        that meets ``psycopg.OperationalError`` (a connection killed by a database restart) calls
+        ``recover_direct`` and tries once more."""
+        if self._direct.closed:
+            async with self._direct_opened:
+                if self._direct.closed:
+                    await self._direct.open()
+        async with self._direct.connection() as conn:
+            yield conn
+
+    async def recover_direct(self) -> None:
+        """Drop the pool's dead connections (a restart kills every idle one at once)."""
+        await self._direct.check()
+
     async def dispose(self) -> None:
+        if not self._direct.closed:
+            await self._direct.close()
         await self.engine.dispose()
 
 
@@ -94,6 +121,12 @@ def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context
     A NUL comes from a client (a body field, a query or path parameter, a token's subject), so it is
     refused here as bad input (400), in one place for every route; the caller's transaction rolls back."""
     if _has_nul(parameters):
+        raise InvalidRequest("Text cannot contain the NUL character (\\u0000).")
+
+
+def refuse_nul(*values: Any) -> None:
+    """The same refusal for statements sent without SQLAlchemy (``Database.direct``)."""
+    if _has_nul(values):
         raise InvalidRequest("Text cannot contain the NUL character (\\u0000).")
 
 

@@ -15,6 +15,10 @@ from ..errors import InvalidRequest, Unauthenticated
 
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256"]
 MAX_USER_ID = 255
+LEEWAY_SECONDS = 30
+# Tokens already verified, kept until they expire: an app sends the same token on every request, and the
+# rate limiter and the route both need its claims. Bounded; the oldest entry goes first.
+VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._jwks: jwt.PyJWKClient | None = None
+        self._verified: dict[str, tuple[float, dict[str, object]]] = {}  # token -> (expiry, claims)
         if settings.jwks_url:
             self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=3600)
 
@@ -39,6 +44,23 @@ class TokenVerifier:
         return self.settings.dev_jwt_secret if self.settings.sandbox_mode else None
 
     async def verify(self, token: str) -> dict[str, object]:
+        """The token's claims once its signature, expiry, not-before and audience check out. A token that
+        passed is remembered until it expires (the same bytes verify the same way until then), so the
+        signature is checked once per token, not once per request."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() <= cached[0]:
+                return cached[1]
+            del self._verified[token]
+        claims = await self._verify(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = (exp + LEEWAY_SECONDS, claims)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, object]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -48,12 +70,12 @@ class TokenVerifier:
         try:
             if alg == "HS256" and self.hs_secret:
                 return jwt.decode(token, self.hs_secret, algorithms=["HS256"], options=options,
-                                  audience=self.settings.jwt_audience, leeway=30)
+                                  audience=self.settings.jwt_audience, leeway=LEEWAY_SECONDS)
             if alg in ASYMMETRIC and self._jwks is not None:
                 # PyJWKClient fetches synchronously; keep it off the event loop.
                 key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
                 return jwt.decode(token, key.key, algorithms=ASYMMETRIC, options=options,
-                                  audience=self.settings.jwt_audience, leeway=30)
+                                  audience=self.settings.jwt_audience, leeway=LEEWAY_SECONDS)
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The token has expired.") from None
         except jwt.ImmatureSignatureError:

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ..auth.deps import CurrentUser
-from ..customers.service import ensure_user
 from ..errors import InvalidRequest
 from . import service
 from .schemas import BalanceOut, SpendIn, SpendOut, TransactionList, TransactionOut
@@ -49,9 +48,8 @@ async def transactions(principal: CurrentUser, request: Request, limit: Limit = 
              responses={409: {"description": "insufficient_credits, or idempotency_key reused differently"}})
 async def spend(body: SpendIn, principal: CurrentUser, request: Request) -> SpendOut:
     """Debit coins atomically, once per ``idempotency_key``; never below zero."""
-    async with request.app.state.db.transaction() as session:
-        await ensure_user(session, principal)
-        movement = await service.spend(session, user_id=principal.user_id, amount=body.amount,
-                                       reason=body.reason, idempotency_key=body.idempotency_key)
+    # No ensure_user: a spend only moves coins of an existing wallet (a user without one has none to spend).
+    movement = await service.spend(request.app.state.db, user_id=principal.user_id, amount=body.amount,
+                                   reason=body.reason, idempotency_key=body.idempotency_key)
     return SpendOut(transaction_id=movement.transaction_id, amount=-movement.amount, balance=movement.balance,
                     replayed=not movement.created)

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..db import Database, refuse_nul
 from ..errors import Conflict, InsufficientCredits
 from .models import (BONUSES, PURCHASES, REFUNDS, SPENDING, SYSTEM_ACCOUNTS, LedgerAccount, LedgerEntry,
                      LedgerTransaction, WalletBalance, wallet_code)
@@ -143,55 +145,84 @@ async def grant_purchase(session: AsyncSession, *, user_id: str, order_id: str, 
     return Movement(tx_id, coins + bonus, balance, created=True)
 
 
-# One statement, one round trip: the header (its unique reference makes the spend happen once), the
-# balance change and both entries. The floor is checked by the UPDATE itself: under concurrent spends
-# PostgreSQL re-evaluates the WHERE clause on the locked, latest row version, so no two spends can both
-# pass on the same coins. The wallet row
-# stays locked from the UPDATE to the commit, so the fewer round trips in between, the more spends of one
-# hot user go through per second (bench/spend.py). No header → the reference exists (a replay); a header
-# but no balance → too few coins (or no wallet yet: nothing to spend), and the caller rolls back.
-_SPEND = text("""
-    WITH tx AS (
-        INSERT INTO ledger_transactions (reference, kind, user_id, description, details)
-        VALUES (:reference, 'spend', :user_id, :reason, CAST(:details AS jsonb))
-        ON CONFLICT (reference) DO NOTHING
-        RETURNING id),
-    wallet AS (
-        UPDATE wallet_balances SET balance = balance - :amount, updated_at = now()
-        WHERE user_id = :user_id AND balance >= :amount AND EXISTS (SELECT 1 FROM tx)
+# A spend is one statement, sent on an autocommitted connection: one round trip, and the wallet row is locked
+# only from this UPDATE to the statement's own commit, with no client round trip in between (the hot user's
+# spends per second are bounded by exactly that; bench/spend.py). The floor is checked by the UPDATE: under
+# concurrent spends PostgreSQL re-evaluates its WHERE on the latest row version, so no two spends can pass on
+# the same coins. Exactly once: the header's reference is unique with no ON CONFLICT, so a reused key fails
+# the whole statement, the debit included (``UniqueViolation``, then the replay is looked up). No row from
+# the UPDATE (too few coins, or no wallet at all): nothing is written.
+_SPEND = """
+    WITH wallet AS (
+        UPDATE wallet_balances SET balance = balance - %(amount)s, updated_at = now()
+        WHERE user_id = %(user_id)s AND balance >= %(amount)s
         RETURNING account_id, balance),
+    tx AS (
+        INSERT INTO ledger_transactions (reference, kind, user_id, description, details)
+        SELECT %(reference)s, 'spend', %(user_id)s, %(reason)s, %(details)s::jsonb FROM wallet
+        RETURNING id),
     entries AS (
         INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after)
-        SELECT tx.id, wallet.account_id, -CAST(:amount AS bigint), 'spend', wallet.balance FROM tx, wallet
+        SELECT tx.id, wallet.account_id, -%(amount)s::bigint, 'spend', wallet.balance FROM tx, wallet
         UNION ALL
-        SELECT tx.id, :spending, CAST(:amount AS bigint), 'spend', NULL FROM tx, wallet)
-    SELECT (SELECT id FROM tx) AS transaction_id, (SELECT balance FROM wallet) AS balance""")
+        SELECT tx.id, (SELECT id FROM ledger_accounts WHERE code = %(spending)s), %(amount)s::bigint, 'spend', NULL
+        FROM tx, wallet)
+    SELECT (SELECT id FROM tx), (SELECT balance FROM wallet)"""
+
+_SPENT = """
+    SELECT t.id, t.description, e.amount, e.balance_after FROM ledger_transactions t
+    JOIN wallet_balances w ON w.user_id = t.user_id
+    JOIN ledger_entries e ON e.transaction_id = t.id AND e.account_id = w.account_id
+    WHERE t.reference = %s"""
+
+_REFERENCE_TAKEN = "uq_ledger_transactions_reference"
 
 
-async def spend(session: AsyncSession, *, user_id: str, amount: int, reason: str, idempotency_key: str) -> Movement:
-    """Debit ``amount`` coins atomically. Idempotent by (user, ``idempotency_key``): a replay with the same
-    amount and reason returns the original movement; with different ones it is a 409 ``conflict``.
-    Refuses with 409 ``insufficient_credits`` when the balance is lower than ``amount``."""
-    reference = f"spend:{user_id}:{idempotency_key}"
+async def spend(db: Database, *, user_id: str, amount: int, reason: str, idempotency_key: str) -> Movement:
+    """Debit ``amount`` coins atomically, in a transaction of its own (the one service function that commits:
+    it is a single statement, see ``_SPEND``). Idempotent by (user, ``idempotency_key``): a replay with the
+    same amount and reason returns the original movement; with different ones it is a 409 ``conflict``.
+    Refuses with 409 ``insufficient_credits`` when the balance is lower than ``amount`` (a user Tally has
+    never credited has a balance of 0)."""
     if amount <= 0:
         raise ValueError(f"a spend takes a positive amount, not {amount}")
-    row = (await session.execute(_SPEND, {
-        "reference": reference, "user_id": user_id, "reason": reason, "amount": amount,
-        "details": json.dumps({"idempotency_key": idempotency_key}),
-        "spending": await system_account(session, SPENDING)})).one()
-    if row.transaction_id is None:
-        previous = await _existing(session, reference, await ensure_wallet(session, user_id))
-        first = await session.scalar(select(LedgerTransaction.description)
-                                     .where(LedgerTransaction.reference == reference))
-        if previous.amount != -amount or first != reason:
-            raise Conflict("This idempotency_key was already used for a different spend.",
-                           param="idempotency_key")
-        return previous
-    if row.balance is None:
-        # The caller's transaction rolls back, taking the transaction header with it.
+    refuse_nul(user_id, reason, idempotency_key)
+    reference = f"spend:{user_id}:{idempotency_key}"
+    params = {"amount": amount, "user_id": user_id, "reference": reference, "reason": reason,
+              "details": json.dumps({"idempotency_key": idempotency_key}), "spending": SPENDING}
+    for attempt in (1, 2):
+        try:
+            async with db.direct() as conn:
+                return await _spend_once(conn, params, reference, amount, reason)
+        except psycopg.OperationalError:
+            # The connection died (a database restart). Trying again is safe: the statement either committed
+            # as a whole, and the retry finds its reference taken and answers the replay, or did nothing.
+            if attempt == 2:
+                raise
+            await db.recover_direct()
+    raise AssertionError("unreachable")
+
+
+async def _spend_once(conn: psycopg.AsyncConnection[Any], params: dict[str, Any], reference: str, amount: int,
+                      reason: str) -> Movement:
+    try:
+        row = await (await conn.execute(_SPEND, params)).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != _REFERENCE_TAKEN:
+            raise
+        row = None
+    if row is not None and row[0] is not None:
+        return Movement(int(row[0]), -amount, int(row[1]), created=True)
+    spent = await (await conn.execute(_SPENT, (reference,))).fetchone()
+    if spent is None:
+        balance = await (await conn.execute("SELECT balance FROM wallet_balances WHERE user_id = %s",
+                                            (params["user_id"],))).fetchone()
         raise InsufficientCredits(f"The balance is lower than {amount}.", param="amount",
-                                  balance=await get_balance(session, user_id))
-    return Movement(int(row.transaction_id), -amount, int(row.balance), created=True)
+                                  balance=int(balance[0]) if balance else 0)
+    tx_id, first_reason, moved, balance_after = spent
+    if moved != -amount or first_reason != reason:
+        raise Conflict("This idempotency_key was already used for a different spend.", param="idempotency_key")
+    return Movement(int(tx_id), moved, int(balance_after), created=False)
 
 
 async def claw_back_refund(session: AsyncSession, *, user_id: str, order_id: str, coins: int, refund_id: str,

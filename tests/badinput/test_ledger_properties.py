@@ -167,9 +167,7 @@ class LedgerMachine(RuleBasedStateMachine):
         before = self.counts()
 
         async def go() -> ledger.Movement:
-            async with self.db.transaction() as session:
-                return await ledger.spend(session, user_id=user_id, amount=amount, reason=reason,
-                                          idempotency_key=key)
+            return await ledger.spend(self.db, user_id=user_id, amount=amount, reason=reason, idempotency_key=key)
         first = self.spends.get((user_id, key))
         if first is not None and first != (amount, reason):
             with pytest.raises(Conflict):

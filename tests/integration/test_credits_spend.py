@@ -60,6 +60,7 @@ def test_spend_is_idempotent_by_key(tally: Any) -> None:
         with tally.client(other) as other_client:
             refused = other_client.post("/v1/credits/spend", json=body)
             assert refused.status_code == 409 and refused.json()["error"]["type"] == "insufficient_credits"
+            assert refused.json()["error"]["balance"] == 0  # never credited: no wallet, nothing to spend
         # A refused spend leaves nothing behind, so the same key can succeed later.
         assert sql(tally, "SELECT count(*) FROM ledger_transactions WHERE user_id = %s", other) == [(0,)]
 

@@ -63,6 +63,23 @@ def test_a_good_hs256_token_is_accepted(tally: Any) -> None:
     assert status == 200 and body["balance"] == 0
 
 
+def test_a_verified_token_stops_working_when_it_expires() -> None:
+    """Verified tokens are remembered (``TokenVerifier`` checks a signature once per token), but only until
+    their expiry plus the leeway: after that the same token is refused as expired."""
+    import asyncio
+
+    from tally.auth.service import LEEWAY_SECONDS, TokenVerifier
+    from tally.config import Settings
+    from tally.errors import Unauthenticated
+
+    verifier = TokenVerifier(Settings(TALLY_JWT_SECRET="s" * 48, STRIPE_SECRET_KEY="sk_test_cache"))
+    token = jwt.encode(claims(exp=int(time.time()) - LEEWAY_SECONDS + 1), "s" * 48, algorithm="HS256")
+    assert asyncio.run(verifier.verify(token))["sub"] == "user-jwt"  # within the leeway: accepted, remembered
+    time.sleep(1.5)
+    with pytest.raises(Unauthenticated, match="expired"):
+        asyncio.run(verifier.verify(token))
+
+
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 def test_alg_none_is_refused(tally: Any, alg: str) -> None:
     unsigned = f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(claims())}."
