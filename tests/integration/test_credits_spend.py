@@ -124,3 +124,21 @@ def test_transactions_are_paginated_newest_first(tally: Any) -> None:
         assert client.get("/v1/credits/transactions", params={"cursor": "abc"}).status_code == 400
         assert client.get("/v1/credits/transactions", params={"limit": 0}).status_code == 400
         assert client.get("/v1/invoices", params={"limit": 1}).json()["has_more"] is False
+
+
+def test_a_spend_after_the_database_ended_every_connection_goes_through_once(tally: Any) -> None:
+    """A restart or failover kills every pooled connection. The spend statement is atomic and its reference
+    unique, so the route tries once more on a fresh connection: one 200, one debit."""
+    user = new_user()
+    with tally.client(user) as client:
+        _fund(tally, client)
+        assert client.post("/v1/credits/spend", json={"amount": 1, "reason": "warm", "idempotency_key": "w"}
+                           ).status_code == 200  # the direct pool now holds a live connection
+        ended = sql(tally, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert ended[0][0] > 0
+        answer = client.post("/v1/credits/spend", json={"amount": 10, "reason": "after", "idempotency_key": "a"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["balance"] == 489 and client.get("/v1/credits").json() == {"balance": 489}
+    assert sql(tally, "SELECT count(*) FROM ledger_transactions WHERE user_id = %s AND kind = 'spend'",
+               user) == [(2,)]
