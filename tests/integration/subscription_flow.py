@@ -19,7 +19,7 @@ import stripe
 
 from tally.stripe_gateway import make_client
 from tally.subscriptions.plans import plan_book, sync_plans
-from tests.integration.purchase_flow import new_user, sdk, sql, wait_until
+from tests.integration.purchase_flow import new_user, pay, sdk, sql, wait_until
 
 T0 = 1767225600  # 2026-01-01 00:00:00 UTC
 DAY = 86400
@@ -101,6 +101,36 @@ class ClockUser:
         with self.tally.admin_client() as admin:
             rows = admin.get("/v1/admin/outbox", params={"to": self.email}).json()["data"]
         return [r for r in rows if kind is None or r["kind"] == kind]
+
+    def checkout(self, plan: str = "basic", interval: str = "month") -> dict[str, Any]:
+        """Subscribe the way a user does: Tally's subscription Checkout, paid on the sandbox's hosted page."""
+        with self.client() as c:
+            response = c.post("/v1/subscriptions/checkout", json={"plan_id": plan, "interval": interval})
+            assert response.status_code == 200, response.text
+            started = response.json()
+        paid = pay(self.tally, started["session_id"], email=self.email)
+        assert paid.status_code in (200, 303), paid.text
+        return started
+
+    def stripe_subscription(self) -> dict[str, Any]:
+        state = self.subscription()
+        assert state["id"], state
+        return self.stripe.v1.subscriptions.retrieve(state["id"]).to_dict()
+
+    def portal(self) -> str:
+        """A billing portal session on Tally's configuration, as ``Manage billing`` opens it."""
+        with self.client() as c:
+            response = c.post("/v1/portal")
+            assert response.status_code == 200, response.text
+            return str(response.json()["url"])
+
+    def portal_switch(self, plan: str, interval: str = "month") -> httpx.Response:
+        """Pick another plan on the hosted portal page (the form a browser posts)."""
+        url, sub = self.portal(), self.stripe_subscription()
+        price = plan_prices(self.tally)[f"plan:{plan}:{interval}"]
+        page = httpx.get(f"{url}/subscriptions/{sub['id']}/update")
+        assert page.status_code == 200 and f'value="{price}"' in page.text, page.text
+        return httpx.post(f"{url}/subscriptions/{sub['id']}/update", data={"price": price})
 
     def idle(self, timeout: float = 20) -> None:
         """Wait until the sandbox delivered everything and Tally processed every event it received."""
