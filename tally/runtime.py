@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
 from .app import Services
 from .config import Settings
 from .db import Database, resolve_database_url
@@ -38,6 +40,27 @@ class Runtime:
     def stop(self) -> None:
         if self.sandbox is not None:
             self.sandbox.stop()  # type: ignore[attr-defined]
+            _sandbox_url_file(self.settings).unlink(missing_ok=True)
+
+
+def _sandbox_url_file(settings: Settings) -> Path:
+    """Where `tally serve` says which sandbox it started, so that `tally worker` and the other commands run
+    beside it on the same data folder use the same offline Stripe."""
+    return settings.data_dir / "sandbox.url"
+
+
+class NoSandboxRunning(click.ClickException):
+    """A ClickException so that every `tally` command that needs Stripe prints it as one plain line."""
+
+
+def _running_sandbox(settings: Settings) -> str:
+    path = _sandbox_url_file(settings)
+    if not path.exists():
+        raise NoSandboxRunning(
+            f"no Stripe key and no sandbox running for {settings.data_dir}: start `tally serve` first (it runs the "
+            "offline Stripe sandbox and writes its address there), or set STRIPE_API_BASE (a sandbox you started "
+            "with `tally sandbox`), or STRIPE_SECRET_KEY")
+    return path.read_text().strip()
 
 
 def _persistent_secret(path: Path) -> str:
@@ -69,7 +92,9 @@ def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = T
     secret = settings.stripe_webhook_secret or _persistent_secret(settings.data_dir / "sandbox_webhook_secret")
     sandbox = None
     api_base = settings.stripe_api_base
-    if start_sandbox and not api_base:
+    if not start_sandbox and not api_base:
+        api_base = _running_sandbox(settings)
+    elif start_sandbox and not api_base:
         from stripe_sandbox import SandboxConfig, SandboxServer
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,5 +105,6 @@ def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = T
             webhook_secret=secret,
         )).start()
         api_base = sandbox.url
+        _sandbox_url_file(settings).write_text(api_base)
     notes.append(f"stripe: offline sandbox at {api_base} (test mode, no real money; no Stripe account needed)")
     return Runtime(settings, database_url, SANDBOX_KEY, api_base, [secret], sandbox=sandbox, notes=notes)

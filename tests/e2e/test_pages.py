@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from tests.e2e.conftest import ServedTally
+from tests.served_tally import ServedTally
 from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, pay
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)]
