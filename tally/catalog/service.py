@@ -13,7 +13,7 @@ from typing import Any
 import stripe
 
 from .. import currency as money
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import idempotency_key, stripe_call, update_key
 from .payment_methods import methods_for, retired_reason
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -290,11 +290,14 @@ async def sync_pack(client: stripe.StripeClient, pack: Pack, result: SyncResult 
         )).to_dict()
         if created.get("lookup_key") != lookup_key:
             # An idempotent replay returned an older price that has since lost the key: move it back.
-            await client.v1.prices.update_async(
-                created["id"], params={"lookup_key": lookup_key, "transfer_lookup_key": True})
+            moved = {"lookup_key": lookup_key, "transfer_lookup_key": True}
+            await client.v1.prices.update_async(created["id"], params=moved,
+                                                options={"idempotency_key": update_key("price", created["id"], moved)})
         if price is not None and price.get("active"):
             # The superseded price stays in Stripe (old sessions refer to it) but is no longer offered.
-            await client.v1.prices.update_async(price["id"], params={"active": False})
+            retired = {"active": False}
+            await client.v1.prices.update_async(price["id"], params=retired,
+                                                options={"idempotency_key": update_key("price", price["id"], retired)})
     if result is not None:
         result.created.append(str(created["id"]))
     return str(created["id"])
@@ -328,7 +331,9 @@ async def _ensure_product(client: stripe.StripeClient, pack: Pack, result: SyncR
                 result.created.append(pack.product_id)
             return
         if product.get("name") != pack.name or not product.get("active"):
-            await client.v1.products.update_async(pack.product_id, params={"name": pack.name, "active": True})
+            fixed = {"name": pack.name, "active": True}
+            await client.v1.products.update_async(pack.product_id, params=fixed, options={
+                "idempotency_key": update_key("product", pack.product_id, fixed)})
 
 
 class PriceBook:
