@@ -8,8 +8,8 @@ from .config import SandboxConfig
 from .server import serve_forever
 
 
-def build_config(argv: list[str] | None = None) -> SandboxConfig:
-    parser = argparse.ArgumentParser(prog="stripe_sandbox", description="An offline, stateful Stripe API.")
+def build_config(argv: list[str] | None = None, prog: str = "python -m stripe_sandbox") -> SandboxConfig:
+    parser = argparse.ArgumentParser(prog=prog, description="An offline, stateful Stripe API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--public-url", help="base URL of hosted pages, if not http://HOST:PORT")
@@ -23,7 +23,9 @@ def build_config(argv: list[str] | None = None) -> SandboxConfig:
     parser.add_argument("--settle-seconds", type=float,
                         help="delay before delayed payment methods settle (env STRIPE_SANDBOX_SETTLE_SECONDS)")
     args = parser.parse_args(argv)
-    config = SandboxConfig(host=args.host, port=args.port, public_url=args.public_url, data_path=args.data)
+    # A process of its own: the GC may be kept off stored objects (store.GcFreezer).
+    config = SandboxConfig(host=args.host, port=args.port, public_url=args.public_url, data_path=args.data,
+                           freeze_gc=True)
     if args.webhook_url:
         config.webhook_url = args.webhook_url
     if args.webhook_secret:
@@ -40,5 +42,5 @@ def build_config(argv: list[str] | None = None) -> SandboxConfig:
     return config
 
 
-def main(argv: list[str] | None = None) -> None:
-    serve_forever(build_config(argv))
+def main(argv: list[str] | None = None, prog: str = "python -m stripe_sandbox") -> None:
+    serve_forever(build_config(argv, prog))

@@ -74,12 +74,13 @@ def migrate() -> None:
     typer.echo("tally: database is up to date")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+# --help goes through to the sandbox's own parser, which lists its flags.
+@app.command(add_help_option=False, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sandbox(ctx: typer.Context) -> None:
-    """Run the offline Stripe sandbox alone (same flags as `python -m stripe_sandbox`)."""
+    """Run the offline Stripe sandbox alone (same flags as `python -m stripe_sandbox`; see --help)."""
     from stripe_sandbox.cli import main
 
-    main(list(ctx.args))
+    main(list(ctx.args), prog="tally sandbox")
 
 
 events_app = typer.Typer(help="The webhook inbox.", no_args_is_help=True)

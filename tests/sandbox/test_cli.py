@@ -1,4 +1,5 @@
-"""``python -m stripe_sandbox`` as a real process: start-up line, flags, graceful stop, ``--data`` restart."""
+"""``python -m stripe_sandbox`` and ``tally sandbox`` as real processes: start-up line, flags, graceful stop,
+``--data`` restart."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from tests.stripe_shapes import checked_client
 from tests.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
+PYTHON_M = [sys.executable, "-m", "stripe_sandbox"]
+TALLY_SANDBOX = [str(Path(sys.executable).parent / "tally"), "sandbox"]  # the console script pip installed
 
 
 @contextmanager
-def sandbox_process(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def sandbox_process(*args: str, env: dict[str, str] | None = None,
+                    command: list[str] = PYTHON_M) -> Iterator[tuple[subprocess.Popen[str], str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "stripe_sandbox", "--port", "0", *args], cwd=ROOT, text=True,
+        [*command, "--port", "0", *args], cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     try:
         assert process.stdout is not None
@@ -78,3 +82,16 @@ def test_bad_flags_are_refused() -> None:
     shown = subprocess.run([sys.executable, "-m", "stripe_sandbox", "--help"], cwd=ROOT, capture_output=True,
                            text=True, timeout=30)
     assert shown.returncode == 0 and "--data" in shown.stdout and "--webhook-url" in shown.stdout
+
+
+def test_tally_sandbox_starts_answers_and_shows_its_flags(tmp_path: Path) -> None:
+    with sandbox_process("--data", str(tmp_path / "state.sqlite"), command=TALLY_SANDBOX) as (process, url):
+        client = checked_client(url, "sk_test_tally_cli")
+        product = client.v1.products.create(params={"name": "via tally sandbox"})
+        assert client.v1.products.retrieve(product.id).name == "via tally sandbox"
+        code, out, err = _stop(process, signal.SIGTERM)
+        assert code == 0 and "Traceback" not in err
+    shown = subprocess.run([*TALLY_SANDBOX, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "usage: tally sandbox" in shown.stdout
+    assert "--data" in shown.stdout and "--webhook-url" in shown.stdout and "--port" in shown.stdout
