@@ -32,6 +32,8 @@ class SandboxConfig:
     async_settle_seconds: float = field(
         default_factory=lambda: float(os.environ.get("STRIPE_SANDBOX_SETTLE_SECONDS", "3")))
     subscription_retry_days: tuple[float, ...] = (3.0, 5.0, 7.0)  # failed renewal retried N days after the first try
+    # Keep the cyclic GC off stored objects (see store.GcFreezer): on in a process of the sandbox's own.
+    freeze_gc: bool = False
 
     @property
     def base_url(self) -> str:

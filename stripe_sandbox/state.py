@@ -25,7 +25,7 @@ class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.api_version = API_VERSION
-        self.store = Store(config.data_path)
+        self.store = Store(config.data_path, config.freeze_gc)
         self.clock = Clock()
         self.clock.offset = float(self.store.kv.get("clock_offset", 0.0))
         self.scheduler = Scheduler(self)
@@ -52,7 +52,7 @@ class Sandbox:
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(self.config.data_path + suffix):
                     os.remove(self.config.data_path + suffix)
-        self.store = Store(self.config.data_path)
+        self.store = Store(self.config.data_path, self.config.freeze_gc)
         self.clock.offset = 0.0
         self.scheduler.clear()
         self.webhooks.clear()
