@@ -175,8 +175,8 @@ def _page(sb: Any, session: Obj, view: str, status: int = 200, **context: Any) -
     config = _config(sb, session)
     base = f"/p/session/{session['id']}"
     return render("portal.html", status, view=view, session=session, base=base, business=BUSINESS,
-                  features=config["features"], customer=customer, card=_card_view(sb, customer),
-                  **context)
+                  headline=config["business_profile"]["headline"], features=config["features"], customer=customer,
+                  card=_card_view(sb, customer), **context)
 
 
 def _home(sb: Any, session: Obj, notice: str | None = None, alert: str | None = None, status: int = 200) -> Response:
