@@ -3,7 +3,8 @@ zero; the wallet side carries ``balance_after`` and the wallet balance row chang
 transaction through ``UPDATE … SET balance = balance + :delta … RETURNING`` (never read-modify-write).
 
 Functions here take the caller's ``AsyncSession`` and never commit: a failure anywhere rolls back the
-entries, the balance and whatever else the caller wrote (order status, invoice) together.
+entries, the balance and whatever else the caller wrote (order status, invoice) together. The exception is
+``spend``, which is one statement with nothing else to write beside it: it runs autocommitted, one round trip.
 
 Refunds of coins already spent: ``claw_back_refund`` always takes back the refunded share of the pack in
 full, even when the user has spent part of it. The wallet may then go below zero — *only* through a
