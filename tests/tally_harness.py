@@ -18,25 +18,37 @@ from typing import Any
 import httpx
 import psycopg
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from stripe_sandbox import SandboxConfig, SandboxServer
 from tally.app import create_app
 from tally.config import Settings
-from tally.db import embedded_database_url
+from tally.db import embedded_database_url, sqlalchemy_url
 from tally.migrate import upgrade
 from tally.runtime import WEBHOOK_PATH, Runtime
 from tally.stripe_gateway import SANDBOX_KEY
 
-EXTERNAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_EXTERNAL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def external_admin_url() -> str:
+    """The external PostgreSQL server the tests create their databases on: the server of
+    ``TALLY_DATABASE_URL`` when it is set (as in production), else the machine's own at 127.0.0.1:5432."""
+    given = os.environ.get("TALLY_DATABASE_URL")
+    if not given:
+        return DEFAULT_EXTERNAL
+    return make_url(sqlalchemy_url(given)).set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False)
 
 
 def external_postgres_reachable() -> bool:
     if os.environ.get("TALLY_TEST_DATABASE") == "embedded":
         return False
+    admin = make_url(external_admin_url())
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection((admin.host or "127.0.0.1", admin.port or 5432), timeout=1):
             pass
-        with psycopg.connect(EXTERNAL_ADMIN_URL, connect_timeout=3):
+        with psycopg.connect(external_admin_url(), connect_timeout=3):
             return True
     except OSError:
         return False
@@ -50,14 +62,16 @@ def fresh_database(kind: str = "auto") -> Iterator[str]:
     use_external = kind == "external" or (kind == "auto" and external_postgres_reachable())
     if use_external:
         name = f"tally_test_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(EXTERNAL_ADMIN_URL, autocommit=True) as conn:
+        admin = external_admin_url()
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        url = make_url(admin).set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False)
         try:
             upgrade(url)
             yield url
         finally:
-            with psycopg.connect(EXTERNAL_ADMIN_URL, autocommit=True) as conn:
+            with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         # One embedded server per test run; a new database in it per call.

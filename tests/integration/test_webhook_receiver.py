@@ -28,7 +28,7 @@ async def _record(ctx: HandlerContext, event: dict[str, Any]) -> None:
 @pytest.fixture(scope="module", params=["embedded", "external"])
 def server(request: pytest.FixtureRequest) -> Iterator[TallyServer]:
     if request.param == "external" and not external_postgres_reachable():
-        pytest.skip("no external PostgreSQL on 127.0.0.1:5432")
+        pytest.skip("no external PostgreSQL (TALLY_DATABASE_URL's server, or 127.0.0.1:5432)")
     with fresh_database(request.param) as url, TallyServer(url) as tally:
         yield tally
 
