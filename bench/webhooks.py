@@ -12,9 +12,9 @@ What is measured
   also prints the CPU time per event of the API processes and of the workers (Linux /proc).
 - baseline: pgbench, 8 clients, for the bare transaction of the same shape (insert a 1 KB inbox row,
   update one of 10 000 balances, insert a ledger entry).
-- receipt latency: events sent open-loop at a fixed rate (by default half the best receipt rate measured
-  in the same run) while 2 workers process them; latency is from the scheduled send time to the
-  response (queueing included, no coordinated omission).
+- receipt latency: events sent open-loop at a fixed rate (by default the goal's 500 events/s, and half the
+  best receipt rate measured in the same run) while 2 workers process them; latency is from the scheduled
+  send time to the response (queueing included, no coordinated omission).
 
 Everything (Postgres, API, workers, load generator, pgbench) shares this machine's cores; the table says
 how many. The load generator is a tiny raw HTTP/1.1 client so that it costs little of them.
@@ -69,6 +69,8 @@ from tests.tally_harness import fresh_database, free_port  # noqa: E402
 from tests.webhook_signing import make_event, sign  # noqa: E402
 
 PATH = "/v1/webhooks/stripe"
+GOAL_RATE = 500.0  # events/s at which receipt p99 must stay under GOAL_P99_MS
+GOAL_P99_MS = 20.0
 SECRET = "whsec_bench_" + os.urandom(8).hex()
 
 PGBENCH_SCRIPT = f"""\\set aid random(1, {ACCOUNTS})
@@ -213,7 +215,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="jobs at once per worker process")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes serving the API")
     parser.add_argument("--rate", type=float, default=0,
-                        help="arrivals/s for the latency run (0: half the best receipt rate measured above)")
+                        help="arrivals/s for the latency run (0: the goal's 500/s and half the best receipt rate)")
     parser.add_argument("--rate-seconds", type=float, default=6)
     parser.add_argument("--pgbench-seconds", type=int, default=10)
     parser.add_argument("--database", default="auto", choices=["auto", "external", "embedded"])
@@ -242,8 +244,12 @@ def main() -> None:
             print(f"pipeline, {n} worker(s): {result['eps']:,.0f} events/s "
                   f"(receipt alone {result['receipt_eps']:,.0f}/s; {result['events']:.0f} events; CPU per event: "
                   f"API {result['api_ms']:.2f} ms, workers {result['worker_ms']:.2f} ms)", flush=True)
-        rate = args.rate or round(max(r["receipt_eps"] for _, r in rows) / 2, -1)
-        p50, p99, worst = latency(database_url, port, rate, args.rate_seconds, 2, args.concurrency)
+        # The goal's rate (500 events/s), and half the best receipt rate measured here (a load this machine
+        # carries with room to spare) when that differs.
+        half = round(max(r["receipt_eps"] for _, r in rows) / 2, -1)
+        rates = [args.rate] if args.rate else sorted({GOAL_RATE, half})
+        latencies = [(rate, *latency(database_url, port, rate, args.rate_seconds, 2, args.concurrency))
+                     for rate in rates]
 
     print()
     print("| measure | value | ratio to bare SQL | goal |")
@@ -256,8 +262,10 @@ def main() -> None:
         ratio = result["eps"] / tps
         print(f"| pipeline, {n} worker process{'es' if n > 1 else ''} × {args.concurrency} | "
               f"{result['eps']:,.0f} events/s | {ratio:.0%} | ≥ 50 % {'✓' if ratio >= 0.5 else '✗'} |")
-    print(f"| receipt latency at a fixed {rate:.0f} events/s (2 workers busy) | p50 {p50:.1f} ms, "
-          f"p99 {p99:.1f} ms (max {worst:.0f} ms) | | |")
+    for rate, p50, p99, worst in latencies:
+        goal = f"p99 < {GOAL_P99_MS:.0f} ms {'✓' if p99 < GOAL_P99_MS else '✗'}" if rate == GOAL_RATE else ""
+        print(f"| receipt latency at a fixed {rate:.0f} events/s (2 workers busy) | p50 {p50:.1f} ms, "
+              f"p99 {p99:.1f} ms (max {worst:.0f} ms) | | {goal} |")
 
 
 if __name__ == "__main__":
