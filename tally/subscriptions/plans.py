@@ -30,7 +30,7 @@ import stripe
 
 from .. import currency as money
 from ..catalog.service import ID_PATTERN
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import idempotency_key, stripe_call, update_key
 
 PLAN_INTERVALS = ("month", "year")
 PLAN_FIELDS = {"id", "name", "rank", "currency", "month", "year", "features", "description"}
@@ -213,11 +213,13 @@ async def sync_plan_price(client: stripe.StripeClient, plan: SubscriptionPlan, i
         }, options={"idempotency_key": idempotency_key(
             "plan", plan.id, f"price:{interval}:{plan.currency}:{price_spec.amount}:{price_spec.credits}")})).to_dict()
         if created.get("lookup_key") != lookup_key:  # an idempotent replay of a price that lost the key since
-            await client.v1.prices.update_async(created["id"], params={"lookup_key": lookup_key,
-                                                                       "transfer_lookup_key": True})
+            rekey: dict[str, Any] = {"lookup_key": lookup_key, "transfer_lookup_key": True}
+            await client.v1.prices.update_async(created["id"], params=rekey,  # type: ignore[arg-type]
+                                                options={"idempotency_key": update_key("price", created["id"], rekey)})
         if current is not None and current.get("active"):
             # Existing subscriptions keep the old price (and its credits, from its metadata); new ones don't.
-            await client.v1.prices.update_async(current["id"], params={"active": False})
+            await client.v1.prices.update_async(current["id"], params={"active": False}, options={
+                "idempotency_key": update_key("price", current["id"], {"active": False})})
     return str(created["id"])
 
 
@@ -245,7 +247,10 @@ async def _ensure_product(client: stripe.StripeClient, plan: SubscriptionPlan) -
             }, options={"idempotency_key": idempotency_key("plan", plan.id, "product")})
             return
         if product.get("name") != plan.name or not product.get("active"):
-            await client.v1.products.update_async(plan.product_id, params={"name": plan.name, "active": True})
+            wanted = {"name": plan.name, "active": True}
+            await client.v1.products.update_async(plan.product_id, params=wanted,  # type: ignore[arg-type]
+                                                  options={"idempotency_key": update_key("product", plan.product_id,
+                                                                                         wanted)})
 
 
 async def sync_plans(client: stripe.StripeClient, book: PlanBook) -> dict[str, str]:

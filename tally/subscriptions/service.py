@@ -276,9 +276,11 @@ async def portal_url_for_customer(client: stripe.StripeClient, settings: Setting
     async with stripe_call("opening the billing portal"):
         try:
             configuration = await portal.configuration_id(client, settings, plan_book(settings))
+            # Each visit is a new session; the key only makes this request's own retries one request.
             session = await client.v1.billing_portal.sessions.create_async(params={
                 "customer": customer_id, "configuration": configuration,
-                "return_url": settings.public_url.rstrip("/") + "/account"})
+                "return_url": settings.public_url.rstrip("/") + "/account"},
+                options={"idempotency_key": idempotency_key("portal_session", uuid.uuid4(), "create")})
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:  # a Stripe (or sandbox) without the billing portal
                 raise PortalUnavailable("The billing portal is not available here.") from exc
