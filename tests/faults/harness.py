@@ -291,17 +291,25 @@ class Chaos(threading.Thread):
     """Every few hundred milliseconds, SIGKILL a random worker and start a new one in its place.
 
     Only a worker that has been working for ``min_work`` seconds is a candidate: a ``tally worker`` takes
-    seconds to start on a loaded 2-core machine, and killing workers before they start tests nothing."""
+    seconds to start on a loaded 2-core machine, and killing workers before they start tests nothing. With
+    three or four workers that still leaves a kill every few hundred milliseconds (``rate`` says how many)."""
 
     def __init__(self, cluster: Cluster, every: tuple[float, float], concurrency: int,
-                 min_work: float = 2.0) -> None:
+                 min_work: float = 1.0) -> None:
         super().__init__(name="chaos", daemon=True)
         self.cluster, self.every, self.concurrency, self.min_work = cluster, every, concurrency, min_work
         self.kills = 0
         self._halt = threading.Event()
         self.error: BaseException | None = None
+        self.started = self.stopped = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Kills per second while the chaos ran."""
+        return self.kills / max(1e-9, (self.stopped or time.monotonic()) - self.started)
 
     def run(self) -> None:
+        self.started = time.monotonic()
         try:
             while not self._halt.wait(random.uniform(*self.every)):
                 candidates = [w for w in list(self.cluster.workers) if w.working_for() >= self.min_work]
@@ -316,6 +324,7 @@ class Chaos(threading.Thread):
     def stop(self) -> int:
         self._halt.set()
         self.join(timeout=60)
+        self.stopped = time.monotonic()
         if self.error is not None:
             raise self.error
         return self.kills

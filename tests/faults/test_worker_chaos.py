@@ -36,7 +36,7 @@ def test_workers_killed_at_random_credit_every_paid_order_exactly_once(scale: Sc
             # Keep killing while the backlog is worked through, for at least a few dozen kills.
             wait_until(lambda: unsettled_events(url) < len(events) // 4 and monkey.kills >= scale.min_kills, 300,
                        "the backlog mostly processed under chaos", every=0.5)
-        kills = monkey.kills
+        kills, rate = monkey.kills, monkey.rate
         started = time.monotonic()
         wait_settled(cluster, timeout=240)
         recovery = time.monotonic() - started
@@ -45,5 +45,5 @@ def test_workers_killed_at_random_credit_every_paid_order_exactly_once(scale: Sc
         assert_credited_once(cluster, purchases)
         assert_probes_once(url, {e["id"] for e in probes})
         assert_ledger_check_passes(cluster)
-        print(f"\n{len(deliveries)} deliveries of {len(events)} events, {scale.workers} workers, {kills} SIGKILLs, "
-              f"settled {recovery:.1f} s after the chaos stopped")
+        print(f"\n{len(deliveries)} deliveries of {len(events)} events, {scale.workers} workers, {kills} SIGKILLs "
+              f"({rate:.1f}/s), settled {recovery:.1f} s after the chaos stopped")
