@@ -67,3 +67,18 @@ def test_advance_rules_and_delete(stripe_client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as gone:
         stripe_client.v1.customers.retrieve(s.customer.id)
     assert gone.value.http_status == 404
+
+
+def test_deleting_a_clock_deletes_its_subscription_schedules(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    sub = stripe_client.v1.subscriptions.create(params={"customer": s.customer.id,
+                                                        "items": [{"price": s.price(900).id}]})
+    schedule = stripe_client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    assert_stripe_shape(schedule)
+    assert schedule.test_clock == s.clock.id
+    stripe_client.v1.test_helpers.test_clocks.delete(s.clock.id)
+    for gone in (lambda: stripe_client.v1.subscription_schedules.retrieve(schedule.id),
+                 lambda: stripe_client.v1.subscriptions.retrieve(sub.id)):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            gone()
+        assert err.value.http_status == 404
