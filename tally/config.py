@@ -42,6 +42,8 @@ class Settings(BaseSettings):
                                                          alias="TALLY_DUNNING_DAYS")
     # Reconciliation with Stripe (tally.reconcile): the worker's `tally sync` every N minutes; 0 turns it off.
     sync_every_minutes: int = Field(5, alias="TALLY_SYNC_EVERY_MINUTES")
+    # Events and objects younger than this are left to their webhooks (Stripe's first retries come within it).
+    sync_grace_seconds: int = Field(600, ge=0, alias="TALLY_SYNC_GRACE_SECONDS")
     # Operations (tally.observability, tally.admin): /metrics bearer token (else the API key), JSON logs.
     metrics_token: str | None = Field(None, alias="TALLY_METRICS_TOKEN")
     log_format: str = Field("json", alias="TALLY_LOG_FORMAT")  # json | plain (leave logging as it is)

@@ -1,5 +1,6 @@
 """The periodic reconciliation: every ``TALLY_SYNC_EVERY_MINUTES`` (default 5; 0 turns it off) the worker runs
-``service.sync`` with a grace period, so a webhook outage of any length under Stripe's 30 days of events heals
+``service.sync`` with a grace period (``TALLY_SYNC_GRACE_SECONDS``: younger events and objects are left to their
+webhooks), so a webhook outage of any length under Stripe's 30 days of events heals
 on its own, while deliveries still on their way are left to arrive."""
 
 from __future__ import annotations
@@ -9,10 +10,6 @@ import procrastinate
 from ..config import Settings
 from ..worker import current_services
 from . import service
-
-# Events and objects younger than this are left to their webhooks (Stripe's first retries come within it).
-GRACE_SECONDS = 600
-
 
 def build_blueprint(settings: Settings) -> procrastinate.Blueprint:
     blueprint = procrastinate.Blueprint()
@@ -26,7 +23,7 @@ def build_blueprint(settings: Settings) -> procrastinate.Blueprint:
         services = current_services()
         assert context.app is not None
         report = await service.sync(services.db, context.app, services.stripe, services.settings,
-                                    grace=GRACE_SECONDS)
+                                    grace=services.settings.sync_grace_seconds)
         return {"events_stored": len(report.events_stored), "repaired": len(report.repaired)}
 
     return blueprint

@@ -149,3 +149,48 @@ def test_without_a_worker_the_command_itself_repairs_and_reports(monkeypatch: py
         again = run_sync(tally, monkeypatch)
         assert again["repaired"] == [] and again["events_stored"] == []
         httpx.post(f"{tally.sandbox.url}/_sandbox/webhooks/resume")
+
+
+def test_the_worker_s_periodic_sync_heals_an_outage_without_anyone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's own task (not the command): a Checkout purchase and a PaymentIntent confirmed by the
+    buyer's browser straight with Stripe (Stripe.js), both while no webhook arrives, are credited once by the
+    periodic sync. The job is queued by hand here rather than waiting for its minute; the cron entry is the
+    same task."""
+    import asyncio
+
+    from tally.worker import make_job_app
+
+    with fresh_database() as url, TallyServer(url, TALLY_SYNC_EVERY_MINUTES="1",
+                                              TALLY_SYNC_GRACE_SECONDS="0") as tally:
+        checkout_buyer, intent_buyer = new_user(), new_user()
+        httpx.post(f"{tally.sandbox.url}/_sandbox/webhooks/pause")
+        try:
+            with tally.client(checkout_buyer) as client:
+                started = checkout(client, "starter")
+                pay(tally, started["session_id"])
+            with tally.client(intent_buyer) as client:
+                order = client.post("/v1/orders", json={"pack_id": "plus"}).json()
+                intent = client.post(f"/v1/orders/{order['order_id']}/payment-intent", json={}).json()
+            sdk(tally).v1.payment_intents.confirm(intent["payment_intent_id"],
+                                                  params={"payment_method": "pm_card_visa"})
+            assert credits(tally, checkout_buyer) == (0, 0) and credits(tally, intent_buyer) == (0, 0)
+
+            async def queue_sync() -> None:
+                jobs = make_job_app(url, tally.settings)
+                await jobs.open_async()
+                try:
+                    await jobs.configure_task("reconcile:sync", queueing_lock="reconcile:sync").defer_async(
+                        timestamp=0)
+                finally:
+                    await jobs.close_async()
+
+            asyncio.run(queue_sync())
+            wait_until(lambda: (credits(tally, checkout_buyer), credits(tally, intent_buyer)) == ((500, 1), (1100, 1)),
+                       "the periodic sync credited both", timeout=60)
+            assert sql(tally, "SELECT status FROM procrastinate_jobs WHERE task_name = 'reconcile:sync' "
+                              "ORDER BY id DESC LIMIT 1") in ([("succeeded",)], [])  # finished jobs are deleted
+        finally:
+            httpx.post(f"{tally.sandbox.url}/_sandbox/webhooks/resume")
+        wait_until(lambda: not httpx.get(f"{tally.sandbox.url}/_sandbox/deliveries").json()["pending"],
+                   "held deliveries")
+        assert credits(tally, checkout_buyer) == (500, 1) and credits(tally, intent_buyer) == (1100, 1)
