@@ -154,3 +154,26 @@ def test_nothing_answering(monkeypatch: pytest.MonkeyPatch) -> None:
     report = json.loads(result.stdout)
     assert result.exit_code == 1 and report["score"] == 0
     assert "not answering at http://127.0.0.1:9" in report["checks"][0]["reason"]
+
+
+def test_doctor_against_tally_serve_on_the_embedded_defaults(tmp_path: Any) -> None:
+    """What a developer sees right after `scripts/serve`: `tally doctor` with no settings at all, in the same
+    folder, scores 7/8 (everything but tax, which nobody has set up) and says how to set tax up; --go-live adds
+    the checklist, on which a sandbox cannot pass (no live key)."""
+    import subprocess
+
+    from tests.served_tally import TALLY, env_for, served
+
+    with served(tmp_path) as tally:
+        def run(*args: str) -> tuple[int, dict[str, Any]]:
+            done = subprocess.run([str(TALLY), "doctor", "--json", *args], cwd=tmp_path, env=env_for(tmp_path),
+                                  capture_output=True, text=True, timeout=180)
+            return done.returncode, json.loads(done.stdout)
+
+        code, report = run("--url", tally.url)
+        assert (report["score"], report["total"]) == (7, 8), [c for c in report["checks"] if not c["passed"]]
+        assert code == 0 and failing(report) == {"tax"}
+        assert "tax" in check(report, "tax")["fix"].lower()
+        assert "reached the inbox" in check(report, "webhook")["reason"]
+        _, live = run("--url", tally.url, "--go-live")
+        assert live["go_live"] and not all(item["passed"] for item in live["go_live"])
