@@ -168,7 +168,7 @@ async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Reques
             async with request.app.state.db.transaction() as session:
                 subscribed = await subscriptions.start_checkout(
                     session, request.app.state.stripe, settings=request.app.state.settings,
-                    book=plan_book_of(request), prices=plan_prices_of(request), principal=principal,
+                    book=plan_book_of(request), prices=plan_prices_of(request), catalog=catalog, principal=principal,
                     plan_id=plan[0].id, interval=plan[1], success_url=body.successUrl, cancel_url=body.cancelUrl)
             return StripeCheckoutOut(data=StripeCheckoutData(sessionId=subscribed.session_id,
                                                              url=subscribed.checkout_url))

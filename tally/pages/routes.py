@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..auth.schemas import DevLoginRequest
 from ..auth.service import issue_dev_token
-from ..catalog.routes import CatalogDep, PriceBookDep
+from ..catalog.routes import CatalogDep, PriceBookDep, get_catalog
 from ..errors import InvalidRequest, Unauthenticated
 from ..invoices.pdf import render_invoice_pdf, status_of
 from ..ledger.routes import parse_cursor
@@ -121,8 +121,8 @@ async def start_subscription(request: Request, user: User, plan_id: Annotated[st
     async with request.app.state.db.transaction() as db:
         started = await subscriptions.start_checkout(
             db, request.app.state.stripe, settings=settings, book=plan_book_of(request),
-            prices=plan_prices_of(request), principal=user, plan_id=plan_id, interval=interval,
-            success_url=f"{base}/account?subscription=started", cancel_url=f"{base}/pricing?interval={interval}")
+            prices=plan_prices_of(request), catalog=get_catalog(request), principal=user, plan_id=plan_id,
+            interval=interval, success_url=f"{base}/account?subscription=started", cancel_url=f"{base}/pricing?interval={interval}")
     return RedirectResponse(started.checkout_url, status_code=303)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from ..auth.deps import CurrentUser
+from ..catalog.routes import get_catalog
 from ..errors import NotFound
 from . import billing, mirror, service
 from .plans import PlanBook, PlanPrices, plan_book
@@ -49,7 +50,8 @@ async def subscription_checkout(body: SubscriptionCheckoutIn, principal: Current
     async with request.app.state.db.transaction() as session:
         started = await service.start_checkout(
             session, request.app.state.stripe, settings=request.app.state.settings, book=plan_book_of(request),
-            prices=plan_prices_of(request), principal=principal, plan_id=body.plan_id, interval=body.interval,
+            prices=plan_prices_of(request), catalog=get_catalog(request), principal=principal, plan_id=body.plan_id,
+            interval=body.interval,
             success_url=body.success_url, cancel_url=body.cancel_url)
     return SubscriptionCheckoutOut(session_id=started.session_id, checkout_url=started.checkout_url)
 

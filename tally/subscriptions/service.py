@@ -23,6 +23,7 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.service import Principal
+from ..catalog.service import Catalog
 from ..config import Settings
 from ..customers.service import ensure_stripe_customer, ensure_user
 from ..db import Database
@@ -60,8 +61,10 @@ class CheckoutStarted:
 
 
 async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
-                         prices: PlanPrices, principal: Principal, plan_id: str, interval: str,
+                         prices: PlanPrices, catalog: Catalog, principal: Principal, plan_id: str, interval: str,
                          success_url: str | None, cancel_url: str | None) -> CheckoutStarted:
+    """Checkout in subscription mode, offering the catalog's payment methods for the plan's currency that can
+    pay again without the buyer (Alipay, GrabPay, FPX and PayNow are one-time only: ``methods_for``)."""
     plan = _plan_and_interval(book, plan_id, interval)
     user = await ensure_user(session, principal)
     existing = await mirror.current(session, user.id)
@@ -78,6 +81,7 @@ async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, 
         checkout = await client.v1.checkout.sessions.create_async(params={  # type: ignore[arg-type]
             "mode": "subscription", "customer": customer_id,
             "line_items": [{"price": price_id, "quantity": 1}],
+            "payment_method_types": catalog.payment_method_types(plan.currency, recurring=True),
             "metadata": metadata, "subscription_data": {"metadata": metadata},
             "success_url": success_url or f"{base}/account?subscription=started",
             "cancel_url": cancel_url or f"{base}/pricing",

@@ -102,3 +102,14 @@ def test_catalog_file_rules() -> None:
                          ('prices = { usd = 500 }\n', "contradicts"), ('prices = 3\n', "table")):
         with pytest.raises(CatalogError, match=message):
             parse_catalog(PACK + bad)
+
+
+def test_subscription_checkout_offers_only_methods_that_can_pay_again(tally: Any) -> None:
+    """USD's defaults include Alipay, which can pay only once: a plan's Checkout leaves it out (and keeps the
+    rest of the currency's list), so no subscriber is signed up with a method that cannot renew."""
+    with tally.client(new_user()) as client:
+        started = client.post("/v1/subscriptions/checkout", json={"plan_id": "basic", "interval": "month"})
+        assert started.status_code == 200, started.text
+    session = sdk(tally).v1.checkout.sessions.retrieve(started.json()["session_id"])
+    assert session.mode == "subscription"
+    assert session.payment_method_types == [m for m in DEFAULTS["usd"] if m not in ONE_TIME_ONLY]
