@@ -33,4 +33,9 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_status_received", "status", "received_at"),
         # new events, the queue the inbox workers claim from (tally.webhooks.service.process_new_events)
         Index("ix_webhook_events_new", "received_at", postgresql_where=text("status = 'pending' AND attempts = 0")),
+        # counts by type and status (metrics, dashboard), and a customer's failed payments (the account page)
+        Index("ix_webhook_events_type_status", "type", "status"),
+        Index("ix_webhook_events_failed_payment_customer", text("(payload #>> '{data,object,customer}')"), "type",
+              "stripe_created",
+              postgresql_where=text("type IN ('invoice.payment_failed', 'payment_intent.payment_failed')")),
     )
