@@ -29,7 +29,7 @@ Where the time went (2-core VM, py-spy):
   and nothing to spend), verified tokens are cached until they expire, and the statement runs autocommitted
   on ``Database.direct``: one round trip per spend, and the hot user's row is locked for no client round
   trip at all.
-""""""
+"""
 
 from __future__ import annotations
 
