@@ -33,8 +33,17 @@ def get_price_book(request: Request) -> PriceBook:
     return book
 
 
-CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-PriceBookDep = Annotated[PriceBook, Depends(get_price_book)]
+# Async wrappers: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request for a lookup.
+async def _catalog(request: Request) -> Catalog:
+    return get_catalog(request)
+
+
+async def _price_book(request: Request) -> PriceBook:
+    return get_price_book(request)
+
+
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+PriceBookDep = Annotated[PriceBook, Depends(_price_book)]
 
 
 @asynccontextmanager

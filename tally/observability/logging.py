@@ -111,8 +111,13 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # pgserver logs every pg_ctl command it runs (start, and stop at interpreter exit) at INFO.
-    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
+    # Chatty at INFO, and said better by Tally's own lines: pgserver logs every pg_ctl command it runs; the
+    # Stripe SDK and httpx log two or three lines per API call (the request's own log line and status, and a
+    # Stripe failure's mapped error, already say what matters), which cost more than the rest of a checkout's
+    # logging together. TALLY_LOG_LEVEL=DEBUG brings them back.
+    for chatty in ("pgserver", "stripe", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.NOTSET if root.level <= logging.DEBUG
+                                           else max(logging.WARNING, root.level))
 
 
 def get_logger(name: str) -> Any:

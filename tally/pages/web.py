@@ -87,7 +87,11 @@ async def required_user(request: Request) -> Principal:
 
 MaybeUser = Annotated[Principal | None, Depends(optional_user)]
 User = Annotated[Principal, Depends(required_user)]
-Session = Annotated[PageSession, Depends(load_session)]
+async def _session(request: Request) -> PageSession:
+    return load_session(request)  # async: FastAPI would run a plain function in a worker thread
+
+
+Session = Annotated[PageSession, Depends(_session)]
 
 
 async def csrf_protected(request: Request) -> None:

@@ -358,7 +358,9 @@ def test_subscribe_from_the_pricing_page_switch_plan_then_manage_billing(tally: 
         assert started.status_code == 303 and started.headers["location"].startswith(tally.sandbox.url)
         session_id = started.headers["location"].rsplit("/", 1)[-1]
         assert pay(tally, session_id).status_code in (200, 303)
-        wait_until(lambda: "Active" in client.get("/account").text, "the subscription on the account page")
+        # The subscription's events and its paid invoice's (the credits) are processed in any order: wait for both.
+        wait_until(lambda: all(part in client.get("/account").text for part in (
+            "Active", "Email support", 'data-testid="balance">12,000<')), "the subscription and its credits")
         account = client.get("/account").text
         assert 'data-testid="subscription-plan">Basic · annual<' in account and "Renews on" in account
         assert "Email support" in account and 'data-testid="balance">12,000<' in account
