@@ -72,10 +72,10 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     code, amount = price_in_currency(pack, currency)
     user = await ensure_user(session, principal)
     customer_id = await ensure_stripe_customer(session, client, user)
+    # The order row is written once, with its session id, after Stripe answered: its id (made here) is all the
+    # request needs, and a failure before then leaves nothing to roll back.
     order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=amount,
                   currency=code, coins=pack.coins, bonus=pack.bonus, status="pending")
-    session.add(order)
-    await session.flush()
     base = settings.public_url.rstrip("/")
     metadata = {"order_id": order.id, "user_id": user.id, "pack_id": pack.id}
     params: dict[str, Any] = {
@@ -102,6 +102,7 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
         prices.forget(pack, code)
         raise UpstreamUnavailable("The pack's Stripe price is out of date; it has been re-synced, please retry.")
     order.stripe_checkout_session_id = checkout["id"]
+    session.add(order)
     await session.flush()
     return CheckoutStarted(order.id, checkout["id"], checkout["url"])
 
