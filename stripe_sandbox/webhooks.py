@@ -2,6 +2,11 @@
 
 Deliveries run on background tasks and never block the API request that caused the event. A delivery
 that gets no 2xx within the timeout is retried after each delay of ``webhook_retry_delays`` in turn.
+
+As at Stripe, each endpoint is served on its own: it has a queue and up to ``webhook_concurrency`` workers of
+its own (started when a delivery arrives, ended when its queue is empty), so an endpoint that hangs or is down
+delays only its own deliveries. Its queue is first in, first out, so its events go out in the order they
+happened (answers may still arrive out of order, up to ``webhook_concurrency`` at a time).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -58,6 +64,14 @@ class _Job:
     resend: bool = False  # resends do not count towards the event's pending_webhooks
 
 
+@dataclass
+class _Lane:
+    """One endpoint's deliveries waiting to go out and the workers sending them."""
+    queue: deque[_Job] = field(default_factory=deque)
+    workers: set[asyncio.Task[None]] = field(default_factory=set)
+    in_flight: int = 0
+
+
 class Deliverer:
     def __init__(self, sb: Any) -> None:
         self.sb = sb
@@ -66,13 +80,12 @@ class Deliverer:
         self._by_event: dict[str, list[Attempt]] = {}
         self._by_endpoint: dict[str, list[Attempt]] = {}
         self._ids = itertools.count(1)
-        self._queue: asyncio.Queue[_Job] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._lanes: dict[str, _Lane] = {}  # by endpoint id, only while it has deliveries queued or on the wire
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.paused = False  # control API: hold deliveries (a webhook outage)
         self._held: list[_Job] = []
-        self._retries: set[asyncio.TimerHandle] = set()
+        self._retries: dict[asyncio.TimerHandle, str] = {}  # retry waiting for its time -> endpoint id
         self.in_flight = 0
 
     # -- endpoint secrets live beside the store: the API shows a secret only once, on create --------
@@ -110,6 +123,17 @@ class Deliverer:
         if table.pop(endpoint_id, None) is not None:
             self.sb.store.set_kv("endpoint_secrets", table)
         self._set_expiry(endpoint_id, None)
+        self._drop_waiting(endpoint_id)
+
+    def _drop_waiting(self, endpoint_id: str) -> None:
+        """Forget the endpoint's deliveries not yet on the wire (those on it end with their answer or timeout)."""
+        lane = self._lanes.get(endpoint_id)
+        if lane is not None:
+            lane.queue.clear()
+        self._held = [job for job in self._held if job.endpoint_id != endpoint_id]
+        for handle in [h for h, endpoint in self._retries.items() if endpoint == endpoint_id]:
+            handle.cancel()
+            del self._retries[handle]
 
     def _set_expiry(self, endpoint_id: str, expiry: dict[str, float] | None) -> None:
         table = dict(self.sb.store.kv.get("endpoint_secret_expiry", {}))
@@ -124,17 +148,21 @@ class Deliverer:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
+        # No pool-wide connection cap: it would let hung endpoints take every connection. The lanes bound
+        # connections to webhook_concurrency per endpoint.
         self._client = httpx.AsyncClient(timeout=self.sb.config.webhook_timeout,
-                                         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
-        self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.sb.config.webhook_concurrency)]
+                                         limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
 
     async def stop(self) -> None:
         for handle in self._retries:
             handle.cancel()
-        for task in self._tasks:
+        self._retries.clear()
+        workers = [task for lane in self._lanes.values() for task in lane.workers]
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._lanes.clear()
+        self._loop = None
         if self._client:
             await self._client.aclose()
 
@@ -144,9 +172,8 @@ class Deliverer:
             handle.cancel()
         self._retries.clear()
         self._held.clear()
-        if self._queue is not None:
-            while not self._queue.empty():
-                self._queue.get_nowait()
+        for lane in self._lanes.values():
+            lane.queue.clear()
         self.attempts.clear()
         self._by_event.clear()
         self._by_endpoint.clear()
@@ -169,8 +196,17 @@ class Deliverer:
     def _submit(self, job: _Job) -> None:
         if self.paused:
             self._held.append(job)
-        elif self._queue is not None:
-            self._queue.put_nowait(job)
+            return
+        if self._loop is None:  # not started, or stopped
+            return
+        lane = self._lanes.get(job.endpoint_id)
+        if lane is None:
+            lane = self._lanes[job.endpoint_id] = _Lane()
+        lane.queue.append(job)
+        # a worker not on the wire is about to take the next job; start one more if the queue outgrows them
+        if len(lane.workers) < self.sb.config.webhook_concurrency \
+                and len(lane.queue) > len(lane.workers) - lane.in_flight:
+            lane.workers.add(self._loop.create_task(self._work(job.endpoint_id, lane)))
 
     def pause(self) -> None:
         self.paused = True
@@ -189,18 +225,19 @@ class Deliverer:
         assert self._loop is not None
 
         def submit() -> None:
-            self._retries.discard(handle)
+            self._retries.pop(handle, None)
             self._submit(retry)
 
         handle = self._loop.call_later(delays[job.attempt - 1], submit)
-        self._retries.add(handle)
+        self._retries[handle] = job.endpoint_id
 
     def idle(self) -> bool:
         """No delivery queued or on the wire (held ones and retries waiting for their time excepted)."""
-        return (self._queue is None or self._queue.empty()) and self.in_flight == 0
+        return self.in_flight == 0 and not any(lane.queue for lane in self._lanes.values())
 
     def waiting(self) -> dict[str, int]:
-        return {"queued": self._queue.qsize() if self._queue else 0, "in_flight": self.in_flight,
+        queued = sum(len(lane.queue) for lane in self._lanes.values())
+        return {"queued": queued, "in_flight": self.in_flight,
                 "held": len(self._held), "retries_scheduled": len(self._retries)}
 
     def attempts_for(self, event: str | None = None, endpoint: str | None = None) -> list[Attempt]:
@@ -217,17 +254,27 @@ class Deliverer:
         self._by_endpoint.setdefault(attempt.endpoint, []).append(attempt)
 
     # -- sending -----------------------------------------------------------------------------------
-    async def _worker(self) -> None:
-        assert self._queue is not None
-        while True:
-            job = await self._queue.get()
-            self.in_flight += 1
-            try:
-                await self._deliver(job)
-            except Exception:
-                log.exception("webhook delivery crashed")
-            finally:
-                self.in_flight -= 1
+    async def _work(self, endpoint_id: str, lane: _Lane) -> None:
+        """Send the endpoint's queued deliveries, oldest first, until none is left."""
+        try:
+            while lane.queue:
+                job = lane.queue.popleft()
+                lane.in_flight += 1
+                self.in_flight += 1
+                try:
+                    await self._deliver(job)
+                except Exception:
+                    log.exception("webhook delivery crashed")
+                finally:
+                    lane.in_flight -= 1
+                    self.in_flight -= 1
+        finally:
+            # at once, not in a done callback: until then _submit would count this worker as about to take a job
+            me = asyncio.current_task()
+            assert me is not None
+            lane.workers.discard(me)
+            if not lane.workers and not lane.queue and self._lanes.get(endpoint_id) is lane:
+                del self._lanes[endpoint_id]
 
     async def _deliver(self, job: _Job) -> None:
         store = self.sb.store

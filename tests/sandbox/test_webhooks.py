@@ -3,6 +3,7 @@ endpoint changes, the default endpoint and secret rolling. Each test has a sandb
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -285,3 +286,36 @@ def test_roll_secret_signs_with_both_until_the_old_one_expires() -> None:
                                expire_old_after_seconds="soon")
         assert status == 400 and body["error"]["param"] == "expire_old_after_seconds"
 
+
+
+def test_a_hung_endpoint_delays_only_its_own_deliveries() -> None:
+    """Each endpoint has its own queue and workers (``webhook_concurrency`` of them): one that never answers
+    holds up its own deliveries until they time out, while a healthy one gets every event at once, in order."""
+    # accepts connections (the kernel does) and never answers them: a hung endpoint
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent, \
+            private_sandbox(webhook_timeout=2.0, webhook_concurrency=4, webhook_retry_delays=(0.2,)) as (server, client), \
+            WebhookReceiver() as healthy:
+        # created first, so that its deliveries are queued first
+        stuck = client.v1.webhook_endpoints.create(params={
+            "url": f"http://127.0.0.1:{silent.getsockname()[1]}/hangs", "enabled_events": ["customer.created"]})
+        fine = _endpoint(client, healthy, ["customer.created"])
+        customers = [client.v1.customers.create().id for _ in range(30)]
+        wait_until(lambda: len(healthy.events) == 30, what="every event at the healthy endpoint")
+
+        # with workers shared by all endpoints, four hung requests would have held these for 2 s each
+        answered = deliveries(server, endpoint=fine.id)
+        assert [a["succeeded"] for a in answered] == [True] * 30
+        assert max(a["delay_ms"] for a in answered) < 1000
+        event_of = {e["data"]["object"]["id"]: e["id"] for e in healthy.events}
+        assert [a["event"] for a in sorted(answered, key=lambda a: a["id"])] == [event_of[c] for c in customers]
+        state = control(server, "GET", "/_sandbox/deliveries")
+        assert state["pending"] is True and state["in_flight"] == 4 and state["queued"] > 0  # the hung one's
+
+        # deleting the endpoint drops what it still had queued; what is on the wire ends with the timeout
+        client.v1.webhook_endpoints.delete(stuck.id)
+        state = control(server, "GET", "/_sandbox/deliveries")
+        assert state["queued"] == 0 and state["retries_scheduled"] == 0
+        wait_until(lambda: control(server, "GET", "/_sandbox/deliveries")["pending"] is False, timeout=5,
+                   what="the hung requests to time out")
+        timed_out = deliveries(server, endpoint=stuck.id)
+        assert 4 <= len(timed_out) < 30 and all("Timeout" in a["error"] for a in timed_out)
