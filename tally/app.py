@@ -18,6 +18,7 @@ from .db import Database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .security import install_headers, install_rate_limits
+from .stripe_gateway import close_client
 
 
 @dataclass
@@ -48,6 +49,7 @@ def create_app(services: Services) -> FastAPI:
         finally:
             await runner.stop()
             await services.db.dispose()
+            await close_client(services.stripe)
 
     app = FastAPI(title="Tally", version="0.1.0", lifespan=lifespan,
                   description="Credits and subscriptions through Stripe, with an exactly-once ledger.")

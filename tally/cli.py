@@ -44,6 +44,7 @@ def serve(
 def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -> None:
     """Run background workers only (scale out: start as many as you like on the same database)."""
     from .runtime import prepare
+    from .stripe_gateway import close_client
     from .worker import WorkerRunner
 
     settings = Settings()
@@ -59,6 +60,7 @@ def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -
         finally:
             await runner.stop()
             await services.db.dispose()
+            await close_client(services.stripe)
 
     typer.echo(f"tally worker: {concurrency} at once; " + "; ".join(runtime.notes))
     asyncio.run(main())

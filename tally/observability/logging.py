@@ -87,6 +87,17 @@ _SHARED: list[Any] = [
 ]
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written, not when logging was configured: whoever swaps stderr
+    for a while (test runners capturing output, ``CliRunner``) must not leave the handler on a closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
     """JSON lines on stderr for structlog and stdlib loggers. Idempotent: a second call replaces the handler
     (tests build several apps in one process)."""
@@ -102,7 +113,7 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
                     structlog.processors.format_exc_info, redact_processor,
                     structlog.processors.JSONRenderer(sort_keys=False)],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream or _CurrentStderr())
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..stripe_gateway import close_client
 from ..worker import make_job_app
 from . import service
 
@@ -18,6 +19,7 @@ async def run_sync(runtime: Any, *, since: int | None = None) -> service.SyncRep
     finally:
         await jobs.close_async()
         await services.db.dispose()
+        await close_client(services.stripe)
 
 
 def _when(ts: int) -> str:
