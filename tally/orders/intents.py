@@ -24,7 +24,6 @@ from typing import Any
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import currency as money
 from ..auth.service import Principal
 from ..catalog.payment_methods import (DELAYED_METHODS, REDIRECT_METHODS, PaymentMethodError, check_methods,
                                        retired_reason)
@@ -35,7 +34,7 @@ from ..customers.service import ensure_stripe_customer, ensure_user
 from ..errors import Conflict, Forbidden, InvalidRequest, NotFound
 from ..stripe_gateway import idempotency_key, stripe_call
 from .models import Order
-from .service import apply_payment_intent_state, find_order, lock_order, retrieve_payment_intent
+from .service import apply_payment_intent_state, find_order, lock_order, price_in_currency, retrieve_payment_intent
 
 # Stripe accepts a confirmation (or a change of methods) only in these states.
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -92,14 +91,7 @@ async def create_order(session: AsyncSession, *, catalog: Catalog, principal: Pr
     pack = catalog.pack_by_reference(pack_id)
     if pack is None:
         raise InvalidRequest(f"No such pack: {pack_id!r}. Packs: {', '.join(catalog.packs)}.", param="pack_id")
-    try:
-        code = money.normalize(currency) if currency else pack.currency
-    except money.CurrencyError as exc:
-        raise InvalidRequest(str(exc), param="currency") from None
-    amount = pack.amount_in(code)
-    if amount is None:
-        raise InvalidRequest(f"The {pack.id} pack is not sold in {code.upper()}; it is sold in "
-                             f"{', '.join(c.upper() for c in pack.currencies)}.", param="currency")
+    code, amount = price_in_currency(pack, currency)
     user = await ensure_user(session, principal)
     order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=amount,
                   currency=code, coins=pack.coins, bonus=pack.bonus, status="pending", kind="payment_intent")
