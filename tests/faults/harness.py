@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import stripe
 
 from stripe_sandbox import SandboxConfig, SandboxServer
 from tally.auth.service import issue_dev_token
 from tally.config import Settings
-from tally.db import libpq_url
 from tally.runtime import WEBHOOK_PATH
 from tests.integration.purchase_flow import VISA
 from tests.tally_harness import free_port
+from tests.waiting import poll, sql_at
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
@@ -58,21 +57,11 @@ class Scale:
                    min_kills=60)
 
 
-def sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        cur = conn.execute(query, args or None)  # type: ignore[arg-type]
-        return cur.fetchall() if cur.description else []
+sql = sql_at  # the fault tests hold database URLs, not servers
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+    return poll(predicate, timeout=timeout, what=what, every=every)
 
 
 @dataclass

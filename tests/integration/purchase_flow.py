@@ -3,7 +3,6 @@ as a browser posts its form, and wait for the webhook-driven outcome by polling 
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -12,6 +11,7 @@ import psycopg
 import stripe
 
 from tally.db import libpq_url
+from tests.waiting import poll, sql_at
 
 # stripe 16's async HTTPXClient posts bytes with ``data=``, which httpx deprecates; pytest turns that
 # warning into an error *inside the SDK call*, which the SDK reports as a network error. Harmless in
@@ -46,20 +46,11 @@ def sdk(tally: Any) -> stripe.StripeClient:
 
 
 def sql(tally: Any, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(libpq_url(tally.database_url), autocommit=True) as conn:
-        cur = conn.execute(query, args or None)
-        return cur.fetchall() if cur.description else []
+    return sql_at(tally.database_url, query, *args)
 
 
 def wait_until(predicate: Any, what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return poll(predicate, timeout=timeout, what=what, every=0.05)
 
 
 def processed_events(tally: Any, object_id: str) -> list[tuple[str, str]]:

@@ -8,24 +8,23 @@ import os
 import random
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from tally.db import Database, libpq_url
+from tally.db import Database
+from tally.stripe_gateway import SANDBOX_KEY
 from tally.webhooks import service
 from tally.webhooks.dispatch import HandlerContext, handles
 from tally.worker import make_job_app
-from tally.stripe_gateway import SANDBOX_KEY
 from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, checkout, new_user, pay, sdk
 from tests.integration.webhook_probe_handlers import CREATE, PROBE_TYPE
 from tests.tally_harness import TallyServer, fresh_database
+from tests.waiting import poll, sql_at
 from tests.webhook_signing import deliver, make_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,19 +32,11 @@ TALLY = ROOT / ".venv" / "bin" / "tally"
 PATH = "/v1/webhooks/stripe"
 
 
-def sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        cur = conn.execute(query, args or None)
-        return cur.fetchall() if cur.description else []
+sql = sql_at
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    poll(predicate, timeout=timeout, what=what, every=0.1)
 
 
 def start_worker(database_url: str, sandbox_url: str, *, concurrency: int = 8,
