@@ -96,9 +96,10 @@ class Database:
     async def direct(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """An autocommitted connection: each statement is its own transaction, with no BEGIN, COMMIT or
         liveness check around it (a session costs three more round trips). Only for an operation that is a
-        single statement, atomic by itself and safe to run again (``tally.ledger.service.spend``): a caller
-        that meets ``psycopg.OperationalError`` (a connection killed by a database restart) calls
-        ``recover_direct`` and tries once more."""
+        single statement, atomic by itself and safe to run again (a spend, ``tally.ledger.service.spend``;
+        storing a webhook event, ``tally.webhooks.inbox.InboxReceiver``): a caller that meets
+        ``psycopg.OperationalError`` (a connection killed by a database restart) calls ``recover_direct`` and
+        tries once more."""
         if self._direct.closed:
             async with self._direct_opened:
                 if self._direct.closed:

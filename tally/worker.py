@@ -55,7 +55,7 @@ class WorkerRunner:
 
         self.services = services
         self.job_app = make_job_app(services.db.url, services.settings)  # type: ignore[attr-defined]
-        self.inbox = InboxReceiver(services.db.url)  # type: ignore[attr-defined]  # the webhook receiver's
+        self.inbox = InboxReceiver(services.db)  # type: ignore[attr-defined]  # the webhook receiver's
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, run_worker: bool) -> None:

@@ -17,9 +17,8 @@ from typing import Any
 
 import procrastinate
 import psycopg
-import psycopg_pool
 
-from ..db import libpq_url
+from ..db import Database, libpq_url
 from . import service
 from .signature import VerifiedEvent
 
@@ -126,36 +125,36 @@ class InboxWorker:
 class InboxReceiver:
     """The API side: stores verified events and wakes the inbox workers.
 
-    Its own small pool of autocommitted connections: an insert is one round trip, with no BEGIN/COMMIT
-    and no liveness check before each use (the job queue's pool checks every connection it hands out:
-    one more round trip per delivery). A connection that died in the pool (a database restart) fails one
-    insert, which is tried once more on a fresh connection; the insert is idempotent.
+    Inserts go through ``Database.direct``, the autocommitted connections: an insert is one round trip, with
+    no BEGIN/COMMIT and no liveness check before each use (the job queue's pool checks every connection it
+    hands out: one more round trip per delivery). A connection that died in the pool (a database restart)
+    fails one insert, which is tried once more on a fresh connection; the insert is idempotent.
 
     The wake-up NOTIFY is sent after the insert committed, never inside it: PostgreSQL commits notifying
     transactions one at a time under a global lock held through the WAL flush. At most one NOTIFY per
     process is in flight; events stored meanwhile ask for one more, sent ``NOTIFY_SPACING_SECONDS`` after
     it: under load that is about a hundred NOTIFYs a second, not one per event."""
 
-    def __init__(self, database_url: str, *, max_size: int = 8) -> None:
-        self.pool = psycopg_pool.AsyncConnectionPool(libpq_url(database_url), min_size=1, max_size=max_size,
-                                                     kwargs={"autocommit": True}, open=False)
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._notify: asyncio.Task[None] | None = None
         self._again = False
 
     async def open(self) -> None:
-        await self.pool.open()
+        async with self.db.direct():  # the first delivery should not wait for the pool to open
+            pass
 
     async def close(self) -> None:
+        """Let a NOTIFY on its way finish (the connections themselves close with the database)."""
         if self._notify is not None:
             with contextlib.suppress(Exception):
                 await self._notify
-        await self.pool.close()
 
     async def store(self, event: VerifiedEvent) -> bool:
         """True when the event is new (stored now), False for a duplicate."""
         for attempt in (1, 2):
             try:
-                async with self.pool.connection() as conn:
+                async with self.db.direct() as conn:
                     new = await service.store_event(conn, event)
                 break
             except psycopg.OperationalError:
@@ -163,7 +162,7 @@ class InboxReceiver:
                     raise
                 # A database restart kills every idle connection at once: drop all the dead ones now, so
                 # the second try (and the next deliveries) get live ones.
-                await self.pool.check()
+                await self.db.recover_direct()
         if new:
             self._poke()
         return new
@@ -178,7 +177,7 @@ class InboxReceiver:
         try:
             while True:
                 self._again = False
-                async with self.pool.connection() as conn:
+                async with self.db.direct() as conn:
                     await conn.execute("SELECT pg_notify(%s, '')", (service.NOTIFY_CHANNEL,))
                 if not self._again:
                     return
