@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -20,6 +20,8 @@ from sqlalchemy.orm import DeclarativeBase
 
 from .config import Settings
 from .errors import InvalidRequest
+
+T = TypeVar("T")
 
 # Stable names keep Alembic migrations reproducible.
 NAMING_CONVENTION = {
@@ -95,11 +97,8 @@ class Database:
     @asynccontextmanager
     async def direct(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """An autocommitted connection: each statement is its own transaction, with no BEGIN, COMMIT or
-        liveness check around it (a session costs three more round trips). Only for an operation that is a
-        single statement, atomic by itself and safe to run again (a spend, ``tally.ledger.service.spend``;
-        storing a webhook event, ``tally.webhooks.inbox.InboxReceiver``): a caller that meets
-        ``psycopg.OperationalError`` (a connection killed by a database restart) calls ``recover_direct`` and
-        tries once more."""
+        liveness check around it (a session costs three more round trips). For single statements that are
+        atomic by themselves; see ``run_direct`` for ones that must survive a database restart."""
         if self._direct.closed:
             async with self._direct_opened:
                 if self._direct.closed:
@@ -107,9 +106,19 @@ class Database:
         async with self._direct.connection() as conn:
             yield conn
 
-    async def recover_direct(self) -> None:
-        """Drop the pool's dead connections (a restart kills every idle one at once)."""
-        await self._direct.check()
+    async def run_direct(self, operation: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """``operation`` on a ``direct`` connection, tried once more on a fresh one if the connection died (a
+        database restart kills every idle one at once: the dead ones are dropped first). Only for an
+        operation that is one atomic statement and safe to run again: it either committed as a whole, and the
+        second try finds its own work (a spend's unique reference, an event's id), or did nothing. Used for
+        spends (``tally.ledger.service.spend``) and webhook receipt (``tally.webhooks.inbox.InboxReceiver``)."""
+        try:
+            async with self.direct() as conn:
+                return await operation(conn)
+        except psycopg.OperationalError:
+            await self._direct.check()
+        async with self.direct() as conn:
+            return await operation(conn)
 
     async def dispose(self) -> None:
         if not self._direct.closed:

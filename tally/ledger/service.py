@@ -191,17 +191,8 @@ async def spend(db: Database, *, user_id: str, amount: int, reason: str, idempot
     reference = f"spend:{user_id}:{idempotency_key}"
     params = {"amount": amount, "user_id": user_id, "reference": reference, "reason": reason,
               "details": json.dumps({"idempotency_key": idempotency_key}), "spending": SPENDING}
-    for attempt in (1, 2):
-        try:
-            async with db.direct() as conn:
-                return await _spend_once(conn, params, reference, amount, reason)
-        except psycopg.OperationalError:
-            # The connection died (a database restart). Trying again is safe: the statement either committed
-            # as a whole, and the retry finds its reference taken and answers the replay, or did nothing.
-            if attempt == 2:
-                raise
-            await db.recover_direct()
-    raise AssertionError("unreachable")
+    # Survives a database restart: a retried spend that had committed finds its reference taken (a replay).
+    return await db.run_direct(lambda conn: _spend_once(conn, params, reference, amount, reason))
 
 
 async def _spend_once(conn: psycopg.AsyncConnection[Any], params: dict[str, Any], reference: str, amount: int,

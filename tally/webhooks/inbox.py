@@ -127,8 +127,8 @@ class InboxReceiver:
 
     Inserts go through ``Database.direct``, the autocommitted connections: an insert is one round trip, with
     no BEGIN/COMMIT and no liveness check before each use (the job queue's pool checks every connection it
-    hands out: one more round trip per delivery). A connection that died in the pool (a database restart)
-    fails one insert, which is tried once more on a fresh connection; the insert is idempotent.
+    hands out: one more round trip per delivery). An insert that meets a connection killed by a database
+    restart is tried once more on a fresh one (``Database.run_direct``); the insert is idempotent.
 
     The wake-up NOTIFY is sent after the insert committed, never inside it: PostgreSQL commits notifying
     transactions one at a time under a global lock held through the WAL flush. At most one NOTIFY per
@@ -152,17 +152,7 @@ class InboxReceiver:
 
     async def store(self, event: VerifiedEvent) -> bool:
         """True when the event is new (stored now), False for a duplicate."""
-        for attempt in (1, 2):
-            try:
-                async with self.db.direct() as conn:
-                    new = await service.store_event(conn, event)
-                break
-            except psycopg.OperationalError:
-                if attempt == 2:
-                    raise
-                # A database restart kills every idle connection at once: drop all the dead ones now, so
-                # the second try (and the next deliveries) get live ones.
-                await self.db.recover_direct()
+        new = await self.db.run_direct(lambda conn: service.store_event(conn, event))  # idempotent insert
         if new:
             self._poke()
         return new
