@@ -59,6 +59,10 @@ def create_app(services: Services) -> FastAPI:
     app.state.stripe = services.stripe
     app.state.token_verifier = TokenVerifier(settings)
     install_error_handlers(app)
+    from .webhooks.receiver import WebhookReceiver
+
+    # Innermost: Stripe's deliveries skip FastAPI's routing and dependencies, not the middlewares added below.
+    app.add_middleware(WebhookReceiver, tally=app)
     install_rate_limits(app, settings)  # inside CORS: a 429 keeps the CORS headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -66,11 +70,6 @@ def create_app(services: Services) -> FastAPI:
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type",
                                                                                    "Idempotency-Key"])
     install_headers(app, settings)  # outermost: every response gets the security headers
-    from .webhooks.receiver import WebhookReceiver
-
-    # Stripe's deliveries skip the stack above (they need none of it) but not the request log and metrics below.
-    app.add_middleware(WebhookReceiver, tally=app, max_bytes=settings.max_body_bytes,
-                       https=settings.public_url.lower().startswith("https://"))
     from .observability.routes import install_observability
 
     install_observability(app, settings)  # request id, JSON log line and metrics for every response
