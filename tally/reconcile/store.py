@@ -1,16 +1,11 @@
 """A thin adapter onto the webhook receiver's own path: an event listed from Stripe's API enters the inbox
-exactly as a delivered one does, through ``tally.webhooks.service.store_event`` (insert once; a duplicate
-changes nothing). The listed event is already authentic (it came from Stripe over the authenticated API), so
-it skips the signature check only.
-
-``store_event`` is being reworked for throughput: it took ``(conn, jobs, event)`` inside the caller's
-transaction (the event's job queued in the same commit) and now takes ``(conn, event)`` and commits the
-insert itself (inbox workers claim new rows). Both are accepted here until the rework has landed everywhere.
+exactly as a delivered one does, through ``tally.webhooks.service.store_event`` (insert once, autocommitted;
+a duplicate changes nothing; the inbox workers claim new rows). The listed event is already authentic (it came
+from Stripe over the authenticated API), so it skips the signature check only.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import orjson
@@ -29,7 +24,4 @@ async def store_listed_event(jobs: procrastinate.App, event: dict[str, Any]) -> 
     """True when the event was new to the inbox (it never arrived as a webhook), False for a duplicate."""
     verified = as_verified(event)
     async with jobs.connector.pool.connection() as conn:  # type: ignore[attr-defined]
-        if len(inspect.signature(webhooks.store_event).parameters) == 3:  # (conn, jobs, event): queues a job
-            async with conn.transaction():
-                return await webhooks.store_event(conn, jobs, verified)  # type: ignore[call-arg]
-        return await webhooks.store_event(conn, verified)  # type: ignore[call-arg]
+        return await webhooks.store_event(conn, verified)

@@ -24,7 +24,10 @@ from .signature import VerifiedEvent
 
 log = logging.getLogger("tally.webhooks")
 
-BATCH_SIZE = 50  # events per claim (and per processing transaction)
+# Events per claim (and at most per processing transaction). Larger batches share more of a commit's cost,
+# but concurrent batches then wait on each other's row locks (and deadlock, taken in different orders, each
+# stall costing a second before PostgreSQL breaks it): 10 did best in bench/webhooks.py (5 and 20 close).
+BATCH_SIZE = 10
 POLL_SECONDS = 1.0  # the longest an idle loop sleeps without a NOTIFY
 LINGER_SECONDS = 0.02  # after a partial batch: what arrives meanwhile joins the next one
 NOTIFY_SPACING_SECONDS = 0.01  # receiver: at most about 100 NOTIFYs a second per API process
@@ -34,9 +37,11 @@ RETRY_SECONDS = 1.0  # after a database error (the database restarting, a connec
 class InboxWorker:
     """``concurrency`` claim loops in one process. One NOTIFY wakes one idle loop; a loop that claimed a
     full batch wakes another (a backlog: every loop takes a share). A loop that claimed part of a batch
-    lingers ``linger_seconds`` before its next claim so that the events arriving meanwhile make one
-    batch rather than one transaction each; a loop that claimed nothing sleeps until woken or
-    ``poll_seconds``. A wake-up while some loop is awake is kept, and the next loop about to sleep claims
+    has drained the backlog: if it is the only one awake it lingers ``linger_seconds`` before its next
+    claim, so that the events arriving meanwhile make one batch rather than one transaction each, and
+    otherwise it goes to sleep (loops that all kept claiming part-batches would spend their time on the
+    claims' fixed costs, and more so with more worker processes). A loop that claimed nothing sleeps
+    until woken or ``poll_seconds``. A wake-up while some loop is awake is kept, and the next loop about to sleep claims
     once more instead: no event waits for the poll because of a race."""
 
     def __init__(self, services: Any, jobs: procrastinate.App, *, concurrency: int,
@@ -103,7 +108,7 @@ class InboxWorker:
                 continue
             if claimed >= self.batch_size:
                 self._recruit()
-            elif claimed > 0:
+            elif claimed > 0 and self._awake == 1:
                 await asyncio.sleep(self.linger_seconds)
             else:
                 await self._sleep()
@@ -125,18 +130,31 @@ class InboxWorker:
 class InboxReceiver:
     """The API side: stores verified events and wakes the inbox workers.
 
-    Inserts go through ``Database.direct``, the autocommitted connections: an insert is one round trip, with
-    no BEGIN/COMMIT and no liveness check before each use (the job queue's pool checks every connection it
-    hands out: one more round trip per delivery). An insert that meets a connection killed by a database
-    restart is tried once more on a fresh one (``Database.run_direct``); the insert is idempotent.
+    Deliveries that arrive together are stored together (group commit): a delivery joins the list of
+    those waiting, and each of at most ``MAX_FLUSHES`` flushes in flight takes the whole list (up to
+    ``MAX_GROUP``) as one INSERT, one round trip and one commit; every delivery is answered after the
+    commit that holds it. With nothing in flight a delivery is flushed at once, so a lone one waits for
+    nothing; under load, or while a commit is slow (a WAL flush stall), the next flush carries all that
+    arrived meanwhile instead of each queueing for a connection of its own.
+
+    Inserts go through ``Database.direct``, the autocommitted connections: no BEGIN/COMMIT and no liveness
+    check before each use (the job queue's pool checks every connection it hands out: one more round trip).
+    A flush that meets a connection killed by a database restart is tried once more on a fresh one
+    (``Database.run_direct``); the insert is idempotent. If a group fails otherwise, its events are
+    stored one by one, so an error stays the failing delivery's own.
 
     The wake-up NOTIFY is sent after the insert committed, never inside it: PostgreSQL commits notifying
     transactions one at a time under a global lock held through the WAL flush. At most one NOTIFY per
     process is in flight; events stored meanwhile ask for one more, sent ``NOTIFY_SPACING_SECONDS`` after
     it: under load that is about a hundred NOTIFYs a second, not one per event."""
 
+    MAX_FLUSHES = 3  # of the direct pool's connections (spends use it too)
+    MAX_GROUP = 200  # events per INSERT
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._waiting: list[tuple[VerifiedEvent, asyncio.Future[bool]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
         self._notify: asyncio.Task[None] | None = None
         self._again = False
 
@@ -145,17 +163,53 @@ class InboxReceiver:
             pass
 
     async def close(self) -> None:
-        """Let a NOTIFY on its way finish (the connections themselves close with the database)."""
+        """Let the flushes and a NOTIFY on their way finish (the connections close with the database)."""
+        while self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
         if self._notify is not None:
             with contextlib.suppress(Exception):
                 await self._notify
 
     async def store(self, event: VerifiedEvent) -> bool:
-        """True when the event is new (stored now), False for a duplicate."""
-        new = await self.db.run_direct(lambda conn: service.store_event(conn, event))  # idempotent insert
+        """True when the event is new (stored now), False for a duplicate; returns once it is committed."""
+        stored = asyncio.get_running_loop().create_future()
+        self._waiting.append((event, stored))
+        if len(self._flushes) < self.MAX_FLUSHES:
+            task = asyncio.get_running_loop().create_task(self._flush(), name="tally-inbox-store")
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+        new = await stored
         if new:
             self._poke()
         return new
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting[:self.MAX_GROUP], self._waiting[self.MAX_GROUP:]
+            try:
+                inserted = await self.db.run_direct(
+                    lambda conn, group=group: service.store_events(conn, [event for event, _ in group]))
+            except asyncio.CancelledError:  # shutting down: nobody is left to answer
+                for _, stored in group:
+                    stored.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to the deliveries it belongs to
+                if len(group) == 1:
+                    _settle(group[0][1], error=exc)
+                    continue
+                log.warning("storing %d webhook events together failed (%r); storing them one by one",
+                            len(group), exc)
+                for event, stored in group:
+                    try:
+                        _settle(stored, new=await self.db.run_direct(
+                            lambda conn, event=event: service.store_event(conn, event)))
+                    except Exception as one_exc:  # noqa: BLE001
+                        _settle(stored, error=one_exc)
+                continue
+            for event, stored in group:
+                # An id twice in one group (a retry racing its original) is new for the first one only.
+                _settle(stored, new=event.id in inserted)
+                inserted.discard(event.id)
 
     def _poke(self) -> None:
         if self._notify is not None:
@@ -176,3 +230,13 @@ class InboxReceiver:
             log.debug("inbox NOTIFY failed: %r", exc)
         finally:
             self._notify = None
+
+
+def _settle(stored: asyncio.Future[bool], *, new: bool = False, error: BaseException | None = None) -> None:
+    """Answer a waiting delivery (unless it went away: its future was cancelled)."""
+    if stored.done():
+        return
+    if error is not None:
+        stored.set_exception(error)
+    else:
+        stored.set_result(new)

@@ -8,6 +8,7 @@ the signature check (measured: ≈2 400/s against ≈80 000/s per core). Full ob
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -20,6 +21,8 @@ from ..errors import TallyError
 # Stripe's own default: a signed timestamp older than this is a replay or a clock problem.
 TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "stripe-signature"
+# JSON's escape for the NUL character: \u0000 after an even number of backslashes (else it is the text "\u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class InvalidWebhook(TallyError):
@@ -70,6 +73,8 @@ def verify(body: bytes, header: str | None, secrets: list[str], *,
 
 
 def parse_event(text: str, *, live_mode: bool) -> VerifiedEvent:
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):  # PostgreSQL's jsonb cannot hold a NUL
+        raise InvalidWebhook("The event contains the NUL character (\\u0000), which cannot be stored.")
     try:
         event: Any = orjson.loads(text)
     except orjson.JSONDecodeError:

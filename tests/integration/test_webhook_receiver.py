@@ -3,15 +3,19 @@ event is stored once and processed once; anything unverified is refused with 400
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import psycopg
 import pytest
 
 from tally.db import libpq_url
+from tally.webhooks import service
 from tally.webhooks.dispatch import HANDLERS, HandlerContext, handles
 from tests.tally_harness import TallyServer, external_postgres_reachable, fresh_database
 from tests.webhook_signing import make_event, sign, signed
@@ -163,3 +167,65 @@ def test_every_pending_event_is_on_a_queue(server: TallyServer) -> None:
                 AND j.status IN ('todo', 'doing'))""").fetchone()
         processed = conn.execute("SELECT count(*) FROM webhook_events WHERE status <> 'pending'").fetchone()
     assert orphans == (0,) and processed is not None and processed[0] > 0
+
+
+def _burst(server: TallyServer, deliveries: list[tuple[bytes, dict[str, str]]]) -> list[int]:
+    async def send_all() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            answers = await asyncio.gather(*(client.post(PATH, content=body, headers=headers)
+                                             for body, headers in deliveries))
+        return [a.status_code for a in answers]
+
+    return asyncio.run(send_all())
+
+
+def test_a_burst_is_stored_in_groups_and_each_event_once(server: TallyServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    groups: list[int] = []
+    real = service.store_events
+
+    async def counted(conn: Any, events: list[Any]) -> set[str]:
+        groups.append(len(events))
+        return await real(conn, events)
+
+    monkeypatch.setattr(service, "store_events", counted)
+    events = [make_event("tally.test.receiver_ok") for _ in range(30)]
+    deliveries = [signed(e, server.webhook_secret) for e in events for _ in range(2)]  # each one twice
+    random.shuffle(deliveries)
+    assert _burst(server, deliveries) == [200] * len(deliveries)
+    assert sum(groups) == len(deliveries) and max(groups) > 1, groups  # one INSERT carried several deliveries
+    for event in events:
+        wait_status(server, event["id"], "processed")
+    time.sleep(0.3)
+    assert all(len(rows(server, e["id"])) == 1 and CALLS.count(e["id"]) == 1 for e in events)
+
+
+def test_a_failing_event_in_a_group_fails_alone(server: TallyServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If one event's insert fails, the others that shared its INSERT are stored one by one."""
+    real = service.store_events
+
+    async def refusing_poison(conn: Any, events: list[Any]) -> set[str]:
+        if any(e.type == "tally.test.poison" for e in events):
+            raise psycopg.errors.DataError("the database refused this row")
+        return await real(conn, events)
+
+    monkeypatch.setattr(service, "store_events", refusing_poison)
+    poison = make_event("tally.test.poison")
+    events = [make_event("tally.test.receiver_ok") for _ in range(20)]
+    deliveries = [signed(e, server.webhook_secret) for e in [*events[:10], poison, *events[10:]]]
+    statuses = _burst(server, deliveries)
+    assert statuses[10] == 500 and statuses[:10] + statuses[11:] == [200] * 20, statuses
+    for event in events:
+        wait_status(server, event["id"], "processed")
+    assert rows(server, poison["id"]) == []
+
+
+def test_an_event_holding_a_nul_character_is_refused(server: TallyServer) -> None:
+    # PostgreSQL's jsonb cannot store \u0000: refused as bad input (400), not a 500 that Stripe retries forever.
+    event = make_event("tally.test.receiver_ok", obj={"id": "ch_nul", "object": "charge", "note": "a\u0000b"})
+    answer = post(server, *signed(event, server.webhook_secret))
+    assert answer.status_code == 400 and "NUL" in answer.json()["error"]["message"]
+    assert rows(server, event["id"]) == []
+    # The six characters \u0000 as text (an escaped backslash before them) are fine.
+    event = make_event("tally.test.receiver_ok", obj={"id": "ch_text", "object": "charge", "note": "\\u0000"})
+    assert post(server, *signed(event, server.webhook_secret)).status_code == 200
+    wait_status(server, event["id"], "processed")
