@@ -7,9 +7,12 @@ from fastapi import FastAPI
 
 from tally.app import create_app
 from tally.config import Settings
+from tally.process import freeze_startup_objects
 from tally.runtime import prepare
 
 
 def create() -> FastAPI:
     runtime = prepare(Settings(), start_sandbox=False, migrate=False)
-    return create_app(runtime.services(run_worker=False))
+    app = create_app(runtime.services(run_worker=False))
+    freeze_startup_objects()  # as `tally serve` does
+    return app

@@ -24,6 +24,7 @@ def serve(
     import uvicorn
 
     from .app import create_app
+    from .process import freeze_startup_objects
     from .runtime import prepare
 
     if "TALLY_PUBLIC_URL" not in os.environ:
@@ -34,6 +35,7 @@ def serve(
     for note in runtime.notes:
         typer.echo(f"tally: {note}")
     typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
+    freeze_startup_objects()
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
     finally:
@@ -43,6 +45,7 @@ def serve(
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -> None:
     """Run background workers only (scale out: start as many as you like on the same database)."""
+    from .process import freeze_startup_objects
     from .runtime import prepare
     from .stripe_gateway import close_client
     from .worker import WorkerRunner
@@ -55,6 +58,7 @@ def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -
     async def main() -> None:
         runner = WorkerRunner(services)
         await runner.start(run_worker=False)
+        freeze_startup_objects()
         try:
             await runner.run()
         finally:
