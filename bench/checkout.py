@@ -79,7 +79,7 @@ async def run(port: int, tokens: list[str], per_client: int, clients: int) -> li
 async def sdk_alone(base: str, count: int) -> list[float]:
     """Client-side milliseconds of the same ``checkout.sessions.create`` made straight through Tally's
     Stripe client (``tally.stripe_gateway``), one at a time: the SDK's own share of the overhead."""
-    from tally.stripe_gateway import make_client
+    from tally.stripe_gateway import close_client, make_client
 
     client = make_client(SANDBOX_KEY, base)
     price = (await client.v1.prices.list_async(params={"limit": 1})).data[0].id
@@ -89,10 +89,13 @@ async def sdk_alone(base: str, count: int) -> list[float]:
               "payment_intent_data": {"metadata": {"order_id": "bench"}},
               "success_url": "http://127.0.0.1:9/s", "cancel_url": "http://127.0.0.1:9/c"}
     times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        await client.v1.checkout.sessions.create_async(params=params)  # type: ignore[arg-type]
-        times.append((time.perf_counter() - started) * 1000)
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            await client.v1.checkout.sessions.create_async(params=params)  # type: ignore[arg-type]
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        await close_client(client)
     return sorted(times)
 
 
