@@ -37,9 +37,23 @@ Where the time went (2-core VM shared with other test runs, 2026-11; py-spy prof
   application's share. Deliveries now skip the routing and dependencies (``tally.webhooks.receiver``, the
   innermost middleware; the other middlewares stay cheap for them: the rate limiter exempts webhook routes
   before doing any work): measured in-process on the bare ASGI app, 0.74–0.81 → 0.58–0.59 ms of CPU per
-  delivery (2026-12-03). The rest is the inbox INSERT through psycopg (≈40 %), the request log line
-  (≈60 µs) and uvicorn's HTTP handling. pgbench's client is C; the 50 % goal needs the whole API at
-  ≈0.5 ms per event, which this stack does not reach on these cores.
+  delivery (2026-12-03).
+- 2026-12-03, second round (1 worker: 847 → 1 210–1 394 events/s; receipt alone 1 535 → 1 780–2 050/s;
+  p99 at 500/s 224 → 13–41 ms):
+  - deliveries that arrive together share one INSERT and one commit (``InboxReceiver``: group commit);
+  - with 8 loops claiming batches of 50 random accounts, concurrent batches waited on each other's row
+    locks and deadlocked (7 times in a 12 000-event run: a one-second stall each, then the batch redone
+    event by event). Batches are now 10 and commit after 50 ms, and a loop whose claim drained the backlog
+    sleeps unless it is the only one awake;
+  - a full garbage collection in the API walked ~140 000 start-up objects (≈90 ms, no request answered
+    meanwhile): ``gc.freeze`` after start-up;
+  - this script's open-loop sender created all its tasks up front, which made its first sends late and
+    counted that as latency, and its worker start-up counted the previous run's workers as ready, so a new
+    worker's start-up (≈1.3 s of CPU) fell inside the measurement.
+- where it stands: about 1.3–1.45 ms of machine CPU per event (API 0.44, worker 0.45, PostgreSQL and the
+  load generator the rest) against ≈0.4 ms for the bare transaction with pgbench's C client; half of the
+  bare rate needs ≈0.8 ms in all. More worker processes than cores cost more CPU per event (0.46 → 0.81 ms
+  from 1 to 4 processes here), so 4 workers on these 2 cores are slower than 1.
 """
 
 from __future__ import annotations
