@@ -3,7 +3,9 @@
 Every POST/PUT/PATCH/DELETE (the JSON API, the compatibility routes, ``/dev/login`` and the pages' forms)
 counts against two buckets: the caller's user (from the verified bearer token or the pages' session cookie)
 and the client's IP address. Sign-in (``/dev/login``, ``POST /signin``, and the admin dashboard's
-``POST /admin/login``, which takes the API key) also counts against a tighter per-IP login bucket. A server
+``POST /admin/login``, which takes the API key) also counts against tighter login buckets: one per IP and one
+per account signed in to (the ``user_id`` named, or the one admin), so guesses spread over many addresses are
+limited too. A server
 holding ``TALLY_API_KEY`` acts for many users from one address, so its requests count against the named
 user (``Tally-User-Id``) and one shared API-key bucket instead of the IP.
 The Stripe webhook receiver is never limited: Stripe delivers in bursts and retries what we refuse.
@@ -25,7 +27,9 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
+import orjson
 from fastapi.routing import APIRoute, iter_route_contexts
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -33,7 +37,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.deps import USER_HEADER, bearer_token
 from ..auth.service import TokenVerifier, principal_from_claims
@@ -153,6 +157,37 @@ class RouteTable:
         return any(p.match(path) for p in self.pages)
 
 
+async def login_account(path: str, scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
+    """The account a sign-in is for, so that guesses spread over many addresses are limited too: the admin
+    dashboard has one (it takes the API key); the demo sign-ins name a ``user_id`` in their JSON or form
+    body. The body is read here and handed on unchanged (``BodySizeLimit``, outside, bounds it)."""
+    if path == "/admin/login":
+        return "admin", receive
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"").decode("latin-1")
+    try:
+        if content_type.startswith("application/json"):
+            fields = orjson.loads(body)
+            user_id = fields.get("user_id") if isinstance(fields, dict) else None
+        else:
+            user_id = (parse_qs(body.decode(), max_num_fields=20).get("user_id") or [None])[0]
+    except (ValueError, UnicodeDecodeError):  # the route answers the malformed body
+        user_id = None
+    if not isinstance(user_id, str) or not user_id.strip():
+        return None, replay
+    return "user:" + user_id.strip()[:255], replay
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
         self.app = app
@@ -176,6 +211,9 @@ class RateLimitMiddleware:
         buckets: list[tuple[list[RateLimitItem], str, str]] = []
         if path in LOGIN_PATHS:
             buckets.append((limits.login, f"login:ip:{ip}", "sign-ins from this address"))
+            account, receive = await login_account(path, scope, receive)
+            if account is not None:
+                buckets.append((limits.login, f"login:account:{account}", "sign-ins to this account"))
         if caller.via_api_key:
             buckets.append((limits.api_key, "api-key", "requests made with the API key"))
         else:

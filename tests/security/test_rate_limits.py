@@ -97,6 +97,26 @@ def test_login_has_a_tighter_limit_per_address(limited: TallyServer) -> None:
     assert_limited(response, "sign-ins from this address")
 
 
+def test_login_has_a_limit_per_account_whatever_the_address(limited: TallyServer) -> None:
+    """Guesses at one account spread over many addresses are limited too; the body reaches the route intact."""
+    user = new_user()
+    for form in (False, True):  # the JSON sign-in, then the pages' form (refused for its CSRF token, but counted)
+        if form:
+            response = httpx.post(limited.url + "/signin", data={"user_id": user},
+                                  headers={"X-Forwarded-For": new_ip()}, timeout=30)
+            assert response.status_code == 403
+        else:
+            response = httpx.post(limited.url + "/dev/login", json={"user_id": user},
+                                  headers={"X-Forwarded-For": new_ip()}, timeout=30)
+            assert response.status_code == 200 and response.json()["token"]
+    response = httpx.post(limited.url + "/dev/login", json={"user_id": f"  {user} "},
+                          headers={"X-Forwarded-For": new_ip()}, timeout=30)
+    assert_limited(response, "sign-ins to this account")
+    response = httpx.post(limited.url + "/dev/login", json={"user_id": new_user()},
+                          headers={"X-Forwarded-For": new_ip()}, timeout=30)
+    assert response.status_code == 200  # another account
+
+
 def test_the_admin_login_counts_as_a_login(limited: TallyServer) -> None:
     """It takes the API key: guessing it is throttled like any sign-in; a browser gets a page."""
     ip = new_ip()
