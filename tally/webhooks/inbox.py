@@ -154,7 +154,8 @@ class InboxReceiver:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._waiting: list[tuple[VerifiedEvent, asyncio.Future[bool]]] = []
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._flushes: set[asyncio.Task[None]] = set()  # for close()
+        self._flushing = 0  # flushes started and not yet past their last look at the list
         self._notify: asyncio.Task[None] | None = None
         self._again = False
 
@@ -174,7 +175,8 @@ class InboxReceiver:
         """True when the event is new (stored now), False for a duplicate; returns once it is committed."""
         stored = asyncio.get_running_loop().create_future()
         self._waiting.append((event, stored))
-        if len(self._flushes) < self.MAX_FLUSHES:
+        if self._flushing < self.MAX_FLUSHES:
+            self._flushing += 1
             task = asyncio.get_running_loop().create_task(self._flush(), name="tally-inbox-store")
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
@@ -184,32 +186,40 @@ class InboxReceiver:
         return new
 
     async def _flush(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting[:self.MAX_GROUP], self._waiting[self.MAX_GROUP:]
-            try:
-                inserted = await self.db.run_direct(
-                    lambda conn, group=group: service.store_events(conn, [event for event, _ in group]))
-            except asyncio.CancelledError:  # shutting down: nobody is left to answer
-                for _, stored in group:
-                    stored.cancel()
-                raise
-            except Exception as exc:  # noqa: BLE001 - handed to the deliveries it belongs to
-                if len(group) == 1:
-                    _settle(group[0][1], error=exc)
-                    continue
-                log.warning("storing %d webhook events together failed (%r); storing them one by one",
-                            len(group), exc)
-                for event, stored in group:
-                    try:
-                        _settle(stored, new=await self.db.run_direct(
-                            lambda conn, event=event: service.store_event(conn, event)))
-                    except Exception as one_exc:  # noqa: BLE001
-                        _settle(stored, error=one_exc)
-                continue
+        """Store what is waiting, group after group, until nothing is. The count drops in the same step as
+        the last look at the list (not in a done-callback, which runs later): a delivery queued in between
+        would otherwise find every flush slot taken by flushes that will never look again, and wait forever."""
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[:self.MAX_GROUP], self._waiting[self.MAX_GROUP:]
+                await self._store_group(group)
+        finally:
+            self._flushing -= 1
+
+    async def _store_group(self, group: list[tuple[VerifiedEvent, asyncio.Future[bool]]]) -> None:
+        events = [event for event, _ in group]
+        try:
+            inserted = await self.db.run_direct(lambda conn: service.store_events(conn, events))
+        except asyncio.CancelledError:  # shutting down: nobody is left to answer
+            for _, stored in group:
+                stored.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the deliveries it belongs to
+            if len(group) == 1:
+                _settle(group[0][1], error=exc)
+                return
+            log.warning("storing %d webhook events together failed (%r); storing them one by one", len(group), exc)
             for event, stored in group:
-                # An id twice in one group (a retry racing its original) is new for the first one only.
-                _settle(stored, new=event.id in inserted)
-                inserted.discard(event.id)
+                try:
+                    _settle(stored, new=await self.db.run_direct(
+                        lambda conn, event=event: service.store_event(conn, event)))
+                except Exception as one_exc:  # noqa: BLE001
+                    _settle(stored, error=one_exc)
+            return
+        for event, stored in group:
+            # An id twice in one group (a retry racing its original) is new for the first one only.
+            _settle(stored, new=event.id in inserted)
+            inserted.discard(event.id)
 
     def _poke(self) -> None:
         if self._notify is not None:
