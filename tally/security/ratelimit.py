@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import iter_route_contexts
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -137,18 +137,12 @@ class RouteTable:
     @classmethod
     def of(cls, app: object) -> RouteTable:
         from ..pages.web import PageRoute
-        from ..webhooks.routes import receive_stripe_webhook
+        from ..webhooks.routes import receiver_routes
 
-        exempt, pages = [], []
-        for context in iter_route_contexts(app.routes):  # type: ignore[attr-defined]
-            route = context.original_route
-            if not isinstance(route, APIRoute):
-                continue
-            if route.endpoint is receive_stripe_webhook:
-                exempt.append(context.path_regex)
-            elif isinstance(route, PageRoute):
-                pages.append(context.path_regex)
-        return cls(tuple(exempt), tuple(pages))
+        routes = app.routes  # type: ignore[attr-defined]
+        exempt = tuple(c.path_regex for c in receiver_routes(routes))
+        pages = tuple(c.path_regex for c in iter_route_contexts(routes) if isinstance(c.original_route, PageRoute))
+        return cls(exempt, pages)
 
     def is_exempt(self, path: str) -> bool:
         return any(p.match(path) for p in self.exempt)

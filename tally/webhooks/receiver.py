@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import TallyError
@@ -39,17 +38,11 @@ class WebhookReceiver:
         self._routes: dict[str, ServedRoute] | None = None
 
     def routes(self) -> dict[str, ServedRoute]:
-        """The paths served here: every POST route whose endpoint is the receiver (found once, so the
-        compatibility aliases follow TALLY_COMPAT_ROUTES without a second list)."""
+        """The paths served here, found once (``routes.receiver_routes``)."""
         if self._routes is None:
-            from .routes import receive_stripe_webhook
+            from .routes import receiver_routes
 
-            self._routes = {}
-            for context in iter_route_contexts(self.tally.routes):
-                route = context.original_route
-                if (isinstance(route, APIRoute) and route.endpoint is receive_stripe_webhook
-                        and "POST" in route.methods and context.path):
-                    self._routes[context.path] = ServedRoute(context.path)
+            self._routes = {c.path: ServedRoute(c.path) for c in receiver_routes(self.tally.routes)}
         return self._routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

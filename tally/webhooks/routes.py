@@ -6,9 +6,12 @@ function: ``router.add_api_route("/api/stripe/webhook", receive_stripe_webhook, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from starlette.routing import BaseRoute
 
 from ..auth.deps import AdminUser
 from ..errors import InvalidRequest
@@ -31,6 +34,17 @@ async def receive_stripe_webhook(request: Request, event: StripeEvent) -> Receiv
     delivery is answered 200 too and is not processed again."""
     await request.app.state.inbox.store(event)
     return Received()
+
+
+def receiver_routes(routes: Sequence[BaseRoute]) -> Iterator[RouteContext]:
+    """Every mounted POST route whose endpoint is the receiver: ``/v1/webhooks/stripe`` and the compatibility
+    aliases that ``TALLY_COMPAT_ROUTES`` mounts. The fast path serves these (``receiver.WebhookReceiver``) and
+    the rate limiter exempts them, both found from the app itself, so neither keeps a list of paths."""
+    for context in iter_route_contexts(routes):
+        route = context.original_route
+        if (isinstance(route, APIRoute) and route.endpoint is receive_stripe_webhook and "POST" in route.methods
+                and context.path):
+            yield context
 
 
 router.add_api_route("/v1/webhooks/stripe", receive_stripe_webhook, methods=["POST"], response_model=Received,
