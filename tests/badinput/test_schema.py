@@ -62,7 +62,7 @@ def test_schema_declares_tally_errors_not_fastapi_422() -> None:
 
 
 @schema.parametrize()
-@hypothesis.settings(max_examples=10, derandomize=True, database=None, deadline=None,
+@hypothesis.settings(max_examples=100, derandomize=True, database=None, deadline=None,
                      suppress_health_check=list(HealthCheck))
 def test_api(case: schemathesis.Case, badinput_tally: TallyServer) -> None:
     case.call_and_validate(base_url=badinput_tally.url, headers=_auth(badinput_tally, case.path),
