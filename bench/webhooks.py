@@ -38,7 +38,7 @@ Where the time went (2-core VM shared with other test runs, 2026-11; py-spy prof
   innermost middleware; the other middlewares stay cheap for them: the rate limiter exempts webhook routes
   before doing any work): measured in-process on the bare ASGI app, 0.74–0.81 → 0.58–0.59 ms of CPU per
   delivery (2026-12-03).
-- 2026-12-03, second round (1 worker: 847 → 1 210–1 394 events/s; receipt alone 1 535 → 1 780–2 050/s;
+- 2026-12-03, second round (1 worker: 847 → 1 210–1 793 events/s; receipt alone 1 535 → 1 780–2 560/s;
   p99 at 500/s 224 → 13–41 ms):
   - deliveries that arrive together share one INSERT and one commit (``InboxReceiver``: group commit);
   - with 8 loops claiming batches of 50 random accounts, concurrent batches waited on each other's row
