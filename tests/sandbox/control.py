@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +11,7 @@ import stripe
 
 from stripe_sandbox import SandboxConfig, SandboxServer
 from tests.stripe_shapes import checked_client
+from tests.waiting import poll
 
 
 @contextmanager
@@ -44,11 +44,4 @@ def deliveries(server: SandboxServer, **filters: str) -> list[dict[str, Any]]:
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    return poll(predicate, timeout=timeout, what=what, every=0.02)
