@@ -122,7 +122,8 @@ async def start_subscription(request: Request, user: User, plan_id: Annotated[st
         started = await subscriptions.start_checkout(
             db, request.app.state.stripe, settings=settings, book=plan_book_of(request),
             prices=plan_prices_of(request), catalog=get_catalog(request), principal=user, plan_id=plan_id,
-            interval=interval, success_url=f"{base}/account?subscription=started", cancel_url=f"{base}/pricing?interval={interval}")
+            interval=interval, success_url=f"{base}/account?subscription=started",
+            cancel_url=f"{base}/pricing?interval={interval}")
     return RedirectResponse(started.checkout_url, status_code=303)
 
 

@@ -87,6 +87,8 @@ async def required_user(request: Request) -> Principal:
 
 MaybeUser = Annotated[Principal | None, Depends(optional_user)]
 User = Annotated[Principal, Depends(required_user)]
+
+
 async def _session(request: Request) -> PageSession:
     return load_session(request)  # async: FastAPI would run a plain function in a worker thread
 

@@ -287,13 +287,12 @@ def test_roll_secret_signs_with_both_until_the_old_one_expires() -> None:
         assert status == 400 and body["error"]["param"] == "expire_old_after_seconds"
 
 
-
 def test_a_hung_endpoint_delays_only_its_own_deliveries() -> None:
     """Each endpoint has its own queue and workers (``webhook_concurrency`` of them): one that never answers
     holds up its own deliveries until they time out, while a healthy one gets every event at once, in order."""
     # accepts connections (the kernel does) and never answers them: a hung endpoint
-    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent, \
-            private_sandbox(webhook_timeout=2.0, webhook_concurrency=4, webhook_retry_delays=(0.2,)) as (server, client), \
+    sandbox = private_sandbox(webhook_timeout=2.0, webhook_concurrency=4, webhook_retry_delays=(0.2,))
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent, sandbox as (server, client), \
             WebhookReceiver() as healthy:
         # created first, so that its deliveries are queued first
         stuck = client.v1.webhook_endpoints.create(params={
