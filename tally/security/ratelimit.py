@@ -5,9 +5,8 @@ counts against two buckets: the caller's user (from the verified bearer token or
 and the client's IP address. Sign-in (``/dev/login``, ``POST /signin``, and the admin dashboard's
 ``POST /admin/login``, which takes the API key) also counts against tighter login buckets: one per IP and one
 per account signed in to (the ``user_id`` named, or the one admin), so guesses spread over many addresses are
-limited too. A server
-holding ``TALLY_API_KEY`` acts for many users from one address, so its requests count against the named
-user (``Tally-User-Id``) and one shared API-key bucket instead of the IP.
+limited too. A server holding ``TALLY_API_KEY`` acts for many users from one address, so its requests count
+against the named user (``Tally-User-Id``) and one shared API-key bucket instead of the IP.
 The Stripe webhook receiver is never limited: Stripe delivers in bursts and retries what we refuse.
 
 Over a limit: 429 with ``Retry-After`` (seconds until the moving window frees a request) in Tally's error
