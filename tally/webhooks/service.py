@@ -60,7 +60,7 @@ async def defer_processing(jobs: procrastinate.App, session: AsyncSession, event
 STORE_SQL = """
     INSERT INTO webhook_events (id, type, livemode, stripe_created, payload)
     SELECT id, type, livemode, created, payload::jsonb
-    FROM unnest(%s::text[], %s::text[], %s::bool[], %s::bigint[], %s::text[]) AS e(id, type, livemode, created, payload)
+    FROM unnest(%b::text[], %b::text[], %b::bool[], %b::bigint[], %b::text[]) AS e(id, type, livemode, created, payload)
     ON CONFLICT (id) DO NOTHING
     RETURNING id"""
 
@@ -76,7 +76,9 @@ async def store_events(conn: psycopg.AsyncConnection[Any], events: list[Verified
     a few hundred events/s on the bench machine (bench/webhooks.py). Plain psycopg rather than a
     SQLAlchemy session (≈2.2 ms of CPU per event through a session against ≈0.8 ms); the payloads go
     in as the signed text and PostgreSQL parses them. One statement text for any number of events
-    (arrays, not a VALUES list), so psycopg prepares it once per connection.
+    (arrays, not a VALUES list), so psycopg prepares it once per connection. The arrays go in binary
+    (``%b``): the text format escapes every quote of every payload in Python, about 36 µs per 1 KB event on
+    the bench machine, a tenth of the receiver's CPU; binary is a length and the bytes.
 
     In id order: two INSERTs running at once that share ids (a delivery and Stripe's retry of it, in two
     groups) each wait for the other's row at the first id they share; taken in different orders they would
