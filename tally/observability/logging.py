@@ -9,12 +9,15 @@ a caller passes (see :func:`redact`).
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import structlog
 
 REDACTED = "[redacted]"
@@ -44,24 +47,29 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _card(match: re.Match[str]) -> str:
+    digits = match.group(0).replace(" ", "").replace("-", "")
+    return "[card redacted]" if luhn_ok(digits) else match.group(0)
+
+
 def _redact_text(text: str) -> str:
-    text = SECRET_VALUES.sub(REDACTED, text)
+    return CARD_CANDIDATE.sub(_card, SECRET_VALUES.sub(REDACTED, text))
 
-    def card(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", match.group(0))
-        return "[card redacted]" if luhn_ok(digits) else match.group(0)
 
-    return CARD_CANDIDATE.sub(card, text)
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    """Keys come from code (a bounded set), so each is matched once: every log line passes through here."""
+    return SECRET_KEYS.search(key) is not None
 
 
 def redact(value: Any, key: str | None = None) -> Any:
     """``value`` with secrets removed: whole values under secret-looking keys, secret-looking substrings
     (Stripe keys, webhook secrets, client secrets, JWTs, bearer tokens) and Luhn-valid card numbers."""
-    if key is not None and SECRET_KEYS.search(key) and value not in (None, "", [], {}):
+    if key is not None and _secret_key(key) and value not in (None, "", [], {}):
         return REDACTED
     if isinstance(value, str):
         return _redact_text(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 13 <= len(str(abs(value))) <= 19:
+    if type(value) is int and 10**12 <= abs(value) < 10**19:  # 13 to 19 digits (bool is not an int here)
         return "[card redacted]" if luhn_ok(str(abs(value))) else value
     if isinstance(value, Mapping):
         return {k: redact(v, str(k)) for k, v in value.items()}
@@ -85,6 +93,15 @@ _SHARED: list[Any] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+
+
+def _dumps(value: dict[str, Any], **kw: Any) -> str:
+    """orjson, about twice as fast as ``json`` on a request line; ``json`` for what orjson refuses (an
+    integer past 64 bits). ``kw`` carries structlog's fallback for objects neither knows (their repr)."""
+    try:
+        return orjson.dumps(value, default=kw["default"], option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, **kw)
 
 
 class _CurrentStderr:
@@ -111,7 +128,7 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
         foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, redact_processor,
-                    structlog.processors.JSONRenderer(sort_keys=False)],
+                    structlog.processors.JSONRenderer(_dumps)],
     )
     handler = logging.StreamHandler(stream or _CurrentStderr())
     handler.set_name(_HANDLER_NAME)
