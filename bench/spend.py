@@ -89,9 +89,10 @@ def ledger_script(hot: bool) -> str:
     from tally.ledger.service import _SPEND
 
     who = f"'{HOT}'" if hot else "'bench-' || :u"
+    # pgbench reads ``:name`` as a variable even inside a quoted string, so the account code's colon is a chr().
     statement = " ".join(_SPEND.split()) % {
         "amount": "1", "user_id": who, "reference": "'pgbench:' || :client_id || ':' || :r", "reason": "'bench'",
-        "details": "'{}'", "spending": "'system:spending'"}
+        "details": "'{}'", "spending": "'system' || chr(58) || 'spending'"}
     return f"\\set u random(1, {USERS})\n\\set r random(1, 1000000000000)\n{statement};\n"
 
 

@@ -27,12 +27,13 @@ CREATE TABLE bench_inbox (LIKE webhook_events INCLUDING ALL);
 """
 
 
+CREDIT = text("""
+    WITH b AS (UPDATE bench_balances SET balance = balance + :amount WHERE id = :account RETURNING id, balance)
+    INSERT INTO bench_ledger (account, amount, balance_after, event_id)
+    SELECT id, :amount, balance, :event_id FROM b""")
+
+
 @handles(EVENT_TYPE)
 async def credit(ctx: HandlerContext, event: dict[str, Any]) -> None:
     obj = event["data"]["object"]
-    await ctx.session.execute(text("""
-        WITH b AS (UPDATE bench_balances SET balance = balance + :amount WHERE id = :account
-                   RETURNING id, balance)
-        INSERT INTO bench_ledger (account, amount, balance_after, event_id)
-        SELECT id, :amount, balance, :event_id FROM b"""),
-        {"amount": obj["amount"], "account": obj["account"], "event_id": ctx.event_id})
+    await ctx.session.execute(CREDIT, {"amount": obj["amount"], "account": obj["account"], "event_id": ctx.event_id})
