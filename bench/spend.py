@@ -11,8 +11,8 @@ What is measured
   commit); uvicorn with ``--api-workers`` processes.
 - service: ``tally.ledger.service.spend`` called in-process by 32 asyncio tasks (what the spend costs
   without HTTP, FastAPI and auth).
-- baseline: pgbench, the bare ``UPDATE ... RETURNING`` (the balance change alone, autocommitted).
-- the same spend bare: Tally's own ``_SPEND`` statement, autocommitted, through pgbench. It shows what the
+- baseline: pgbench, the bare ``UPDATE ... RETURNING`` (the balance change alone, autocommitted, prepared).
+- the same spend bare: Tally's own ``_SPEND`` statement, autocommitted and prepared, through pgbench. It shows what the
   goal (≥ 50 % of the bare UPDATE) asks of the database alone: a double-entry spend (a header with a unique
   reference, the floor-checked UPDATE, two entries, the deferred zero-sum check) is a bigger transaction than
   the UPDATE by itself; the second ratio is Tally's overhead over its own SQL.

@@ -10,8 +10,8 @@ What is measured
   check, the inbox insert (autocommitted), a worker's batch claim (row locks), the handler (update one
   of 10 000 balances + a ledger entry, ``bench/webhook_bench_handlers.py``) and the status flip. The run
   also prints the CPU time per event of the API processes and of the workers (Linux /proc).
-- baseline: pgbench, 8 clients, for the bare transaction of the same shape (insert a 1 KB inbox row,
-  update one of 10 000 balances, insert a ledger entry).
+- baseline: pgbench, 8 clients, statements prepared, for the bare transaction of the same shape (insert a
+  1 KB inbox row, update one of 10 000 balances, insert a ledger entry).
 - receipt latency: events sent open-loop at a fixed rate (by default the goal's 500 events/s, and half the
   best receipt rate measured in the same run) while 2 workers process them; latency is from the scheduled
   send time to the response (queueing included, no coordinated omission).
@@ -50,10 +50,15 @@ Where the time went (2-core VM shared with other test runs, 2026-11; py-spy prof
   - this script's open-loop sender created all its tasks up front, which made its first sends late and
     counted that as latency, and its worker start-up counted the previous run's workers as ready, so a new
     worker's start-up (≈1.3 s of CPU) fell inside the measurement.
-- where it stands: about 1.3–1.45 ms of machine CPU per event (API 0.44, worker 0.45, PostgreSQL and the
-  load generator the rest) against ≈0.4 ms for the bare transaction with pgbench's C client; half of the
-  bare rate needs ≈0.8 ms in all. More worker processes than cores cost more CPU per event (0.46 → 0.81 ms
-  from 1 to 4 processes here), so 4 workers on these 2 cores are slower than 1.
+- 2026-12-03, third round: the inbox INSERT's arrays went in psycopg's text format, which escaped every
+  quote of every 1 KB payload in Python (≈36 µs per event, a tenth of the API's CPU): binary now. The
+  request log line cost ≈60 µs (stdlib json, a regex per key for secret names): orjson and a cached key
+  check, ≈40 µs. API CPU per event 0.44–0.54 → 0.34–0.47 ms. The baseline now runs prepared
+  (``harness.pgbench``): 3 600–4 500 → 5 070–5 300 TPS here, so the ratio fell although the pipeline got faster.
+- where it stands: about 1.4 ms of machine CPU per event (API 0.44, worker 0.43–0.46, PostgreSQL 0.29, the
+  load generator 0.08, the kernel the rest) against ≈0.33 ms for the bare transaction with pgbench's C
+  client; half of the bare rate needs ≈0.75 ms in all. More worker processes than cores cost more CPU per
+  event (0.46 → 0.81 ms from 1 to 4 processes here), so 4 workers on these 2 cores are slower than 1.
 """
 
 from __future__ import annotations
