@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.routing import APIRoute
-from fastapi.templating import Jinja2Templates
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from .. import currency as money
@@ -22,6 +21,7 @@ from ..errors import InvalidRequest
 from ..pages.session import load_session
 from ..pages.web import PageError, error_page, finish, safe_next
 from ..subscriptions.routes import plan_book_of
+from ..templating import templates
 from ..webhooks import service as inbox
 from . import service
 from .auth import (Admin, AdminCsrfRefused, AdminSignInRequired, admin_from_token, clear_cookie, require_admin,
@@ -29,7 +29,6 @@ from .auth import (Admin, AdminCsrfRefused, AdminSignInRequired, admin_from_toke
 from .view import dashboard_view
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
 DEFAULT_DAYS = 30
 
 

@@ -3,27 +3,18 @@ API key or an admin JWT (the page also takes the dashboard's sign-in cookie). ``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import APIRouter, Query, Request
-from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from starlette.responses import Response
 
-from ..admin.routes import AdminDep, AdminRoute
+from ..admin.routes import AdminDep, AdminRoute, render
 from ..auth.deps import AdminUser
 from .checks import Context
 from .runner import PASSING_SCORE, Report, run_doctor
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-_HERE = Path(__file__).parent
-# The page extends the pages' base template (header, CSS, footer) from its own directory.
-templates = Jinja2Templates(env=Environment(autoescape=True, loader=ChoiceLoader([
-    FileSystemLoader(str(_HERE / "templates")), FileSystemLoader(str(_HERE.parent / "pages" / "templates"))])))
-
 
 async def _report(request: Request, *, go_live: bool, frontend: bool) -> Report:
     services = request.app.state.services
@@ -42,16 +33,10 @@ async def health_json(request: Request, admin: AdminUser, go_live: bool = False,
 
 async def health_page(request: Request, admin: AdminDep, go_live: bool = False) -> Response:
     """The report as a page. Like the dashboard it links from: a bearer header, or the admin sign-in cookie
-    (a browser is sent to ``/admin/login`` first)."""
-    from ..pages.web import SECURITY_HEADERS
-
+    (a browser is sent to ``/admin/login`` first). ``AdminRoute`` adds the pages' security headers."""
     report = await _report(request, go_live=go_live, frontend=True)
-    settings = request.app.state.settings
-    response = templates.TemplateResponse(request, "health.html", {
-        "report": report, "passing": PASSING_SCORE, "settings": settings, "sandbox_mode": settings.sandbox_mode,
-        "user": None, "csrf_token": "", "path": request.url.path})
-    response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
-    return response
+    return render(request, "admin/health.html", {"report": report, "passing": PASSING_SCORE, "admin": admin,
+                                                 "csrf_token": admin.csrf or ""})
 
 
 router.add_api_route("/health", health_page, methods=["GET"], include_in_schema=False,

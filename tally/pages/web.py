@@ -7,25 +7,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from ..auth.service import Principal, principal_from_claims
 from ..errors import (Forbidden, InvalidRequest, NotFound, PaymentFailed, TallyError, Unauthenticated,
                       UpstreamUnavailable)
+from ..templating import templates
 from .session import CsrfRefused, PageSession, codec, load_session
 
 log = logging.getLogger("tally.pages")
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 SECURITY_HEADERS = {
     # No inline script or style anywhere in the pages, so 'self' is enough; no framing (clickjacking).
