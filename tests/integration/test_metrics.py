@@ -162,6 +162,20 @@ def test_redaction_keeps_ordinary_numbers_and_ids() -> None:
     assert redact({"api_key": "k", "amount": 500}) == {"api_key": "[redacted]", "amount": 500}
 
 
+def test_log_lines_render_whatever_they_are_given() -> None:
+    """Lines render through orjson; what it refuses (an integer past 64 bits) falls back to json, and objects
+    neither knows are logged by their repr, never dropped or raised."""
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    try:
+        get_logger("tally.test").info("odd values", huge=2**70, thing=object(), by_number={1: "a"}, text="é ✓")
+    finally:
+        configure_logging("INFO")
+    (line,) = (json.loads(x) for x in stream.getvalue().splitlines())
+    assert line["huge"] == 2**70 and line["thing"].startswith("<object object at")
+    assert line["by_number"] == {"1": "a"} and line["text"] == "é ✓" and line["event"] == "odd values"
+
+
 def test_webhook_deliveries_are_counted_logged_and_carry_the_usual_headers(tally: Any) -> None:
     """Deliveries skip most of the middleware stack (``tally.webhooks.receiver``) but not the request id, the
     security headers, the route's metrics or its error shape."""
