@@ -1,7 +1,8 @@
 """Subscription schedules: phases of a subscription applied as its clock reaches them.
 
-A schedule manages one existing subscription (``from_subscription``). Its phases follow each other without
-gaps (``end_date`` of one is the ``start_date`` of the next); ``current_phase`` is the phase in effect.
+A schedule manages one subscription: an existing one (``from_subscription``), or the one it creates from its
+first phase when it starts (``schedule_start``; until then it is ``not_started``). Its phases follow each other
+without gaps (``end_date`` of one is the ``start_date`` of the next); ``current_phase`` is the phase in effect.
 
 - A phase that starts at the subscription's period end is applied by the renewal itself (``renewal.RENEWING``),
   before the renewal invoice is made: the invoice bills the new phase's prices, nothing is prorated, and a
@@ -66,42 +67,54 @@ def phase_interval(sb: Any, phase: Obj) -> tuple[str, int]:
     return rec["interval"], rec["interval_count"]
 
 
-def create_from_subscription(sb: Any, sub: Obj) -> Obj:
-    """A schedule with one phase, the subscription as it is until its period end (Stripe's
-    ``from_subscription``): ``end_behavior`` release, or cancel when the subscription cancels at period end."""
-    now = now_for(sb, sub)
-    start, end = subs.period(sub)
-    phase = new_phase(currency=sub["currency"], start=start, end=end,
-                      items=[phase_item(i["price"]["id"], i["quantity"], i["metadata"]) for i in subs.items(sub)],
-                      trial_end=sub["trial_end"] if sub["status"] == "trialing" else None)
-    schedule: Obj = {
+def new_schedule(*, customer: str, clock: str | None, phases: list[Obj], created: int, status: str,
+                 subscription: str | None, end_behavior: str, collection_method: str = "charge_automatically",
+                 default_payment_method: str | None = None, metadata: dict[str, str] | None = None) -> Obj:
+    """The object, not yet stored; ``current_phase`` is the first phase once the schedule is active."""
+    first = phases[0]
+    return {
         "id": new_id("sub_sched", 24),
         "object": SCHEDULE,
         "application": None,
         "billing_mode": {"flexible": None, "type": "classic", "updated_at": None},
         "canceled_at": None,
         "completed_at": None,
-        "created": now,
-        "current_phase": {"end_date": end, "start_date": start},
-        "customer": sub["customer"],
+        "created": created,
+        "current_phase": {"end_date": first["end_date"], "start_date": first["start_date"]}
+        if status == "active" else None,
+        "customer": customer,
         "customer_account": None,
         "default_settings": {
             "application_fee_percent": None,
             "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
             "billing_cycle_anchor": "automatic", "billing_thresholds": None,
-            "collection_method": sub["collection_method"], "default_payment_method": None, "description": None,
+            "collection_method": collection_method, "default_payment_method": default_payment_method,
+            "description": None,
             "invoice_settings": {"account_tax_ids": None, "days_until_due": None, "issuer": {"type": "self"}},
             "on_behalf_of": None, "transfer_data": None},
-        "end_behavior": "cancel" if sub["cancel_at_period_end"] else "release",
+        "end_behavior": end_behavior,
         "livemode": False,
-        "metadata": {},
-        "phases": [phase],
+        "metadata": dict(metadata or {}),
+        "phases": phases,
         "released_at": None,
         "released_subscription": None,
-        "status": "active",
-        "subscription": sub["id"],
-        "test_clock": sub.get("test_clock"),
+        "status": status,
+        "subscription": subscription,
+        "test_clock": clock,
     }
+
+
+def create_from_subscription(sb: Any, sub: Obj) -> Obj:
+    """A schedule with one phase, the subscription as it is until its period end (Stripe's
+    ``from_subscription``): ``end_behavior`` release, or cancel when the subscription cancels at period end."""
+    start, end = subs.period(sub)
+    phase = new_phase(currency=sub["currency"], start=start, end=end,
+                      items=[phase_item(i["price"]["id"], i["quantity"], i["metadata"]) for i in subs.items(sub)],
+                      trial_end=sub["trial_end"] if sub["status"] == "trialing" else None)
+    schedule = new_schedule(customer=sub["customer"], clock=sub.get("test_clock"), phases=[phase],
+                            created=now_for(sb, sub), status="active", subscription=sub["id"],
+                            end_behavior="cancel" if sub["cancel_at_period_end"] else "release",
+                            collection_method=sub["collection_method"])
     sb.store.add(schedule)
     emit(sb, "subscription_schedule.created", schedule)
     before = subs.snapshot(sub)

@@ -1,36 +1,35 @@
-"""Subscription schedules: create (``from_subscription``), retrieve, update phases, release, cancel, list.
-The phases' rules live in ``billing.schedules``.
+"""Subscription schedules: create (``from_subscription``, or ``customer`` + ``phases``), retrieve, update
+phases, release, cancel, list. The phases' rules live in ``billing.schedules`` (and ``schedule_phases`` for the
+requests); a schedule with its own phases starts its subscription through ``billing.schedule_start``.
 
-Phases given to an update: the first is the current phase (its ``start_date`` is kept, and may be omitted);
-each later phase starts where the previous one ends; a phase ends at ``end_date``, after ``duration``
-(``{interval, interval_count}``) or ``iterations`` billing intervals of its prices, and the last phase, given
-none of these, after one interval. Creating a schedule with its own phases (a subscription that starts
-later) is not supported yet: create the subscription, then a schedule ``from_subscription``.
+Phases given to an update: the first is the current phase (its ``start_date`` is kept, and may be omitted),
+unless the schedule has not started yet, when it may move. A schedule created with ``phases`` starts at its
+``start_date`` (``now`` when omitted, or a future timestamp): the sandbox does not backdate, so a past
+``start_date`` is refused, save for up to a minute of clock skew, which counts as now.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..billing import schedules as sched, subscriptions as subs
-from ..billing.time import add_interval, now_for
-from ..errors import invalid_request, no_such, state_error
+from ..billing import schedule_start as starting, schedules as sched, subscriptions as subs
+from ..billing.time import now_for
+from ..errors import invalid_request, missing_param, no_such, state_error
 from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
+from . import schedule_phases as phases_of
+from .customers import get_customer
 from .events import created_filter
-from .prices import get_price
 from .subscriptions import cancel as cancel_subscription, get_subscription
 
-PHASE_PARAMS = ("items", "start_date", "end_date", "duration", "iterations", "proration_behavior", "metadata",
-                "description", "currency")
-UNSUPPORTED_PHASE_PARAMS = ("add_invoice_items", "application_fee_percent", "automatic_tax", "billing_cycle_anchor",
-                            "billing_thresholds", "collection_method", "default_payment_method", "default_tax_rates",
-                            "discounts", "invoice_settings", "on_behalf_of", "transfer_data", "trial", "trial_end")
-ITEM_PARAMS = ("price", "plan", "quantity", "metadata")
-UNSUPPORTED_ITEM_PARAMS = ("price_data", "discounts", "tax_rates", "billing_thresholds")
 END_BEHAVIORS = ("release", "cancel")
+# A start this far in the past is a client's clock running behind, not a request to backdate.
+CLOCK_SKEW = 60
+DEFAULT_SETTINGS = ("application_fee_percent", "automatic_tax", "billing_cycle_anchor", "billing_thresholds",
+                    "collection_method", "default_payment_method", "description", "invoice_settings",
+                    "on_behalf_of", "transfer_data")
 
 
 def get_schedule(sb: Any, schedule_id: str, param: str = "schedule") -> Obj:
@@ -38,13 +37,6 @@ def get_schedule(sb: Any, schedule_id: str, param: str = "schedule") -> Obj:
     if schedule is None:
         raise no_such("subscription_schedule", schedule_id, param)
     return schedule
-
-
-def _refuse_unsupported(p: Params, names: tuple[str, ...]) -> None:
-    for name in names:
-        if name in p:
-            raise invalid_request(f"The sandbox does not support `{p._name(name)}` on subscription schedules yet.",
-                                  param=p._name(name))
 
 
 def _end_behavior(p: Params, current: str) -> str:
@@ -55,96 +47,36 @@ def _end_behavior(p: Params, current: str) -> str:
     return value
 
 
-def _phase_items(sb: Any, entry: Params, currency: str) -> list[Obj]:
-    items = entry.dict_list("items", required=True)
-    if not items:
-        raise invalid_request(f"Missing required param: {entry._name('items')}.", param=entry._name("items"),
-                              code="parameter_missing")
-    out, prices = [], []
-    for item in items:
-        item.only(*ITEM_PARAMS, *UNSUPPORTED_ITEM_PARAMS)
-        _refuse_unsupported(item, UNSUPPORTED_ITEM_PARAMS)
-        price_id = item.optional_str("price") or item.optional_str("plan")
-        if price_id is None:
-            raise invalid_request(f"Missing required param: {item._name('price')}.", param=item._name("price"),
-                                  code="parameter_missing")
-        price = get_price(sb, price_id, item._name("price"))
-        subs.check_price(price, item._name("price"))
-        if price["currency"] != currency:
-            raise invalid_request(f"The price {price_id} is in {price['currency']}, but this schedule bills in "
-                                  f"{currency}.", param=item._name("price"))
-        prices.append(price)
-        quantity = item.int("quantity", 1, minimum=0)
-        assert quantity is not None
-        out.append(sched.phase_item(price_id, quantity, merge_metadata({}, item.raw("metadata"))))
-    subs.check_intervals(prices, entry._name("items"))
-    return out
+def _start_date(p: Params, name: str, now: int) -> int | None:
+    """A start given as ``now`` or a timestamp (None when not given)."""
+    raw = p.raw(name)
+    if raw is None or raw == "":
+        return None
+    if raw == "now":
+        return now
+    start = p.int(name)
+    assert start is not None
+    if start < now - CLOCK_SKEW:
+        raise invalid_request("The sandbox does not backdate subscription schedules: use `now` or a future "
+                              f"{p._name(name)}.", param=p._name(name))
+    return max(start, now)
 
 
-def _phase_end(sb: Any, entry: Params, start: int, items: list[Obj], last: bool) -> int:
-    rec = sb.store.objects[items[0]["price"]]["recurring"]
-    given = [name for name in ("end_date", "duration", "iterations") if name in entry]
-    if len(given) > 1:
-        raise invalid_request(f"You may only specify one of these parameters: {', '.join(given)}.",
-                              param=entry._name(given[1]))
-    if "end_date" in entry:
-        end = entry.int("end_date")
-        assert end is not None
-    elif "duration" in entry:
-        duration = entry.dict("duration", required=True)
-        assert duration is not None
-        duration.only("interval", "interval_count")
-        interval = duration.str("interval", required=True, choices=("day", "week", "month", "year"))
-        count = duration.int("interval_count", 1, minimum=1)
-        assert interval is not None and count is not None
-        end = add_interval(start, interval, count)
-    elif "iterations" in entry or last:
-        iterations = entry.int("iterations", 1, minimum=1)
-        assert iterations is not None
-        end = add_interval(start, rec["interval"], rec["interval_count"], iterations)
-    else:
-        raise invalid_request(f"Missing required param: {entry._name('end_date')} (every phase but the last "
-                              "needs an end_date, a duration or iterations).", param=entry._name("end_date"),
-                              code="parameter_missing")
-    if end <= start:
-        raise invalid_request("A phase must end after it starts.", param=entry._name("end_date"))
-    return end
-
-
-def _phases(sb: Any, p: Params, schedule: Obj, sub: Obj) -> list[Obj]:
+def _current_phases(sb: Any, p: Params, schedule: Obj, sub: Obj) -> list[Obj]:
     entries = p.dict_list("phases", required=True)
-    if not entries:
-        raise invalid_request("Missing required param: phases.", param="phases", code="parameter_missing")
-    now = now_for(sb, sub)
-    current = schedule["current_phase"]
-    out: list[Obj] = []
-    for i, entry in enumerate(entries):
-        entry.only(*PHASE_PARAMS, *UNSUPPORTED_PHASE_PARAMS)
-        _refuse_unsupported(entry, UNSUPPORTED_PHASE_PARAMS)
-        if i == 0:
-            start = current["start_date"] if current else now
-            if entry.raw("start_date") not in (None, "", "now") and entry.int("start_date") != start:
-                raise invalid_request("You can not modify the start date of the current phase.",
-                                      param=entry._name("start_date"))
-        else:
-            start = out[-1]["end_date"]
-            if entry.raw("start_date") not in (None, "") and entry.int("start_date") != start:
-                raise invalid_request("A phase starts when the previous one ends: leave start_date out or set it "
-                                      f"to {start}.", param=entry._name("start_date"))
-        currency = (entry.optional_str("currency") or sub["currency"]).lower()
-        if currency != sub["currency"]:
-            raise invalid_request("Every phase of this schedule bills in the subscription's currency "
-                                  f"({sub['currency']}).", param=entry._name("currency"))
-        items = _phase_items(sb, entry, currency)
-        end = _phase_end(sb, entry, start, items, last=i == len(entries) - 1)
-        if i == 0 and end <= now:
-            raise invalid_request("The current phase must end in the future.", param=entry._name("end_date"))
-        out.append(sched.new_phase(
-            currency=currency, items=items, start=start, end=end,
-            proration_behavior=entry.str("proration_behavior", "create_prorations", choices=sched.PRORATION)
-            or "create_prorations",
-            metadata=merge_metadata({}, entry.raw("metadata")), description=entry.optional_str("description")))
-    return out
+    start = schedule["current_phase"]["start_date"] if schedule["current_phase"] else now_for(sb, sub)
+    if entries and entries[0].raw("start_date") not in (None, "", "now") and entries[0].int("start_date") != start:
+        raise invalid_request("You can not modify the start date of the current phase.",
+                              param=entries[0]._name("start_date"))
+    return phases_of.parse(sb, entries, start=start, now=now_for(sb, sub), currency=sub["currency"])
+
+
+def _waiting_phases(sb: Any, p: Params, schedule: Obj) -> list[Obj]:
+    """Phases of a schedule that has not started: the first may move, to ``now`` too."""
+    entries = p.dict_list("phases", required=True)
+    now = now_for(sb, schedule)
+    start = _start_date(entries[0], "start_date", now) if entries else None
+    return phases_of.parse(sb, entries, start=start or schedule["phases"][0]["start_date"], now=now, currency=None)
 
 
 def _live(schedule: Obj, action: str) -> None:
@@ -160,14 +92,18 @@ CREATE_PARAMS = ("from_subscription", "customer", "phases", "start_date", "end_b
 
 @route("POST", "/v1/subscription_schedules", params=CREATE_PARAMS)
 def create(sb: Any, p: Params) -> Obj:
+    if p.optional_str("from_subscription") is not None:
+        return _from_subscription(sb, p)
+    return _with_phases(sb, p)
+
+
+def _from_subscription(sb: Any, p: Params) -> Obj:
     sub_id = p.optional_str("from_subscription")
-    if sub_id is None:
-        raise invalid_request("The sandbox creates subscription schedules from an existing subscription only: "
-                              "pass `from_subscription` (then update its phases).", param="from_subscription")
+    assert sub_id is not None
     others = set(p.data) - {"from_subscription", "metadata", "expand"}
     if others:
         raise invalid_request("When `from_subscription` is set, other parameters (such as phases) cannot be set; "
-                              "update the schedule afterwards.", param=sorted(others)[0])
+                              "update the schedule afterwards.", param=min(others))
     sub = get_subscription(sb, sub_id, "from_subscription")
     if sub["status"] in subs.TERMINAL:
         raise invalid_request(f"The subscription {sub_id} has ended.", param="from_subscription")
@@ -182,6 +118,45 @@ def create(sb: Any, p: Params) -> Obj:
     return schedule
 
 
+def _with_phases(sb: Any, p: Params) -> Obj:
+    """Everything is checked before anything is made, so a refused request leaves no trace."""
+    phases_of.refuse_unsupported(p, ("billing_mode", "customer_account", "pause_schedules"))
+    customer_id = p.str("customer", required=True)
+    assert customer_id is not None
+    customer = get_customer(sb, customer_id)
+    entries = p.dict_list("phases")
+    if not entries:
+        raise missing_param("phases")
+    now = now_for(sb, customer)
+    start = _start_date(p, "start_date", now)
+    payment_method = _default_payment_method(sb, p, customer)
+    end_behavior = _end_behavior(p, "release")
+    metadata = merge_metadata({}, p.raw("metadata"))
+    phases = phases_of.parse(sb, entries, start=now if start is None else start, now=now, currency=None,
+                             accepted=phases_of.CREATE_PHASE_PARAMS)
+    return starting.create(sb, customer=customer, phases=phases, end_behavior=end_behavior, metadata=metadata,
+                           default_payment_method=payment_method)
+
+
+def _default_payment_method(sb: Any, p: Params, customer: Obj) -> str | None:
+    settings = p.dict("default_settings")
+    if settings is None:
+        return None
+    settings.only(*DEFAULT_SETTINGS)
+    phases_of.refuse_unsupported(settings, tuple(n for n in DEFAULT_SETTINGS if n != "default_payment_method"))
+    pm_id = settings.optional_str("default_payment_method")
+    if pm_id is None:
+        return None
+    param = settings._name("default_payment_method")
+    pm = sb.store.get(pm_id, "payment_method")
+    if pm is None:
+        raise no_such("PaymentMethod", pm_id, param)
+    if pm.get("customer") != customer["id"]:
+        raise invalid_request(f"The customer does not have a payment method with the ID {pm_id}. The payment "
+                              "method must be attached to the customer.", param=param)
+    return pm_id
+
+
 @route("GET", "/v1/subscription_schedules/{schedule_id}")
 def retrieve(sb: Any, p: Params, schedule_id: str) -> Obj:
     return get_schedule(sb, schedule_id)
@@ -191,16 +166,16 @@ def retrieve(sb: Any, p: Params, schedule_id: str) -> Obj:
     "phases", "end_behavior", "metadata", "proration_behavior", "default_settings", "pause_schedules"))
 def update(sb: Any, p: Params, schedule_id: str) -> Obj:
     schedule = get_schedule(sb, schedule_id)
-    for unsupported in ("default_settings", "pause_schedules"):
-        if unsupported in p:
-            raise invalid_request(f"The sandbox does not support `{unsupported}` on subscription schedules yet.",
-                                  param=unsupported)
+    phases_of.refuse_unsupported(p, ("default_settings", "pause_schedules"))
     _live(schedule, "update")
-    sub = get_subscription(sb, schedule["subscription"], "subscription")
     behavior = p.str("proration_behavior", "create_prorations", choices=sched.PRORATION) or "create_prorations"
     end_behavior = _end_behavior(p, schedule["end_behavior"])
     metadata = merge_metadata(schedule["metadata"], p.raw("metadata"))
-    phases = _phases(sb, p, schedule, sub) if "phases" in p else schedule["phases"]
+    if schedule["status"] == starting.NOT_STARTED:
+        phases = _waiting_phases(sb, p, schedule) if "phases" in p else schedule["phases"]
+        return starting.replace_phases(sb, schedule, phases, end_behavior=end_behavior, metadata=metadata)
+    sub = get_subscription(sb, schedule["subscription"], "subscription")
+    phases = _current_phases(sb, p, schedule, sub) if "phases" in p else schedule["phases"]
     return sched.replace_phases(sb, schedule, sub, phases, end_behavior=end_behavior, metadata=metadata,
                                 proration_behavior=behavior)
 
@@ -209,9 +184,8 @@ def update(sb: Any, p: Params, schedule_id: str) -> Obj:
 def release(sb: Any, p: Params, schedule_id: str) -> Obj:
     schedule = get_schedule(sb, schedule_id)
     _live(schedule, "release")
-    sub = sb.store.get(schedule["subscription"] or "", "subscription")
-    when = now_for(sb, sub) if sub is not None else sb.clock.now_int()
-    return sched.release(sb, schedule, when, preserve_cancel_date=bool(p.bool("preserve_cancel_date", False)))
+    return sched.release(sb, schedule, now_for(sb, schedule),
+                         preserve_cancel_date=bool(p.bool("preserve_cancel_date", False)))
 
 
 @route("POST", "/v1/subscription_schedules/{schedule_id}/cancel", params=("invoice_now", "prorate"))
@@ -219,6 +193,8 @@ def cancel(sb: Any, p: Params, schedule_id: str) -> Obj:
     """Cancels the subscription now as well (``invoice_now`` and ``prorate`` default to true, as Stripe's)."""
     schedule = get_schedule(sb, schedule_id)
     _live(schedule, "cancel")
+    if schedule["subscription"] is None:
+        return starting.cancel(sb, schedule)
     params = {"invoice_now": "true" if p.bool("invoice_now", True) else "false",
               "prorate": "true" if p.bool("prorate", True) else "false"}
     cancel_subscription(sb, Params(params), schedule["subscription"])  # its end cancels the schedule

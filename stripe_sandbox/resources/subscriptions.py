@@ -107,6 +107,12 @@ CREATE_PARAMS = (
 
 @route("POST", "/v1/subscriptions", params=CREATE_PARAMS)
 def create(sb: Any, p: Params) -> Obj:
+    return subscribe(sb, p)
+
+
+def subscribe(sb: Any, p: Params, *, at: int | None = None, schedule_id: str | None = None) -> Obj:
+    """``POST /v1/subscriptions``; a schedule starting its subscription passes its start time (a timer may run
+    a little after it on the sandbox clock) and its id, which the subscription carries from its first event."""
     for unsupported in ("backdate_start_date", "billing_cycle_anchor", "add_invoice_items", "on_behalf_of"):
         if unsupported in p:
             raise invalid_request(f"The sandbox does not support `{unsupported}` yet.", param=unsupported)
@@ -130,7 +136,7 @@ def create(sb: Any, p: Params) -> Obj:
         quantities.append(entry.int("quantity", 1, minimum=0))
         metadatas.append(merge_metadata({}, entry.raw("metadata")))
     subs.check_intervals(prices)
-    now = now_for(sb, customer)
+    now = now_for(sb, customer) if at is None else at
     clock = clock_of(sb, customer)
     collection = p.str("collection_method", "charge_automatically",
                        choices=("charge_automatically", "send_invoice"))
@@ -195,7 +201,7 @@ def create(sb: Any, p: Params) -> Obj:
         "pending_invoice_item_interval": None,
         "pending_setup_intent": None,
         "pending_update": None,
-        "schedule": None,
+        "schedule": schedule_id,
         "start_date": now,
         "status": "trialing" if trial_end else ("active" if collection == "send_invoice" else "incomplete"),
         "test_clock": clock["id"] if clock else None,

@@ -1,6 +1,7 @@
 """Subscription schedules through the SDK on test clocks: from_subscription, phases applied at their start
 (a downgrade at the period end, a change of interval, a mid-period change with prorations), end_behavior
-release and cancel, release, cancel, list, and the errors Stripe gives."""
+release and cancel, release, cancel, list, and the errors Stripe gives; schedules created with their own
+phases, starting now or later (on a test clock, or the sandbox clock), and the creations Stripe refuses."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import stripe
 
 from tests.sandbox.billing_support import T0, Setup, prorated, setup
+from tests.sandbox.control import control, private_sandbox, wait_until
 from tests.stripe_shapes import assert_stripe_shape
 
 DAY = 86400
@@ -188,7 +190,7 @@ def test_list_and_refusals(stripe_client: stripe.StripeClient) -> None:
     schedules = stripe_client.v1.subscription_schedules
     assert refused(schedules.create, from_subscription=sub.id).param == "from_subscription"  # already has one
     assert refused(schedules.create, from_subscription=sub.id, end_behavior="cancel").param == "end_behavior"
-    assert refused(schedules.create, customer=s.customer.id).param == "from_subscription"
+    assert refused(schedules.create, customer=s.customer.id).param == "phases"
     assert refused(schedules.create, from_subscription="sub_nope").http_status == 404
     moved = refused(schedules.update, schedule.id, phases=[{"items": [{"price": basic.id}], "start_date": T0 + 5}])
     assert moved.param == "phases[0][start_date]"
@@ -202,3 +204,211 @@ def test_list_and_refusals(stripe_client: stripe.StripeClient) -> None:
     assert mixed.param == "phases[0][items]"
     assert refused(schedules.update, schedule.id, end_behavior="renew").param == "end_behavior"
     assert refused(schedules.retrieve, "sub_sched_nope").http_status == 404
+
+
+# -- schedules created with their own phases (customer + phases) -----------------------------------------
+
+def _create(s: Setup, phases: list[dict[str, Any]], **params: Any) -> Any:
+    schedule = s.client.v1.subscription_schedules.create(params={"customer": s.customer.id, "phases": phases,
+                                                                 **params})
+    assert_stripe_shape(schedule)
+    return schedule
+
+
+def _object_of(s: Setup, event_type: str) -> dict[str, Any]:
+    [event] = [e for e in s.events() if e["type"] == event_type]
+    return event["data"]["object"]
+
+
+def test_phases_starting_now_create_a_paid_subscription_at_once(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    pro = s.price(3000, name="Pro")
+    schedule = _create(s, [{"items": [{"price": pro.id, "quantity": 2}], "iterations": 1, "metadata": {"k": "v"}}],
+                       start_date="now", metadata={"plan": "pro"})
+    assert schedule.status == "active" and schedule.customer == s.customer.id and schedule.test_clock == s.clock.id
+    assert schedule.end_behavior == "release" and schedule.metadata.to_dict() == {"plan": "pro"}
+    assert (schedule.current_phase.start_date, schedule.current_phase.end_date) == (T0, FEB1)
+    [phase] = schedule.phases
+    assert (phase.start_date, phase.end_date, phase.currency) == (T0, FEB1, "usd")
+    assert phase["items"][0].price == pro.id and phase["items"][0].quantity == 2
+    sub = s.subscription(schedule.subscription)
+    assert sub.schedule == schedule.id and sub.status == "active" and sub.start_date == T0
+    assert sub.metadata.to_dict() == {"k": "v"}  # a phase's metadata goes to the subscription as it enters the phase
+    [item] = sub["items"].data
+    assert item.price.id == pro.id and item.quantity == 2
+    assert (item.current_period_start, item.current_period_end) == (T0, FEB1)
+    [invoice] = s.invoices()
+    assert invoice.billing_reason == "subscription_create" and invoice.status == "paid"
+    assert invoice.amount_paid == 6000 and sub.latest_invoice == invoice.id
+    assert _object_of(s, "customer.subscription.created")["schedule"] == schedule.id  # from its first event
+    assert _object_of(s, "subscription_schedule.created")["subscription"] == sub.id
+    assert "invoice.paid" in s.types("invoice.")
+    listed = stripe_client.v1.subscription_schedules.list(params={"customer": s.customer.id})
+    assert [x.id for x in listed.data] == [schedule.id]
+
+
+def test_start_date_omitted_starts_now_with_the_default_payment_method_given(
+        stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client, card=None)
+    pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": s.customer.id})
+    basic = s.price(1000)
+    schedule = _create(s, [{"items": [{"price": basic.id}]}],
+                       default_settings={"default_payment_method": pm.id})
+    assert schedule.status == "active" and schedule.default_settings.default_payment_method == pm.id
+    sub = s.subscription(schedule.subscription)
+    assert sub.default_payment_method == pm.id and sub.status == "active"
+    assert [i.amount_paid for i in s.invoices()] == [1000]
+
+
+def test_a_future_start_waits_then_the_clock_starts_the_subscription(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic = s.price(1000)
+    start = T0 + 10 * DAY
+    schedule = _create(s, [{"items": [{"price": basic.id}], "iterations": 1}], start_date=start)
+    assert schedule.status == "not_started" and schedule.subscription is None and schedule.current_phase is None
+    assert (schedule.phases[0].start_date, schedule.phases[0].end_date) == (start, start + 31 * DAY)
+    scheduled = stripe_client.v1.subscription_schedules.list(params={"customer": s.customer.id, "scheduled": True})
+    assert [x.id for x in scheduled.data] == [schedule.id]
+    assert stripe_client.v1.subscriptions.list(params={"customer": s.customer.id}).data == []
+
+    s.advance(start - HOUR)
+    assert stripe_client.v1.subscription_schedules.retrieve(schedule.id).status == "not_started"
+    s.advance(start + HOUR)
+    started = stripe_client.v1.subscription_schedules.retrieve(schedule.id)
+    assert_stripe_shape(started)
+    assert started.status == "active" and started.subscription is not None
+    assert (started.current_phase.start_date, started.current_phase.end_date) == (start, start + 31 * DAY)
+    sub = s.subscription(started.subscription)
+    assert sub.schedule == schedule.id and sub.status == "active" and sub.start_date == start
+    assert sub["items"].data[0].current_period_start == start
+    [invoice] = s.invoices()
+    assert invoice.amount_paid == 1000 and invoice.created == start
+    assert s.types("subscription_schedule.") == ["subscription_schedule.created", "subscription_schedule.updated"]
+    assert "customer.subscription.created" in s.types("customer.subscription.")
+    assert _object_of(s, "subscription_schedule.created")["status"] == "not_started"
+
+
+@pytest.mark.parametrize("end_behavior", ["release", "cancel"])
+def test_two_phases_change_price_at_the_boundary_then_end_as_told(stripe_client: stripe.StripeClient,
+                                                                   end_behavior: str) -> None:
+    s = setup(stripe_client)
+    basic, pro = s.price(1000, name="Basic"), s.price(3000, name="Pro")
+    schedule = _create(s, [{"items": [{"price": basic.id}], "iterations": 1},
+                           {"items": [{"price": pro.id}], "iterations": 1}], end_behavior=end_behavior)
+    assert [(p.start_date, p.end_date) for p in schedule.phases] == [(T0, FEB1), (FEB1, MAR1)]
+    sub_id = schedule.subscription
+    assert s.subscription(sub_id).cancel_at == (MAR1 if end_behavior == "cancel" else None)
+
+    s.advance(FEB1 + 2 * HOUR)
+    item = s.subscription(sub_id)["items"].data[0]
+    assert item.price.id == pro.id and item.current_period_start == FEB1
+    renewal = s.invoices()[-1]
+    assert renewal.billing_reason == "subscription_cycle" and renewal.amount_paid == 3000
+    current = stripe_client.v1.subscription_schedules.retrieve(schedule.id)
+    assert current.status == "active" and current.current_phase.start_date == FEB1
+
+    s.advance(MAR1 + 2 * HOUR)
+    ended = stripe_client.v1.subscription_schedules.retrieve(schedule.id)
+    final = s.subscription(sub_id)
+    if end_behavior == "release":
+        assert ended.status == "released" and ended.released_subscription == sub_id and ended.released_at == MAR1
+        assert final.status == "active" and final.schedule is None
+        assert final["items"].data[0].price.id == pro.id and s.invoices()[-1].amount_paid == 3000
+    else:
+        assert ended.status == "completed" and ended.completed_at == MAR1
+        assert final.status == "canceled" and final.ended_at == MAR1
+        assert [i.amount_paid for i in s.invoices()] == [1000, 3000]
+    assert s.types("subscription_schedule.")[-1] == ("subscription_schedule.released" if end_behavior == "release"
+                                                     else "subscription_schedule.completed")
+
+
+def test_a_schedule_not_started_moves_is_canceled_or_released_without_a_subscription(
+        stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic, pro = s.price(1000), s.price(3000)
+    schedules = stripe_client.v1.subscription_schedules
+    later = _create(s, [{"items": [{"price": basic.id}]}], start_date=T0 + 10 * DAY)
+    moved = schedules.update(later.id, params={"phases": [{"items": [{"price": pro.id}], "start_date": T0 + 5 * DAY}]})
+    assert moved.status == "not_started" and moved.phases[0].start_date == T0 + 5 * DAY
+    canceled = schedules.cancel(_create(s, [{"items": [{"price": basic.id}]}], start_date=T0 + 2 * DAY).id)
+    assert canceled.status == "canceled" and canceled.canceled_at == T0 and canceled.subscription is None
+    released = schedules.release(_create(s, [{"items": [{"price": basic.id}]}], start_date=T0 + 3 * DAY).id)
+    assert released.status == "released" and released.released_subscription is None
+
+    s.advance(T0 + 6 * DAY)
+    [sub] = stripe_client.v1.subscriptions.list(params={"customer": s.customer.id}).data
+    assert sub.schedule == later.id and sub.start_date == T0 + 5 * DAY and sub["items"].data[0].price.id == pro.id
+    assert [i.amount_paid for i in s.invoices()] == [3000]
+
+    now = _create(s, [{"items": [{"price": basic.id}]}], start_date=T0 + 20 * DAY)
+    started = schedules.update(now.id, params={"phases": [{"items": [{"price": basic.id}], "start_date": "now"}]})
+    assert started.status == "active" and started.phases[0].start_date == T0 + 6 * DAY
+    assert s.subscription(started.subscription).schedule == now.id
+
+
+def test_refused_creations_leave_nothing_behind(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic = s.price(1000)
+    product = stripe_client.v1.products.create(params={"name": "Setup fee"})
+    one_time = stripe_client.v1.prices.create(params={"product": product.id, "unit_amount": 500, "currency": "usd"})
+    other = stripe_client.v1.customers.create(params={"test_clock": s.clock.id})
+    foreign_pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": other.id})
+    phase = {"items": [{"price": basic.id}]}
+
+    def refused(**params: Any) -> stripe.InvalidRequestError:
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            stripe_client.v1.subscription_schedules.create(params=params)
+        assert err.value.http_status == 400 and err.value.error is not None
+        assert err.value.error.type == "invalid_request_error"
+        return err.value
+
+    customer = s.customer.id
+    assert refused(phases=[phase]).param == "customer"
+    assert refused(customer=customer).param == "phases"
+    assert refused(customer=customer, phases=[{"items": [{"price": one_time.id}]}]).param == \
+        "phases[0][items][0][price]"
+    assert refused(customer=customer, phases=[{"items": [], "end_date": FEB1}]).param == "phases[0][items]"
+    out_of_order = refused(customer=customer, phases=[{**phase, "end_date": T0 + 20 * DAY},
+                                                      {**phase, "end_date": T0 + 10 * DAY}])
+    assert out_of_order.param == "phases[1][end_date]"
+    before_start = refused(customer=customer, start_date=T0 + 10 * DAY, phases=[{**phase, "end_date": T0 + 5 * DAY}])
+    assert before_start.param == "phases[0][end_date]"
+    assert refused(customer=customer, start_date=T0 - DAY, phases=[phase]).param == "start_date"
+    assert refused(customer=customer, phases=[{**phase, "trial_end": T0 + DAY}]).param == "phases[0][trial_end]"
+    unknown = refused(customer=customer, phases=[{**phase, "start_date": T0}])
+    assert unknown.param == "phases[0][start_date]" and unknown.code == "parameter_unknown"
+    assert refused(customer=customer, phases=[phase], billing_mode={"type": "flexible"}).param == "billing_mode"
+    assert refused(customer=customer, phases=[phase], default_settings={"collection_method": "send_invoice"}).param \
+        == "default_settings[collection_method]"
+    assert refused(customer=customer, phases=[phase], default_settings={"default_payment_method": foreign_pm.id}) \
+        .param == "default_settings[default_payment_method]"
+    assert refused(customer=customer, phases=[phase], end_behavior="renew").param == "end_behavior"
+    assert refused(customer=customer, phases=[phase], from_subscription="sub_x").param == "customer"
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        stripe_client.v1.subscription_schedules.create(params={"customer": "cus_nope", "phases": [phase]})
+    assert missing.value.http_status == 404 and missing.value.param == "customer"
+
+    assert stripe_client.v1.subscription_schedules.list(params={"customer": customer}).data == []
+    assert stripe_client.v1.subscriptions.list(params={"customer": customer, "status": "all"}).data == []
+    assert s.invoices() == [] and s.types("subscription_schedule.", "customer.subscription.", "invoice.") == []
+
+
+def test_a_future_start_on_the_sandbox_clock_starts_when_its_time_comes() -> None:
+    with private_sandbox() as (server, client):
+        customer = client.v1.customers.create(params={"email": "later@example.com"})
+        pm = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
+        product = client.v1.products.create(params={"name": "Plan"})
+        price = client.v1.prices.create(params={"product": product.id, "unit_amount": 1000, "currency": "usd",
+                                                "recurring": {"interval": "month"}})
+        start = control(server, "GET", "/_sandbox/stats")["now"] + DAY
+        schedule = client.v1.subscription_schedules.create(params={
+            "customer": customer.id, "start_date": start, "phases": [{"items": [{"price": price.id}]}],
+            "default_settings": {"default_payment_method": pm.id}})
+        assert schedule.status == "not_started" and schedule.test_clock is None
+        control(server, "POST", "/_sandbox/clock/advance", seconds=DAY + 1)
+        wait_until(lambda: client.v1.subscription_schedules.retrieve(schedule.id).status == "active",
+                   what="the schedule to start")
+        started = client.v1.subscription_schedules.retrieve(schedule.id)
+        sub = client.v1.subscriptions.retrieve(started.subscription)
+        assert sub.status == "active" and sub.start_date == start and sub.schedule == schedule.id
+        assert sub["items"].data[0].current_period_end == started.current_phase.end_date
