@@ -1,5 +1,12 @@
 """Invoice previews (``POST /v1/invoices/create_preview`` and ``invoice.upcoming``): the invoice a
-subscription will produce, computed without storing or redeeming anything."""
+subscription will produce, computed without storing or redeeming anything.
+
+The preview follows the subscription's schedule through the code the schedule itself runs (``schedules``): a
+phase that starts mid-period is previewed as the change it will make then (its prorations, and an invoice at
+once for ``always_invoice`` or a new interval); a phase that starts at the period end is put in place before
+the renewal is billed, so the renewal bills its prices and quantities for its first period. A subscription
+that ends by its period end (``cancel_at_period_end``, a ``cancel_at``, a schedule ending with ``cancel``)
+has no next invoice."""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from typing import Any
 
 from ..ids import new_id
 from ..store import Obj
-from . import changes as ch, invoicing, subscriptions as subs
+from . import changes as ch, invoicing, schedules as sched, subscriptions as subs
 
 
 def _as_preview(invoice: Obj) -> Obj:
@@ -20,13 +27,38 @@ def _as_preview(invoice: Obj) -> Obj:
     return invoice
 
 
+def _bills_at_once(result: ch.Plan, behavior: str) -> bool:
+    return behavior == "always_invoice" or result.new_cycle
+
+
+def preview_next(sb: Any, sub: Obj) -> Obj | None:
+    """The subscription's next invoice as things stand, its schedule included; None when none is coming."""
+    ends = subs.ends_before_renewal(sub)
+    phase = sched.phase_due_within_period(sb, sub)
+    if phase is not None:
+        t, behavior = phase["start_date"], phase["proration_behavior"]
+        result = ch.plan(sb, sub, sched.item_changes(sb, sub, phase), t, behavior)
+        # Prorations left pending on a subscription that then ends are never invoiced.
+        return preview_change(sb, sub, result, t, behavior) if not ends or _bills_at_once(result, behavior) \
+            else None
+    return None if ends else preview_renewal(sb, sub)
+
+
+def _renewal_invoice(sb: Any, shadow: Obj) -> Obj:
+    """The draft the renewal at the period end makes of ``shadow`` (a copy of the subscription), once the
+    phase its schedule enters then is in place."""
+    old_period = subs.period(shadow)
+    boundary = old_period[1]
+    sched.foresee_renewal(sb, shadow, boundary)
+    invoice = subs.period_invoice(sb, shadow, billing_reason="upcoming", span=subs.next_period(shadow, boundary),
+                                  invoice_period=old_period, dry_run=True)
+    invoice["created"] = boundary
+    return invoice
+
+
 def preview_renewal(sb: Any, sub: Obj) -> Obj:
     """The invoice of the next renewal, as things stand."""
-    boundary = subs.period(sub)[1]
-    span = subs.next_period(sub, boundary)
-    invoice = subs.period_invoice(sb, sub, billing_reason="upcoming", span=span,
-                                  invoice_period=subs.period(sub), dry_run=True)
-    invoice["created"] = boundary
+    invoice = _renewal_invoice(sb, subs.snapshot(sub))
     invoicing.refresh_totals(sb, invoice)
     return _as_preview(invoice)
 
@@ -44,15 +76,11 @@ def preview_change(sb: Any, sub: Obj, result: ch.Plan, t: int, behavior: str) ->
     changes = [ch.ItemChange(next((i for i in subs.items(shadow) if c.item and i["id"] == c.item["id"]), None),
                              c.price, c.quantity, c.metadata) for c in result.changes]
     ch.apply(sb, shadow, ch.Plan(changes, [], result.new_cycle), t, persist=False)
-    immediate = behavior == "always_invoice" or result.new_cycle
-    if immediate:
+    if _bills_at_once(result, behavior):
         invoice = subs.period_invoice(sb, shadow, billing_reason="subscription_update", span=subs.period(shadow),
                                       invoice_period=(t, t), with_items=result.new_cycle, dry_run=True)
     else:
-        boundary = subs.period(shadow)[1]
-        invoice = subs.period_invoice(sb, shadow, billing_reason="upcoming", span=subs.next_period(shadow, boundary),
-                                      invoice_period=subs.period(shadow), dry_run=True)
-        invoice["created"] = boundary
+        invoice = _renewal_invoice(sb, shadow)
     invoice["lines"]["data"].extend(proration_lines)
     invoice["parent"]["subscription_details"]["subscription_proration_date"] = t
     invoicing.refresh_totals(sb, invoice)

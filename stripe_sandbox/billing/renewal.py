@@ -50,7 +50,7 @@ def renew(sb: Any, sub_id: str, boundary: int) -> None:
     sub = _live(sb, sub_id)
     if sub is None or sub["status"] in ("incomplete", "paused") or subs.period(sub)[1] != boundary:
         return
-    if sub["cancel_at_period_end"] or (sub["cancel_at"] is not None and sub["cancel_at"] <= boundary):
+    if subs.ends_before_renewal(sub):
         subs.end(sb, sub, when=boundary, reason=sub["cancellation_details"]["reason"] or "cancellation_requested")
         return
     before = subs.snapshot(sub)
@@ -188,12 +188,13 @@ def trial_will_end(sb: Any, sub_id: str, trial_end: int) -> None:
 @timer("sub.upcoming")
 def upcoming(sb: Any, sub_id: str, boundary: int) -> None:
     sub = _live(sb, sub_id)
-    if sub is None or sub["status"] not in ("active", "past_due") or subs.period(sub)[1] != boundary \
-            or sub["cancel_at_period_end"]:
+    if sub is None or sub["status"] not in ("active", "past_due") or subs.period(sub)[1] != boundary:
         return
-    from .preview import preview_renewal
+    from .preview import preview_next
 
-    emit(sb, "invoice.upcoming", preview_renewal(sb, sub))
+    invoice = preview_next(sb, sub)
+    if invoice is not None:
+        emit(sb, "invoice.upcoming", invoice)
 
 
 @timer("sub.cancel_at")

@@ -210,13 +210,19 @@ def schedule_price_at_period_end(sb: Any, sub: Obj, price: Obj, quantity: int = 
 
 # -- moving through phases ------------------------------------------------------------------------------
 
+def phase_entered_at(schedule: Obj, when: int) -> Obj | None:
+    """The phase in effect at ``when`` when it is not the current one: the phase to enter then."""
+    index = next((i for i, ph in enumerate(schedule["phases"]) if ph["start_date"] <= when < ph["end_date"]), None)
+    return None if index is None or index == current_index(schedule) else schedule["phases"][index]
+
+
 def _differs(sub: Obj, phase: Obj) -> bool:
     have = sorted((i["price"]["id"], i["quantity"]) for i in subs.items(sub))
     want = sorted((i["price"], i["quantity"]) for i in phase["items"])
     return have != want
 
 
-def _item_changes(sb: Any, sub: Obj, phase: Obj) -> list[ch.ItemChange]:
+def item_changes(sb: Any, sub: Obj, phase: Obj) -> list[ch.ItemChange]:
     wanted = {i["price"]: i for i in phase["items"]}
     out: list[ch.ItemChange] = []
     for item in subs.items(sub):
@@ -236,12 +242,12 @@ def _item_changes(sb: Any, sub: Obj, phase: Obj) -> list[ch.ItemChange]:
     return out
 
 
-def _enter_at_boundary(sb: Any, sub: Obj, phase: Obj, boundary: int) -> None:
+def _enter_at_boundary(sb: Any, sub: Obj, phase: Obj, boundary: int, *, persist: bool = True) -> None:
     """Swap the items as the period ends (no proration); a new interval restarts the cycle at ``boundary``.
     The renewal that called this then bills the new items for the period that starts."""
-    changes = _item_changes(sb, sub, phase)
+    changes = item_changes(sb, sub, phase)
     old = subs.recurring(sub)
-    ch.apply(sb, sub, ch.Plan(changes), boundary)
+    ch.apply(sb, sub, ch.Plan(changes), boundary, persist=persist)
     if subs.recurring(sub) != old:
         sub["billing_cycle_anchor"] = boundary
 
@@ -251,7 +257,7 @@ def _enter_mid_period(sb: Any, sub: Obj, phase: Obj, when: int, behavior: str) -
     from ..resources import subscriptions as api
 
     entries: list[dict[str, Any]] = []
-    for change in _item_changes(sb, sub, phase):
+    for change in item_changes(sb, sub, phase):
         if change.item is None:
             assert change.price is not None
             entries.append({"price": change.price["id"], "quantity": str(change.quantity)})
@@ -275,10 +281,9 @@ def advance(sb: Any, schedule: Obj, when: int, *, at_renewal: bool = False) -> N
     if when >= phases[-1]["end_date"]:
         finish(sb, schedule, sub, phases[-1]["end_date"], at_renewal=at_renewal)
         return
-    index = next((i for i, ph in enumerate(phases) if ph["start_date"] <= when < ph["end_date"]), None)
-    if index is None or index == current_index(schedule):
+    phase = phase_entered_at(schedule, when)
+    if phase is None:
         return
-    phase = phases[index]
     if _differs(sub, phase):
         if at_renewal:
             _enter_at_boundary(sb, sub, phase, when)
@@ -287,6 +292,30 @@ def advance(sb: Any, schedule: Obj, when: int, *, at_renewal: bool = False) -> N
     schedule["current_phase"] = {"end_date": phase["end_date"], "start_date": phase["start_date"]}
     sb.store.save(schedule)
     emit(sb, "subscription_schedule.updated", schedule)
+
+
+# -- what previews foresee (on a copy of the subscription, storing nothing) --------------------------------
+
+def phase_due_within_period(sb: Any, sub: Obj) -> Obj | None:
+    """The first phase still to come that starts before the period ends and changes the items: ``advance``
+    applies it at its start with its ``proration_behavior``."""
+    schedule = of_subscription(sb, sub)
+    if schedule is None or schedule["status"] != "active":
+        return None
+    now, end = now_for(sb, sub), subs.period(sub)[1]
+    return next((ph for ph in schedule["phases"] if now < ph["start_date"] < end and _differs(sub, ph)), None)
+
+
+def foresee_renewal(sb: Any, copy: Obj, boundary: int) -> None:
+    """Put on ``copy`` the phase that the renewal at ``boundary`` enters, as ``advance(at_renewal=True)``
+    does. After the last phase there is nothing to put: the subscription goes on as it is (``release``) or
+    ends then (``cancel``, which its ``cancel_at`` shows)."""
+    schedule = of_subscription(sb, copy)
+    if schedule is None or schedule["status"] != "active" or boundary >= schedule["phases"][-1]["end_date"]:
+        return
+    phase = phase_entered_at(schedule, boundary)
+    if phase is not None and _differs(copy, phase):
+        _enter_at_boundary(sb, copy, phase, boundary, persist=False)
 
 
 def finish(sb: Any, schedule: Obj, sub: Obj, when: int, *, at_renewal: bool = False) -> None:

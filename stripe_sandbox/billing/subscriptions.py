@@ -44,6 +44,12 @@ def period(sub: Obj) -> tuple[int, int]:
     return first["current_period_start"], first["current_period_end"]
 
 
+def ends_before_renewal(sub: Obj) -> bool:
+    """Whether the subscription is set to end by its period end: then no renewal (and no invoice) comes."""
+    end = period(sub)[1]
+    return bool(sub["cancel_at_period_end"]) or (sub["cancel_at"] is not None and sub["cancel_at"] <= end)
+
+
 def recurring(sub: Obj) -> tuple[str, int]:
     rec = items(sub)[0]["price"]["recurring"]
     return rec["interval"], rec["interval_count"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..billing import changes as ch, invoicing, preview, renewal, subscriptions as subs
+from ..billing import changes as ch, invoicing, preview, renewal, schedules, subscriptions as subs
 from ..billing.discounts import create_discount, resolve_discounts
 from ..billing.invoice_items import take_pending
 from ..billing.time import now_for
@@ -205,7 +205,7 @@ def lines(sb: Any, p: Params, invoice_id: str) -> Obj:
     "customer", "subscription", "subscription_details", "discounts", "invoice_items", "preview_mode", "currency",
     "automatic_tax", "customer_details", "issuer", "on_behalf_of", "schedule", "schedule_details"))
 def create_preview(sb: Any, p: Params) -> Obj:
-    sub_id = p.optional_str("subscription")
+    sub_id = p.optional_str("subscription") or _subscription_of_schedule(sb, p.optional_str("schedule"))
     if sub_id is None:
         raise invalid_request("The sandbox previews subscription invoices only: pass `subscription`.",
                               param="subscription")
@@ -217,7 +217,10 @@ def create_preview(sb: Any, p: Params) -> Obj:
         raise state_error("No upcoming invoices for a canceled subscription.", code="invoice_upcoming_none")
     details = p.dict("subscription_details")
     if details is None or "items" not in details:
-        return preview.preview_renewal(sb, sub)
+        invoice = preview.preview_next(sb, sub)
+        if invoice is None:  # it ends by its period end (cancel_at_period_end, cancel_at, a schedule's cancel)
+            raise state_error(f"No upcoming invoices for customer: {sub['customer']}", code="invoice_upcoming_none")
+        return invoice
     details.only("items", "proration_behavior", "proration_date", "billing_cycle_anchor", "cancel_at",
                  "cancel_at_period_end", "cancel_now", "default_tax_rates", "resume_at", "start_date", "trial_end")
     behavior = details.str("proration_behavior", "create_prorations",
@@ -225,6 +228,18 @@ def create_preview(sb: Any, p: Params) -> Obj:
     t = details.int("proration_date") or now_for(sb, sub)
     result = ch.plan(sb, sub, ch.parse_items(sb, sub, details.dict_list("items")), t, behavior)
     return preview.preview_change(sb, sub, result, t, behavior)
+
+
+def _subscription_of_schedule(sb: Any, schedule_id: str | None) -> str | None:
+    """``schedule``: the next invoice of the subscription it manages (one not started yet has none here)."""
+    if schedule_id is None:
+        return None
+    schedule = schedules.get(sb, schedule_id)
+    if schedule is None:
+        raise no_such("subscription_schedule", schedule_id, "schedule")
+    if schedule["status"] != "active":
+        raise invalid_request("The sandbox previews the invoices of an active schedule only.", param="schedule")
+    return schedule["subscription"]
 
 
 @expandable("invoice", "payments")

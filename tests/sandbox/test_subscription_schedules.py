@@ -1,7 +1,8 @@
 """Subscription schedules through the SDK on test clocks: from_subscription, phases applied at their start
 (a downgrade at the period end, a change of interval, a mid-period change with prorations), end_behavior
 release and cancel, release, cancel, list, and the errors Stripe gives; schedules created with their own
-phases, starting now or later (on a test clock, or the sandbox clock), and the creations Stripe refuses."""
+phases, starting now or later (on a test clock, or the sandbox clock), and the creations Stripe refuses; invoice
+previews and ``invoice.upcoming`` that follow the schedule's phases."""
 
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ def test_yearly_to_monthly_at_period_end_restarts_the_cycle(stripe_client: strip
     sub = _subscribe(s, yearly)
     year_end = sub["items"].data[0].current_period_end
     _then(s, _schedule(s, sub), monthly)
+    preview = s.client.v1.invoices.create_preview(params={"subscription": sub.id})
+    assert [(line.period.start, line.period.end, line.amount) for line in preview.lines.data] == [
+        (year_end, year_end + 31 * DAY, 2900)]  # the new phase's first (monthly) period
     s.advance(year_end + 2 * HOUR)
     after = s.subscription(sub.id)
     item = after["items"].data[0]
@@ -412,3 +416,113 @@ def test_a_future_start_on_the_sandbox_clock_starts_when_its_time_comes() -> Non
         sub = client.v1.subscriptions.retrieve(started.subscription)
         assert sub.status == "active" and sub.start_date == start and sub.schedule == schedule.id
         assert sub["items"].data[0].current_period_end == started.current_phase.end_date
+
+
+# -- invoice previews follow the schedule -------------------------------------------------------------------
+
+def _billed(invoice: dict[str, Any]) -> list[tuple[str, int, int, int, int]]:
+    """(price, quantity, amount, period start, period end) of each line billed for a subscription item."""
+    return [(line["pricing"]["price_details"]["price"], line["quantity"], line["amount"], line["period"]["start"],
+             line["period"]["end"])
+            for line in invoice["lines"]["data"] if line["parent"]["type"] == "subscription_item_details"]
+
+
+def _prorations(invoice: dict[str, Any]) -> list[int]:
+    return sorted(line["amount"] for line in invoice["lines"]["data"]
+                  if line["parent"]["type"] == "invoice_item_details")
+
+
+def _preview(s: Setup, **params: Any) -> dict[str, Any]:
+    return s.client.v1.invoices.create_preview(params=params).to_dict()
+
+
+def _basic_then_team(s: Setup, basic: Any, team: Any) -> tuple[Any, Any]:
+    """A subscription on ``basic``, scheduled to switch to 3 × ``team`` at its period end (Feb 1) for a month."""
+    sub = _subscribe(s, basic)
+    schedule = _schedule(s, sub)
+    s.client.v1.subscription_schedules.update(schedule.id, params={"phases": [
+        {"items": [{"price": basic.id}], "start_date": T0, "end_date": FEB1},
+        {"items": [{"price": team.id, "quantity": 3}], "end_date": MAR1}]})
+    return sub, schedule
+
+
+def test_the_preview_bills_the_phase_that_starts_at_the_period_end_until_released(
+        stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic, team = s.price(1000, name="Basic"), s.price(2500, name="Team")
+    sub, schedule = _basic_then_team(s, basic, team)
+    preview = _preview(s, subscription=sub.id)
+    assert _billed(preview) == [(team.id, 3, 7500, FEB1, MAR1)]
+    assert preview["amount_due"] == 7500 and (preview["period_start"], preview["period_end"]) == (T0, FEB1)
+    [line] = preview["lines"]["data"]
+    assert line["parent"]["subscription_item_details"]["subscription_item"] == sub["items"].data[0].id
+    assert _billed(_preview(s, schedule=schedule.id)) == _billed(preview)
+    assert s.subscription(sub.id)["items"].data[0].price.id == basic.id  # a preview changes nothing
+
+    stripe_client.v1.subscription_schedules.release(schedule.id)
+    assert _billed(_preview(s, subscription=sub.id)) == [(basic.id, 1, 1000, FEB1, MAR1)]
+
+
+def test_invoice_upcoming_before_the_renewal_shows_the_next_phase(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic, team = s.price(1000, name="Basic"), s.price(2500, name="Team")
+    _basic_then_team(s, basic, team)
+    s.advance(FEB1 - 3 * DAY + HOUR)
+    [upcoming] = [e["data"]["object"] for e in s.events() if e["type"] == "invoice.upcoming"]
+    assert _billed(upcoming) == [(team.id, 3, 7500, FEB1, MAR1)] and upcoming["amount_due"] == 7500
+    s.advance(FEB1 + 2 * HOUR)
+    renewal = s.invoices()[-1]
+    assert renewal.billing_reason == "subscription_cycle" and renewal.amount_paid == 7500
+    assert _billed(renewal.to_dict()) == _billed(upcoming)
+
+
+def test_no_upcoming_invoice_when_the_schedule_cancels_at_the_period_end(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic = s.price(1000)
+    plain = _subscribe(s, basic)
+    stripe_client.v1.subscriptions.update(plain.id, params={"cancel_at_period_end": True})
+    scheduled = _subscribe(s, basic)
+    schedule = _schedule(s, scheduled)
+    stripe_client.v1.subscription_schedules.update(schedule.id, params={"end_behavior": "cancel"})
+    for sub in (plain, scheduled):
+        with pytest.raises(stripe.InvalidRequestError) as none:
+            _preview(s, subscription=sub.id)
+        assert none.value.code == "invoice_upcoming_none" and none.value.http_status == 400
+    s.advance(FEB1 - 3 * DAY + HOUR)
+    assert s.types("invoice.upcoming") == []
+
+    stripe_client.v1.subscription_schedules.update(schedule.id, params={"end_behavior": "release"})
+    assert _billed(_preview(s, subscription=scheduled.id)) == [(basic.id, 1, 1000, FEB1, MAR1)]
+
+
+def test_the_preview_prorates_a_phase_that_starts_mid_period(stripe_client: stripe.StripeClient) -> None:
+    s = setup(stripe_client)
+    basic, pro, team = s.price(1000, name="Basic"), s.price(3000, name="Pro"), s.price(2500, name="Team")
+    sub = _subscribe(s, basic)
+    schedule = _schedule(s, sub)
+    switch = T0 + 10 * DAY
+    stripe_client.v1.subscription_schedules.update(schedule.id, params={"phases": [
+        {"items": [{"price": basic.id}], "end_date": switch},
+        {"items": [{"price": pro.id}], "proration_behavior": "create_prorations", "end_date": FEB1},
+        {"items": [{"price": team.id, "quantity": 2}], "end_date": MAR1}]})
+    remaining, whole = FEB1 - switch, FEB1 - T0
+    credit, charge = -prorated(1000, remaining, whole), prorated(3000, remaining, whole)
+    preview = _preview(s, subscription=sub.id)
+    assert _billed(preview) == [(team.id, 2, 5000, FEB1, MAR1)]
+    assert _prorations(preview) == sorted([credit, charge]) and preview["amount_due"] == 5000 + credit + charge
+    s.advance(FEB1 + 2 * HOUR)
+    renewal = s.invoices()[-1].to_dict()
+    assert renewal["amount_paid"] == preview["amount_due"]
+    assert _billed(renewal) == _billed(preview) and _prorations(renewal) == _prorations(preview)
+
+    at_once = setup(stripe_client)
+    sub = _subscribe(at_once, basic)
+    schedule = _schedule(at_once, sub)
+    stripe_client.v1.subscription_schedules.update(schedule.id, params={"phases": [
+        {"items": [{"price": basic.id}], "end_date": switch},
+        {"items": [{"price": pro.id}], "proration_behavior": "always_invoice", "end_date": MAR1}]})
+    preview = _preview(at_once, subscription=sub.id)
+    assert _billed(preview) == [] and _prorations(preview) == sorted([credit, charge])
+    at_once.advance(switch + HOUR)
+    invoiced = at_once.invoices()[-1].to_dict()
+    assert invoiced["billing_reason"] == "subscription_update" and invoiced["amount_paid"] == preview["amount_due"]
