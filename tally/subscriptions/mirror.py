@@ -69,10 +69,17 @@ async def stripe_now(session: AsyncSession, client: stripe.StripeClient, obj: di
 
 
 async def remember_clock(session: AsyncSession, clock_id: str, frozen_time: int) -> None:
+    """Record a clock's time in a transaction of its own, committed at once, not in the caller's.
+
+    The time is Stripe's fact whatever becomes of the caller's transaction, and the row only moves forward.
+    Written inside the caller's transaction, its row lock lasted until that transaction ended. Handlers take
+    it before or after their subscription's lock depending on the event, so two of them could deadlock (seen
+    in CI). The caller's session must not have written this row itself; nothing else writes it."""
     stmt = insert(TestClockTime).values(id=clock_id, frozen_time=frozen_time)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["id"], set_={"frozen_time": stmt.excluded.frozen_time},
-        where=TestClockTime.frozen_time < stmt.excluded.frozen_time))  # clocks only move forward
+    async with session.bind.begin() as own:  # type: ignore[union-attr]  # sessions are bound to the engine
+        await own.execute(stmt.on_conflict_do_update(
+            index_elements=["id"], set_={"frozen_time": stmt.excluded.frozen_time},
+            where=TestClockTime.frozen_time < stmt.excluded.frozen_time))  # clocks only move forward
 
 
 async def user_for_customer(session: AsyncSession, customer_id: str | None,
