@@ -22,6 +22,7 @@ from .config import Settings
 from .errors import InvalidRequest
 
 T = TypeVar("T")
+_DATABASE = "tally.database"  # session.info key: the Database the session came from
 
 # Stable names keep Alembic migrations reproducible.
 NAMING_CONVENTION = {
@@ -82,7 +83,9 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
+        # Every session knows its Database, for the statements it must run on ``direct`` (``database_of``).
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession,
+                                           info={_DATABASE: self})
         event.listen(self.engine.sync_engine, "before_cursor_execute", _refuse_nul)
         self._direct = psycopg_pool.AsyncConnectionPool(libpq_url(url), min_size=1, max_size=pool_size,
                                                         kwargs={"autocommit": True}, open=False)
@@ -124,6 +127,11 @@ class Database:
         if not self._direct.closed:
             await self._direct.close()
         await self.engine.dispose()
+
+
+def database_of(session: AsyncSession) -> Database:
+    """The Database a session came from."""
+    return session.info[_DATABASE]  # type: ignore[no-any-return]
 
 
 def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:

@@ -21,9 +21,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..customers.models import User
+from ..db import database_of
 from ..stripe_gateway import stripe_call
 from . import schedules
-from .models import LIVE_STATUSES, Subscription, TestClockTime
+from .models import LIVE_STATUSES, Subscription
 from .plans import PlanBook
 
 log = logging.getLogger("tally.subscriptions")
@@ -68,18 +69,22 @@ async def stripe_now(session: AsyncSession, client: stripe.StripeClient, obj: di
     return int(clock["frozen_time"])
 
 
+# Clocks only move forward: an older time never overwrites a newer one.
+_REMEMBER_CLOCK = """
+    INSERT INTO test_clock_times (id, frozen_time) VALUES (%s, %s)
+    ON CONFLICT (id) DO UPDATE SET frozen_time = excluded.frozen_time
+    WHERE test_clock_times.frozen_time < excluded.frozen_time"""
+
+
 async def remember_clock(session: AsyncSession, clock_id: str, frozen_time: int) -> None:
-    """Record a clock's time in a transaction of its own, committed at once, not in the caller's.
+    """Record a clock's time at once, autocommitted on ``Database.direct``, not in the caller's transaction.
 
     The time is Stripe's fact whatever becomes of the caller's transaction, and the row only moves forward.
     Written inside the caller's transaction, its row lock lasted until that transaction ended. Handlers take
     it before or after their subscription's lock depending on the event, so two of them could deadlock (seen
-    in CI). The caller's session must not have written this row itself; nothing else writes it."""
-    stmt = insert(TestClockTime).values(id=clock_id, frozen_time=frozen_time)
-    async with session.bind.begin() as own:  # type: ignore[union-attr]  # sessions are bound to the engine
-        await own.execute(stmt.on_conflict_do_update(
-            index_elements=["id"], set_={"frozen_time": stmt.excluded.frozen_time},
-            where=TestClockTime.frozen_time < stmt.excluded.frozen_time))  # clocks only move forward
+    in CI). ``direct`` connections are held for one statement and never wait for another connection, so a
+    caller holding its session's connection cannot starve the pool it waits on. Nothing else writes the row."""
+    await database_of(session).run_direct(lambda conn: conn.execute(_REMEMBER_CLOCK, (clock_id, frozen_time)))
 
 
 async def user_for_customer(session: AsyncSession, customer_id: str | None,
