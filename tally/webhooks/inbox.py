@@ -41,8 +41,8 @@ class InboxWorker:
     claim, so that the events arriving meanwhile make one batch rather than one transaction each, and
     otherwise it goes to sleep (loops that all kept claiming part-batches would spend their time on the
     claims' fixed costs, and more so with more worker processes). A loop that claimed nothing sleeps
-    until woken or ``poll_seconds``. A wake-up while some loop is awake is kept, and the next loop about to sleep claims
-    once more instead: no event waits for the poll because of a race."""
+    until woken or ``poll_seconds``. A wake-up while some loop is awake is kept, and the next loop about to
+    sleep claims once more instead: no event waits for the poll because of a race."""
 
     def __init__(self, services: Any, jobs: procrastinate.App, *, concurrency: int,
                  batch_size: int = BATCH_SIZE, poll_seconds: float = POLL_SECONDS,

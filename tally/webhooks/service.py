@@ -151,7 +151,7 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
 
     One transaction per batch makes the fixed costs (round trips, the commit's WAL flush) per batch. If
     any handler raises, the batch rolls back and its events are taken again one by one
-    (``process_new_event``), so a failure stays the failing event's own.
+    (``process_event``), so a failure stays the failing event's own.
 
     A batch also stops at ``BATCH_SECONDS``. The locks one event's handler takes (its order, the wallet,
     the year's invoice counter, which every fulfilment takes) are held until the batch commits, so the
