@@ -63,6 +63,49 @@ def http_request(method: str, path: str, body: bytes, headers: dict[str, str]) -
     return (head + "\r\n").encode() + body
 
 
+async def open_loop(port: int, requests: list[bytes], rate: float, *, warm: list[bytes],
+                    expect: int = 200) -> list[float]:
+    """Send request i at start + i/rate whatever happened before; latency from that scheduled time (queueing
+    included: no coordinated omission). ``warm`` is sent first, one request per connection, so that connection
+    set-up is not counted as latency; every answer must have status ``expect``.
+
+    Each request is started by one pacing loop when its time comes (creating thousands of tasks up front
+    would itself make the first sends late, and that lateness would be counted as the server's). A kept-alive
+    connection the server has closed meanwhile (uvicorn closes idle ones after 5 s) is opened again, on the
+    request's own clock, and the request sent again: only for requests that are idempotent."""
+    idle: list[Connection] = []
+    latencies: list[float] = []
+
+    async def one(scheduled: float, request: bytes) -> None:
+        conn = idle.pop() if idle else Connection("127.0.0.1", port)
+        try:
+            status, body = await conn.send(request)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            conn.close()
+            conn = Connection("127.0.0.1", port)
+            status, body = await conn.send(request)
+        latencies.append(time.perf_counter() - scheduled)
+        idle.append(conn)
+        if status != expect:
+            raise RuntimeError(f"answered {status}, not {expect}: {body[:300]!r}")
+
+    warmed = [Connection("127.0.0.1", port) for _ in warm]
+    await asyncio.gather(*(c.send(r) for c, r in zip(warmed, warm)))
+    idle.extend(warmed)
+    tasks = []
+    start = time.perf_counter() + 0.01
+    for i, request in enumerate(requests):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled, request)))
+    await asyncio.gather(*tasks)
+    for c in idle:
+        c.close()
+    return latencies
+
+
 def log_file(name: str) -> Any:
     return open(LOGS / f"{name}.log", "ab")
 
@@ -119,19 +162,31 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> float:
 
 
 def pgbench(database_url: str, script: str, *, seconds: float, clients: int) -> float:
-    """Transactions per second of ``script`` (pgbench's own client, C, one connection per client), its
-    statements prepared once per connection (``-M prepared``) as Tally's own are (psycopg prepares a statement
-    it has sent a few times). Until 2026-12-03 the baselines ran unprepared, paying a parse and a plan per
-    statement: 30-130 % lower than now on the development VM, so earlier ratios are not comparable."""
+    """Transactions per second of ``script``: ``pgbench_run``'s rate."""
+    return pgbench_run(database_url, script, seconds=seconds, clients=clients)[0]
+
+
+def pgbench_run(database_url: str, script: str, *, seconds: float, clients: int) -> tuple[float, int]:
+    """(transactions per second, transactions done) of ``script`` (pgbench's own client, C, one connection per
+    client), its statements prepared once per connection (``-M prepared``) as Tally's own are (psycopg prepares a
+    statement it has sent a few times). Until 2026-12-03 the baselines ran unprepared, paying a parse and a plan
+    per statement: 30-130 % lower than now on the development VM, so earlier ratios are not comparable. A failed
+    statement aborts its pgbench client and fails the run, with pgbench's own message."""
     exe = shutil.which("pgbench")
     if exe is None:
         raise SystemExit("pgbench not found: apt-get install -y postgresql-contrib (or postgresql-client)")
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
-    out = subprocess.run([exe, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)),
-                          "-T", str(max(1, round(seconds))), "-f", f.name, libpq_url(database_url)],
-                         capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))  # type: ignore[union-attr]
+    done = subprocess.run([exe, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)),
+                           "-T", str(max(1, round(seconds))), "-f", f.name, libpq_url(database_url)],
+                          capture_output=True, text=True)
+    os.unlink(f.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"pgbench failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
+    count = re.search(r"number of transactions actually processed: (\d+)", done.stdout)
+    assert tps and count, done.stdout
+    return float(tps.group(1)), int(count.group(1))
 
 
 def cpu_seconds(pids: list[int]) -> float:

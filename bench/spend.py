@@ -1,23 +1,34 @@
-"""Credit spends per second: ``POST /v1/credits/spend`` from 32 concurrent keep-alive clients, on 1 000 users
-and on one hot user, against the bare ``UPDATE wallet_balances ... RETURNING`` run by pgbench with the same
-number of clients on the same database, in the same run.
+"""Credit spends per second through Tally's API beside pgledger's transfer function (github.com/pgr0ss/pgledger, a
+pure-SQL double-entry ledger) and Tally's own spend statement run bare, all on the same PostgreSQL, alternated in
+one run: every measurement is taken once per round, the rounds run in alternating order, and the tables give the
+min / median / max over the rounds, and the same of each ratio (taken within a round, so that both sides of a
+ratio met the same machine).
 
-    .venv/bin/python bench/spend.py [--seconds 8] [--clients 32] [--api-workers 2]
+    git clone https://github.com/pgr0ss/pgledger /work/peers/pgledger     # outside this repository
+    .venv/bin/python bench/spend.py --pgledger /work/peers/pgledger [--rounds 3] [--seconds 5] [--clients 8,32]
 
-What is measured
-- API: each request is a real spend: the JWT check (cached per token after the first), then one
-  autocommitted statement (``tally.ledger.service._SPEND``: the floor-checked balance UPDATE, the ledger
-  header with its unique reference from the idempotency key, two entries, the deferred zero-sum check at its
-  commit); uvicorn with ``--api-workers`` processes.
-- service: ``tally.ledger.service.spend`` called in-process by 32 asyncio tasks (what the spend costs
-  without HTTP, FastAPI and auth).
-- baseline: pgbench, the bare ``UPDATE ... RETURNING`` (the balance change alone, autocommitted, prepared).
-- the same spend bare: Tally's own ``_SPEND`` statement, autocommitted and prepared, through pgbench. It shows what the
-  goal (≥ 50 % of the bare UPDATE) asks of the database alone: a double-entry spend (a header with a unique
-  reference, the floor-checked UPDATE, two entries, the deferred zero-sum check) is a bigger transaction than
-  the UPDATE by itself; the second ratio is Tally's overhead over its own SQL.
-After each run the ledger is checked: one spend transaction per 200 answer, balances down by as much.
+Without ``--pgledger`` (or $TALLY_BENCH_PGLEDGER) the pgledger rows and the ratios to them are skipped, saying so.
+
+What is measured, each on 1 000 users (accounts) and on one hot user (account), at each client count:
+- pgledger: ``pgledger_create_transfer`` of one unit through pgbench ``-M prepared``, in a database of its own
+  beside Tally's (``bench/pgledger_peer.py``: its SQL, how accounts are set up, what "hot" means for it).
+- the spend statement bare: Tally's own spend SQL (``tally.ledger.service._SPEND``: the floor-checked balance
+  UPDATE, the header with its unique reference, two entries, the deferred zero-sum check at its commit),
+  autocommitted and prepared, through pgbench: the most any Python around it could reach.
+- HTTP spends: ``POST /v1/credits/spend`` from keep-alive clients, each request a real spend (the JWT check,
+  cached per token after the first, then the statement), uvicorn with ``--api-workers`` processes. After each
+  run the ledger is checked: one spend transaction per 200 answer, wallets down by as much.
+- HTTP hold + capture pairs (1 000 users, the largest client count): ``POST /v1/credits/holds`` then
+  ``POST /v1/credits/holds/{id}/capture``, pairs per second; a placeholder row while the API has no holds.
+- p99 at a paced rate (by default 1 000 spends/s on 1 000 users): requests sent open-loop at fixed times,
+  latency from the scheduled send time to the answer (queueing included).
+- ``--extras`` adds the bare ``UPDATE wallet_balances ... RETURNING`` (pgbench) and ``service.spend`` called
+  in-process by asyncio tasks (the spend without HTTP, FastAPI and auth).
 Rate limits are switched off (``TALLY_RATE_LIMITS=false``): this measures the ledger, not the limiter.
+
+Goals (issue 14, item 8), as ratios within a round, pgledger taken at its best client count in that round:
+HTTP spends on 1 000 users (32 clients) ≥ pgledger's transfers on 1 000 accounts; HTTP spends on the hot user ≥
+pgledger's on its hot account; hold + capture pairs ≥ half of pgledger's transfers; p99 < 10 ms at 1 000 spends/s.
 
 Where the time went (2-core VM, py-spy):
 - 2026-11: ``service.spend`` was seven round trips (wallet lookup, header insert, balance update, two
@@ -36,9 +47,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -46,8 +61,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import (Connection, http_request, pgbench, scalar, start_api, stop_all,  # noqa: E402
-                           tally_env, verdict)
+from bench import pgledger_peer  # noqa: E402
+from bench.harness import (Connection, http_request, open_loop, percentile, pgbench_run, scalar,  # noqa: E402
+                           start_api, stop_all, tally_env, verdict)
 from tally.db import Database, libpq_url  # noqa: E402
 from tally.ledger.models import wallet_code  # noqa: E402
 from tests.tally_harness import fresh_database, free_port  # noqa: E402
@@ -56,8 +72,11 @@ USERS = 1000
 HOT = "bench-hot"
 START_BALANCE = 10**12
 JWT_SECRET = "bench-" + os.urandom(16).hex()
+SHAPES = {"many": f"{USERS} users", "hot": "one hot user"}
+PEER_SHAPES = {"many": f"{USERS} accounts", "hot": "one hot account"}
 
 
+# -- Tally's database ----------------------------------------------------------------------------------
 def seed(database_url: str) -> None:
     import psycopg
 
@@ -82,10 +101,8 @@ def bare_script(hot: bool) -> str:
             f"WHERE user_id = {who} AND balance >= 1 RETURNING balance;\n")
 
 
-def ledger_script(hot: bool) -> str:
-    """Tally's own spend statement (``tally.ledger.service._SPEND``: floor-checked balance UPDATE, header with
-    its unique reference, two entries, the deferred zero-sum check at its commit), autocommitted as Tally
-    sends it: the most any implementation of a double-entry spend could do here, with no Python at all."""
+def statement_script(hot: bool) -> str:
+    """Tally's own spend statement (``tally.ledger.service._SPEND``), autocommitted as Tally sends it."""
     from tally.ledger.service import _SPEND
 
     who = f"'{HOT}'" if hot else "'bench-' || :u"
@@ -96,18 +113,11 @@ def ledger_script(hot: bool) -> str:
     return f"\\set u random(1, {USERS})\n\\set r random(1, 1000000000000)\n{statement};\n"
 
 
-def spent(database_url: str) -> int:
-    return int(scalar(database_url, "SELECT count(*) FROM ledger_transactions WHERE kind = 'spend'"))
-
-
-def balance_drop(database_url: str) -> int:
-    return int(scalar(database_url, f"SELECT coalesce(sum({START_BALANCE} - balance), 0) FROM wallet_balances"))
-
-
 def snapshot(database_url: str) -> tuple[int, int]:
     """(spend transactions, coins gone from wallets) so far: the ledger is append-only, so each run is
     checked by what it added."""
-    return spent(database_url), balance_drop(database_url)
+    return (int(scalar(database_url, "SELECT count(*) FROM ledger_transactions WHERE kind = 'spend'")),
+            int(scalar(database_url, f"SELECT coalesce(sum({START_BALANCE} - balance), 0) FROM wallet_balances")))
 
 
 def check(database_url: str, before: tuple[int, int], done: int) -> None:
@@ -117,50 +127,130 @@ def check(database_url: str, before: tuple[int, int], done: int) -> None:
                            f"transactions and wallets lost {after[1] - before[1]} coins")
 
 
-# -- through the API ----------------------------------------------------------------------------------
-def spend_request(user: str, token: str, key: str) -> bytes:
-    body = orjson.dumps({"amount": 1, "reason": "bench", "idempotency_key": key})
-    return http_request("POST", "/v1/credits/spend", body, {"Content-Type": "application/json",
-                                                            "Authorization": f"Bearer {token}"})
+def statement_spends(database_url: str, hot: bool, seconds: float, clients: int) -> float:
+    before = snapshot(database_url)
+    rate, done = pgbench_run(database_url, statement_script(hot), seconds=seconds, clients=clients)
+    check(database_url, before, done)
+    return rate
 
 
-async def api_run(port: int, users: list[str], clients: int, seconds: float) -> tuple[int, list[float]]:
-    tokens = {u: jwt.encode({"sub": u, "exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
-              for u in users}
-    run_id = os.urandom(4).hex()
-    done = 0
-    latencies: list[float] = []
+def bare_updates(database_url: str, hot: bool, seconds: float, clients: int) -> float:
+    return pgbench_run(database_url, bare_script(hot), seconds=seconds, clients=clients)[0]
+
+
+def pgledger_transfers(url: str, hot: bool, seconds: float, clients: int) -> float:
+    before = pgledger_peer.snapshot(url)
+    rate, done = pgbench_run(url, pgledger_peer.transfer_script(hot, USERS), seconds=seconds, clients=clients)
+    after = pgledger_peer.snapshot(url)
+    if after != (before[0] + done, 0):
+        raise RuntimeError(f"pgbench counted {done} transfers, but pgledger gained {after[0] - before[0]} and "
+                           f"its balances sum to {after[1]}")
+    return rate
+
+
+# -- through the API ------------------------------------------------------------------------------------
+TOKENS: dict[str, str] = {}
+
+
+def token(user: str) -> str:
+    if user not in TOKENS:
+        TOKENS[user] = jwt.encode({"sub": user, "exp": int(time.time()) + 6 * 3600}, JWT_SECRET, algorithm="HS256")
+    return TOKENS[user]
+
+
+def post(path: str, user: str, payload: dict[str, object]) -> bytes:
+    return http_request("POST", path, orjson.dumps(payload), {"Content-Type": "application/json",
+                                                             "Authorization": f"Bearer {token(user)}"})
+
+
+def spend_request(user: str, key: str) -> bytes:
+    return post("/v1/credits/spend", user, {"amount": 1, "reason": "bench", "idempotency_key": key})
+
+
+async def closed_loop(port: int, clients: int, seconds: float,
+                      one: Callable[[Connection, int, int], Awaitable[None]]) -> float:
+    """``clients`` keep-alive connections, each running ``one(conn, client, i)`` (a coroutine) back to back
+    until ``seconds`` have passed; returns the elapsed time."""
     deadline = time.perf_counter() + seconds
 
-    async def client(c: int) -> None:
-        nonlocal done
-        conn = Connection("127.0.0.1", port)
+    async def client(c: int, conn: Connection) -> None:
         i = 0
         while time.perf_counter() < deadline:
-            user = users[(c * 7919 + i) % len(users)]
-            request = spend_request(user, tokens[user], f"{run_id}-{c}-{i}")
-            t = time.perf_counter()
-            status, body = await conn.send(request)
-            latencies.append(time.perf_counter() - t)
-            if status != 200:
-                raise RuntimeError(f"spend answered {status}: {body[:300]!r}")
-            done += 1
+            await one(conn, c, i)
             i += 1
         conn.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(client(c) for c in range(clients)))
-    return done, [time.perf_counter() - start, *latencies]
+    await asyncio.gather(*(client(c, Connection("127.0.0.1", port)) for c in range(clients)))
+    return time.perf_counter() - start
 
 
-def api_spends(database_url: str, port: int, hot: bool, clients: int, seconds: float) -> float:
+def http_spends(database_url: str, port: int, hot: bool, clients: int, seconds: float) -> float:
+    users = user_ids(hot)
+    run_id = os.urandom(4).hex()
+    done = 0
+
+    async def one(conn: Connection, c: int, i: int) -> None:
+        nonlocal done
+        status, body = await conn.send(spend_request(users[(c * 7919 + i) % len(users)], f"{run_id}-{c}-{i}"))
+        if status != 200:
+            raise RuntimeError(f"spend answered {status}: {body[:300]!r}")
+        done += 1
+
     before = snapshot(database_url)
-    done, (elapsed, *_) = asyncio.run(api_run(port, user_ids(hot), clients, seconds))
+    elapsed = asyncio.run(closed_loop(port, clients, seconds, one))
     check(database_url, before, done)
     return done / elapsed
 
 
-# -- in-process, no HTTP -------------------------------------------------------------------------------
+def holds_available() -> bool:
+    from tally.ledger.routes import router
+
+    return any(getattr(route, "path", "") == "/v1/credits/holds" for route in router.routes)
+
+
+def http_hold_pairs(database_url: str, port: int, clients: int, seconds: float) -> float:
+    """Hold one coin, then capture it: pairs per second (issue 14: ``POST /v1/credits/holds`` → 201 with the
+    hold's id; ``POST /v1/credits/holds/{id}/capture``)."""
+    users = user_ids(False)
+    run_id = os.urandom(4).hex()
+    done = 0
+
+    async def one(conn: Connection, c: int, i: int) -> None:
+        nonlocal done
+        user = users[(c * 7919 + i) % len(users)]
+        status, body = await conn.send(post("/v1/credits/holds", user,
+                                            {"amount": 1, "idempotency_key": f"{run_id}-{c}-{i}"}))
+        if status != 201:
+            raise RuntimeError(f"hold answered {status}: {body[:300]!r}")
+        hold = orjson.loads(body)["id"]
+        status, body = await conn.send(post(f"/v1/credits/holds/{hold}/capture", user, {}))
+        if status != 200:
+            raise RuntimeError(f"capture answered {status}: {body[:300]!r}")
+        done += 1
+
+    before = snapshot(database_url)
+    elapsed = asyncio.run(closed_loop(port, clients, seconds, one))
+    after = snapshot(database_url)
+    if after[1] - before[1] != done:
+        raise RuntimeError(f"{done} holds captured, but wallets lost {after[1] - before[1]} coins")
+    return done / elapsed
+
+
+def paced_latency(database_url: str, port: int, rate: float, seconds: float) -> dict[str, float]:
+    """p50, p99 and max in ms of spends on 1 000 users sent open-loop at ``rate`` per second."""
+    users = user_ids(False)
+    run_id = os.urandom(4).hex()
+    warm = [spend_request(users[i], f"{run_id}-warm-{i}") for i in range(32)]
+    requests = [spend_request(users[i % len(users)], f"{run_id}-{i}") for i in range(int(rate * seconds))]
+    before = snapshot(database_url)
+    latencies = sorted(asyncio.run(open_loop(port, requests, rate, warm=warm)))
+    check(database_url, before, len(requests) + len(warm))
+    return {"paced p50": percentile(latencies, 50) * 1000, "paced p99": percentile(latencies, 99) * 1000,
+            "paced max": latencies[-1] * 1000}
+
+
+# -- in-process, no HTTP (--extras) ---------------------------------------------------------------------
 async def service_run(database_url: str, users: list[str], clients: int, seconds: float) -> tuple[int, float]:
     from tally.ledger import service
 
@@ -195,46 +285,168 @@ def service_spends(database_url: str, hot: bool, clients: int, seconds: float) -
     return done / elapsed
 
 
+# -- one run: rounds of alternated measurements ------------------------------------------------------------
+@dataclass(frozen=True)
+class Measure:
+    """One measurement, taken once per round: ``run`` returns its values by key (a rate per second, or ms)."""
+
+    keys: dict[str, str]  # key → what it is, for the tables
+    run: Callable[[], dict[str, float]]
+
+
+def rate(key: str, label: str, run: Callable[[], float]) -> Measure:
+    return Measure({key: label}, lambda: {key: run()})
+
+
+def plan(args: argparse.Namespace, database_url: str, port: int, peer_url: str | None) -> list[Measure]:
+    seconds, top = args.seconds, max(args.clients)
+    measures = []
+    for shape, where in SHAPES.items():
+        hot = shape == "hot"
+        for c in args.clients:
+            if peer_url is not None:
+                measures.append(rate(f"pgledger {shape} {c}", f"pgledger transfer (pgbench), {PEER_SHAPES[shape]}, "
+                                     f"{c} clients", lambda hot=hot, c=c: pgledger_transfers(peer_url, hot, seconds, c)))
+            measures.append(rate(f"statement {shape} {c}", f"Tally's spend statement bare (pgbench), {where}, "
+                                 f"{c} clients", lambda hot=hot, c=c: statement_spends(database_url, hot, seconds, c)))
+            measures.append(rate(f"http {shape} {c}", f"`POST /v1/credits/spend` (HTTP), {where}, {c} clients",
+                                 lambda hot=hot, c=c: http_spends(database_url, port, hot, c, seconds)))
+        if args.extras:
+            measures.append(rate(f"bare {shape} {top}", f"bare `UPDATE ... RETURNING` (pgbench), {where}, {top} "
+                                 f"clients", lambda hot=hot: bare_updates(database_url, hot, seconds, top)))
+            measures.append(rate(f"service {shape} {top}", f"`service.spend` in-process, {where}, {top} tasks",
+                                 lambda hot=hot: service_spends(database_url, hot, top, seconds)))
+    if holds_available():
+        measures.append(rate(f"holds many {top}", f"hold + capture pairs (HTTP), {USERS} users, {top} clients",
+                             lambda: http_hold_pairs(database_url, port, top, seconds)))
+    paced = f"spends paced at {args.paced_rate:,.0f}/s (HTTP), {USERS} users"
+    measures.append(Measure({f"paced {p}": f"{p} latency, {paced}" for p in ("p50", "p99", "max")},
+                            lambda: paced_latency(database_url, port, args.paced_rate, args.paced_seconds)))
+    return measures
+
+
+def run_rounds(measures: list[Measure], rounds: int) -> dict[str, list[float]]:
+    """Every measure once per round, in reverse order every other round (what runs first or last in a round
+    meets a different machine: a cold cache, a neighbour's job)."""
+    results: dict[str, list[float]] = defaultdict(list)
+    for r in range(rounds):
+        for measure in measures if r % 2 == 0 else measures[::-1]:
+            values = measure.run()
+            for key, value in values.items():
+                results[key].append(value)
+                print(f"round {r + 1}/{rounds}: {measure.keys[key]}: {show(key, value)}", flush=True)
+    return results
+
+
+def show(key: str, value: float) -> str:
+    return f"{value:.1f} ms" if key.startswith("paced") else f"{value:,.0f}/s"
+
+
+def spread(values: list[float], fmt: Callable[[float], str]) -> str:
+    return f"{fmt(min(values))} | {fmt(statistics.median(values))} | {fmt(max(values))}"
+
+
+# -- ratios ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ratio:
+    label: str
+    numerator: list[str]  # per round, the best of these keys (the client counts measured)
+    denominator: list[str]
+    goal: float | None  # at least this much, in every round
+
+
+def ratios(clients: list[int]) -> list[Ratio]:
+    top = max(clients)
+
+    def each(kind: str, shape: str) -> list[str]:
+        return [f"{kind} {shape} {c}" for c in clients]
+
+    return [
+        Ratio(f"HTTP spends, {USERS} users, {top} clients / pgledger transfers, {USERS} accounts (its best client "
+              f"count)", [f"http many {top}"], each("pgledger", "many"), 1.0),
+        Ratio(f"HTTP spends, one hot user, {top} clients / pgledger transfers, one hot account (its best)",
+              [f"http hot {top}"], each("pgledger", "hot"), 1.0),
+        Ratio(f"HTTP hold + capture pairs, {USERS} users, {top} clients / pgledger transfers, {USERS} accounts "
+              f"(its best)", [f"holds many {top}"], each("pgledger", "many"), 0.5),
+        Ratio(f"Tally's spend statement bare / pgledger transfers, {USERS} accounts (each at its best)",
+              each("statement", "many"), each("pgledger", "many"), None),
+        Ratio("Tally's spend statement bare / pgledger transfers, one hot account (each at its best)",
+              each("statement", "hot"), each("pgledger", "hot"), None),
+        Ratio(f"HTTP spends / the same statement bare, {USERS} users, {top} clients", [f"http many {top}"],
+              [f"statement many {top}"], None),
+        Ratio(f"HTTP spends / the same statement bare, one hot user, {top} clients", [f"http hot {top}"],
+              [f"statement hot {top}"], None),
+    ]
+
+
+def ratio_row(ratio: Ratio, results: dict[str, list[float]], rounds: int) -> str:
+    missing = [k for k in (ratio.numerator[0], ratio.denominator[0]) if k not in results]
+    goal = "" if ratio.goal is None else f"≥ {ratio.goal:g}"
+    if missing:
+        why = "; ".join("no pgledger checkout given (--pgledger PATH)" if key.startswith("pgledger")
+                        else "this build has no `POST /v1/credits/holds`" for key in missing)
+        return f"| {ratio.label} | not measured: {why} | | | {goal} |"
+    per_round = [max(results[k][r] for k in ratio.numerator) / max(results[k][r] for k in ratio.denominator)
+                 for r in range(rounds)]
+    if ratio.goal is not None:
+        met = sum(value >= ratio.goal for value in per_round)
+        goal += f" {verdict(met == rounds)} ({met} of {rounds} rounds)"
+    return f"| {ratio.label} | {spread(per_round, lambda v: f'{v:.2f}x')} | {goal} |"
+
+
+def report(measures: list[Measure], results: dict[str, list[float]], args: argparse.Namespace) -> None:
+    print()
+    print(f"| measure ({args.rounds} rounds) | min | median | max |")
+    print("|---|---|---|---|")
+    for measure in measures:
+        for key, label in measure.keys.items():
+            print(f"| {label} | {spread(results[key], lambda v, key=key: show(key, v))} |")
+    print()
+    print(f"| ratio, within each round ({args.rounds} rounds) | min | median | max | goal |")
+    print("|---|---|---|---|---|")
+    for ratio in ratios(args.clients):
+        print(ratio_row(ratio, results, args.rounds))
+    p99 = results["paced p99"]
+    met = sum(v < 10 for v in p99)
+    print(f"| p99 at a paced {args.paced_rate:,.0f} spends/s | {spread(p99, lambda v: f'{v:.1f} ms')} | "
+          f"< 10 ms {verdict(met == args.rounds)} ({met} of {args.rounds} rounds) |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8, help="per measurement")
-    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--pgledger", help=f"a pgledger checkout (default ${pgledger_peer.ENV}); without it the "
+                                           "pgledger rows are skipped")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5, help="per measurement")
+    parser.add_argument("--clients", type=lambda s: [int(c) for c in s.split(",")], default=[8, 32])
+    parser.add_argument("--paced-rate", type=float, default=1000, help="spends/s of the latency run")
+    parser.add_argument("--paced-seconds", type=float, default=5)
+    parser.add_argument("--extras", action="store_true", help="also the bare UPDATE and service.spend in-process")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes serving the API")
     parser.add_argument("--database", default="auto", choices=["auto", "external", "embedded"])
     args = parser.parse_args()
+    peer = pgledger_peer.checkout(args.pgledger)
 
-    rows: list[tuple[str, float, float]] = []
     with ExitStack() as stack:
         database_url = stack.enter_context(fresh_database(args.database))
         seed(database_url)
-        print(f"# credit spend benchmark — {os.cpu_count()} cores, {args.clients} clients, {USERS} users, "
-              f"{args.api_workers} API processes, {args.seconds:.0f} s per measurement", flush=True)
+        peer_url = None
+        if peer is None:
+            print(f"# pgledger rows skipped: no checkout given (--pgledger PATH or ${pgledger_peer.ENV}; "
+                  "git clone https://github.com/pgr0ss/pgledger)", flush=True)
+        else:
+            peer_url = stack.enter_context(pgledger_peer.pgledger_database(database_url, peer, USERS))
+        version = scalar(database_url, "SHOW server_version")
+        print(f"# credit spend benchmark — PostgreSQL {version}, {os.cpu_count()} cores, clients "
+              f"{','.join(map(str, args.clients))}, {args.api_workers} API processes, {args.seconds:g} s per "
+              f"measurement, {args.rounds} rounds" + (f", pgledger from {peer}" if peer else ""), flush=True)
         port = free_port()
-        env = tally_env(database_url, TALLY_JWT_SECRET=JWT_SECRET, TALLY_RATE_LIMITS="false")
-        api = start_api(env, port, args.api_workers)
+        api = start_api(tally_env(database_url, TALLY_JWT_SECRET=JWT_SECRET, TALLY_RATE_LIMITS="false"), port,
+                        args.api_workers)
         stack.callback(stop_all, [api])
-        for hot in (False, True):
-            where = "one hot user" if hot else f"{USERS} users"
-            bare = pgbench(database_url, bare_script(hot), seconds=args.seconds, clients=args.clients)
-            print(f"bare UPDATE ... RETURNING, {where}: {bare:,.0f}/s", flush=True)
-            ledger = pgbench(database_url, ledger_script(hot), seconds=args.seconds, clients=args.clients)
-            print(f"the same spend transaction bare, {where}: {ledger:,.0f}/s", flush=True)
-            through_api = api_spends(database_url, port, hot, args.clients, args.seconds)
-            print(f"POST /v1/credits/spend, {where}: {through_api:,.0f}/s", flush=True)
-            in_process = service_spends(database_url, hot, args.clients, args.seconds)
-            print(f"service.spend in-process, {where}: {in_process:,.0f}/s", flush=True)
-            rows += [(f"bare `UPDATE ... RETURNING` (pgbench), {where}", bare, bare, ledger, True),
-                     (f"Tally's spend transaction bare (pgbench), {where}", ledger, bare, ledger, True),
-                     (f"`POST /v1/credits/spend` (HTTP), {where}", through_api, bare, ledger, False),
-                     (f"`service.spend` in-process, {where}", in_process, bare, ledger, False)]
-
-    print()
-    print("| measure | spends/s | ratio to bare UPDATE | ratio to the same transaction bare | goal (≥ 50 % of bare "
-          "UPDATE) |")
-    print("|---|---|---|---|---|")
-    for name, value, base, ledger, baseline in rows:
-        goal = "" if baseline else verdict(value / base >= 0.5)
-        print(f"| {name} | {value:,.0f} | {value / base:.0%} | {value / ledger:.0%} | {goal} |")
+        measures = plan(args, database_url, port, peer_url)
+        results = run_rounds(measures, args.rounds)
+    report(measures, results, args)
 
 
 if __name__ == "__main__":

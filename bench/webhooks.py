@@ -81,8 +81,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import (TALLY, Connection, cpu_seconds, log_file, pgbench, scalar,  # noqa: E402
-                           start_api, stop_all, tally_env, wait_for)
+from bench.harness import (TALLY, Connection, cpu_seconds, log_file, open_loop, pgbench,  # noqa: E402
+                           scalar, start_api, stop_all, tally_env, wait_for)
 from bench.webhook_bench_handlers import ACCOUNTS, EVENT_TYPE, SCHEMA  # noqa: E402
 from tally.db import libpq_url  # noqa: E402
 from tests.tally_harness import fresh_database, free_port  # noqa: E402
@@ -141,46 +141,6 @@ async def closed_loop(port: int, requests: list[bytes], connections: int, second
     return time.perf_counter(), sent
 
 
-async def open_loop(port: int, requests: list[bytes], rate: float) -> list[float]:
-    """Send request i at start + i/rate whatever happened before; latency from that scheduled time.
-
-    Each request is started by one pacing loop when its time comes (creating thousands of tasks up front
-    would itself make the first sends late, and that lateness would be counted as the server's). A kept-alive
-    connection the server has closed meanwhile (uvicorn closes idle ones after 5 s) is opened again, on the
-    request's own clock."""
-    idle: list[Connection] = []
-    latencies: list[float] = []
-
-    async def one(scheduled: float, request: bytes) -> None:
-        conn = idle.pop() if idle else Connection("127.0.0.1", port)
-        try:
-            status = await conn.post(request)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            conn.close()
-            conn = Connection("127.0.0.1", port)
-            status = await conn.post(request)  # the inbox insert is idempotent: a resend is harmless
-        latencies.append(time.perf_counter() - scheduled)
-        idle.append(conn)
-        assert status == 200, status
-
-    # Warm a pool of connections first so that connection set-up is not counted as latency.
-    warm = [Connection("127.0.0.1", port) for _ in range(32)]
-    await asyncio.gather(*(c.post(build_request(make_events(1)[0])) for c in warm))
-    idle.extend(warm)
-    tasks = []
-    start = time.perf_counter() + 0.01
-    for i, request in enumerate(requests):
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(scheduled, request)))
-    await asyncio.gather(*tasks)
-    for c in idle:
-        c.close()
-    return latencies
-
-
 # -- processes -------------------------------------------------------------------------------------
 def env_for(database_url: str) -> dict[str, str]:
     return tally_env(database_url, STRIPE_WEBHOOK_SECRET=SECRET, TALLY_HANDLER_MODULES="bench.webhook_bench_handlers")
@@ -237,7 +197,7 @@ def latency(database_url: str, port: int, rate: float, seconds: float, workers: 
     procs = start_workers(database_url, workers, concurrency)
     try:
         requests = [build_request(e) for e in make_events(int(rate * seconds))]
-        lat = asyncio.run(open_loop(port, requests, rate))
+        lat = asyncio.run(open_loop(port, requests, rate, warm=[build_request(make_events(1)[0])] * 32))
         wait_for(lambda: scalar(database_url, "SELECT count(*) FROM webhook_events WHERE status <> 'pending'")
                  >= len(requests), 120, 0.05)
     finally:
