@@ -4,7 +4,8 @@ other and write their tables to bench/results.md (not committed: figures belong 
     .venv/bin/python bench/run_all.py [--quick] [--only sandbox.py ...] [--output PATH]
 
 ``--quick`` runs each with smaller numbers (about four minutes in all instead of about eight). bench/sandbox.py
-compares with localstripe when it is installed (``pip install -e '.[bench]'``) and says so when it is not."""
+compares with localstripe when it is installed (``pip install -e '.[bench]'``) and says so when it is not;
+bench/spend.py runs pgledger beside Tally when $TALLY_BENCH_PGLEDGER names a checkout of it and says so when not."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = {
     "webhooks.py": ("Webhook pipeline", [], ["--events", "1500", "--seconds", "5", "--pgbench-seconds", "5",
                                              "--rate-seconds", "3"]),
-    "spend.py": ("Credit spends", [], ["--seconds", "4"]),
+    "spend.py": ("Credit spends", [], ["--seconds", "3", "--rounds", "1", "--paced-seconds", "3"]),
     "checkout.py": ("Checkout overhead", [], ["--checkouts", "150"]),
     "sandbox.py": ("Stripe sandbox beside localstripe", [], ["--seconds", "1", "--repeats", "1",
                                                             "--webhook-events", "150"]),
