@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     compat_routes: bool = Field(True, alias="TALLY_COMPAT_ROUTES")
     max_body_bytes: int = Field(64 * 1024, alias="TALLY_MAX_BODY_BYTES")
     seller_name: str = Field("Tally Demo", alias="TALLY_SELLER_NAME")
+    # Where operator notices go (a new dispute); sandbox mode: operator@localhost, caught on /outbox.
+    operator_email: str | None = Field(None, alias="TALLY_OPERATOR_EMAIL")
     # Port of the Stripe sandbox started beside `tally serve` when no Stripe key is set (0: any free port).
     sandbox_port: int = Field(0, alias="TALLY_SANDBOX_PORT")
     worker_concurrency: int = Field(8, alias="TALLY_WORKER_CONCURRENCY")
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
     def sandbox_mode(self) -> bool:
         """No Stripe key: Tally runs against the offline sandbox it starts itself."""
         return not self.stripe_secret_key
+
+    @property
+    def operator_email_address(self) -> str | None:
+        return self.operator_email or ("operator@localhost" if self.sandbox_mode else None)
 
     @property
     def live_mode(self) -> bool:

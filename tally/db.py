@@ -114,7 +114,7 @@ class Database:
         database restart kills every idle one at once: the dead ones are dropped first). Only for an
         operation that is one atomic statement and safe to run again: it either committed as a whole, and the
         second try finds its own work (a spend's unique reference, an event's id), or did nothing. Used for
-        spends (``tally.ledger.service.spend``) and webhook receipt (``tally.webhooks.inbox.InboxReceiver``)."""
+        spends (``tally.ledger.spending.spend``) and webhook receipt (``tally.webhooks.inbox.InboxReceiver``)."""
         try:
             async with self.direct() as conn:
                 return await operation(conn)

@@ -23,7 +23,14 @@ def retrieve(sb: Any, p: Params, payment_id: str) -> Obj:
 def list_(sb: Any, p: Params) -> Obj:
     invoice = p.optional_str("invoice")
     status = p.optional_str("status")
+    payment = p.dict("payment")
+    wanted = ({"type": payment.str("type", required=True), **{k: payment.str(k) for k in ("payment_intent",)
+                                                               if k in payment}} if payment else {})
     collection = (sb.store.collection("invoice_payment", "invoice", invoice) if invoice
                   else sb.store.collection("invoice_payment"))
-    return paginate(sb.store, collection, p, "/v1/invoice_payments",
-                    (lambda x: x["status"] == status) if status else None)
+
+    def matches(x: Obj) -> bool:
+        return ((not status or x["status"] == status)
+                and all(x["payment"].get(k) == v for k, v in wanted.items()))
+
+    return paginate(sb.store, collection, p, "/v1/invoice_payments", matches if (status or wanted) else None)

@@ -17,7 +17,9 @@ from ..stripe_gateway import idempotency_key, stripe_call, update_key
 from .payment_methods import methods_for, retired_reason
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-PACK_FIELDS = {"id", "name", "amount", "currency", "coins", "bonus", "lookup_key", "description", "prices"}
+PACK_FIELDS = {"id", "name", "amount", "currency", "coins", "bonus", "lookup_key", "description", "prices",
+               "expires_after_days"}
+MAX_CREDIT_DAYS = 36500  # a hundred years: "never" is written by leaving the field out
 PLAN_FIELDS = {"id", "name", "amount", "currency", "interval", "coins", "lookup_key", "description"}
 INTERVALS = ("day", "week", "month", "year")
 MAX_COINS = 10**12  # far above any sane pack; keeps ledger sums well inside BIGINT
@@ -40,6 +42,8 @@ class Pack:
     # The pack's price in other currencies (minor units): Checkout and PaymentIntent orders sell it in any of
     # them, one currency per order. ``amount``/``currency`` stay the primary price, the default everywhere.
     prices: dict[str, int] = field(default_factory=dict, hash=False)
+    # The pack's credits (and bonus) expire this many days after payment; None: never.
+    expires_after_days: int | None = None
 
     @property
     def product_id(self) -> str:
@@ -174,7 +178,12 @@ def _pack(entry: dict[str, Any], index: int, source: str) -> Pack:
     common["lookup_key"] = common["lookup_key"] or f"tally_pack_{common['id']}"
     prices = _other_prices(entry.get("prices", {}), common["currency"], common["amount"],
                            f"{where} ({common['id']})")
-    return Pack(bonus=bonus, prices=prices, **common)
+    expires = entry.get("expires_after_days")
+    if expires is not None:
+        expires = _int(entry, "expires_after_days", f"{where} ({common['id']})", minimum=1)
+        if expires > MAX_CREDIT_DAYS:
+            raise CatalogError(f"{where} ({common['id']}): 'expires_after_days' must be at most {MAX_CREDIT_DAYS}")
+    return Pack(bonus=bonus, prices=prices, expires_after_days=expires, **common)
 
 
 def _other_prices(value: Any, primary: str, primary_amount: int, where: str) -> dict[str, int]:

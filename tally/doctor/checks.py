@@ -42,7 +42,8 @@ REQUIRED_EVENTS = (
     "checkout.session.completed", "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed", "checkout.session.expired", "payment_intent.succeeded",
     "payment_intent.payment_failed", "charge.refunded", "customer.subscription.created",
-    "customer.subscription.updated", "customer.subscription.deleted", "invoice.paid", "invoice.payment_failed")
+    "customer.subscription.updated", "customer.subscription.deleted", "invoice.paid", "invoice.payment_failed",
+    "charge.dispute.created", "charge.dispute.closed")
 PROBE_WAIT_SECONDS = 20.0
 PLACEHOLDER = re.compile(r"x{4,}|your|placeholder|change.?me|example|replace|\.\.\.|<|>|\*{3,}", re.IGNORECASE)
 CARD_FIELD = re.compile(r"^(card.?num(ber)?|pan|cvc2?|cvv2?|csc|exp(iry|iration)?.?(month|year|date)?|"

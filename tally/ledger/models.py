@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, String, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, String, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base
@@ -24,7 +24,11 @@ PURCHASES = "system:purchases"  # coins sold for money
 BONUSES = "system:bonuses"  # promotional coins given with a pack (and, later, grants)
 SPENDING = "system:spending"  # coins consumed in the app
 REFUNDS = "system:refunds"  # coins taken back when Stripe refunds a payment
-SYSTEM_ACCOUNTS = (PURCHASES, BONUSES, SPENDING, REFUNDS)
+PROMOTIONS = "system:promotions"  # promotional grants made by the operator
+ADJUSTMENTS = "system:adjustments"  # the operator's manual corrections, up or down
+EXPIRED = "system:expired"  # credits that lapsed at their grant's expiry
+DISPUTES = "system:disputes"  # credits taken back by a chargeback, and given back when it is won
+SYSTEM_ACCOUNTS = (PURCHASES, BONUSES, SPENDING, REFUNDS, PROMOTIONS, ADJUSTMENTS, EXPIRED, DISPUTES)
 
 
 def wallet_code(user_id: str) -> str:
@@ -44,15 +48,18 @@ class LedgerAccount(Base):
 
 
 class WalletBalance(Base):
-    """The user's current balance, maintained with ``UPDATE … SET balance = balance + :delta RETURNING``.
-    It may be negative only after a refund clawed back coins that were already spent (see
-    ``tally.ledger.service.claw_back_refund``); spending never takes it below zero."""
+    """The user's current balance (credits owned, held ones included), changed only by the ledger's
+    functions under this row's lock. Always ``balance = Σ grants' remaining + held − debt``: ``held`` is
+    what open holds reserve, ``debt`` what a reversal (refund, dispute) took beyond every grant, which the
+    next grant pays first. The balance is negative only through such a debt; spending never makes one."""
 
     __tablename__ = "wallet_balances"
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), unique=True)
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    held: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    debt: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -60,9 +67,9 @@ class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    # order:{id}:purchase | spend:{user}:{idempotency key} | refund:{re_…}
+    # built by tally.ledger.references, one builder per kind of movement
     reference: Mapped[str] = mapped_column(String(600), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))  # purchase | spend | refund
+    kind: Mapped[str] = mapped_column(String(32))  # see tally.ledger.references.Kind
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))
     description: Mapped[str | None] = mapped_column(String(500))
@@ -83,7 +90,8 @@ class LedgerEntry(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
     amount: Mapped[int] = mapped_column(BigInteger)  # signed: + credits the account, − debits it
     balance_after: Mapped[int | None] = mapped_column(BigInteger)  # set on wallet entries
-    kind: Mapped[str] = mapped_column(String(32))  # coins | bonus | spend | clawback
+    kind: Mapped[str] = mapped_column(String(32))  # coins | bonus | spend | clawback | expiry | dispute | …
+    grant_id: Mapped[int | None] = mapped_column(BigInteger)  # on wallet entries: the grant credited or drawn
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     transaction: Mapped[LedgerTransaction] = relationship(back_populates="entries", lazy="raise")
@@ -93,3 +101,44 @@ class LedgerEntry(Base):
         Index("ix_ledger_entries_transaction_id", "transaction_id"),
         Index("ix_ledger_entries_account_id_id", "account_id", "id"),
     )
+
+
+class CreditGrant(Base):
+    """Credits that entered a wallet together, and what is left of them. Debits draw from grants in the
+    order of ``tally.ledger.credits`` (lower ``priority`` first, then sooner ``expires_at``, then older)."""
+
+    __tablename__ = "credit_grants"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    source: Mapped[str] = mapped_column(String(16))  # purchase | subscription | proration | promotion | …
+    category: Mapped[str] = mapped_column(String(16))  # paid | promotional
+    amount: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)  # not yet spent, held, expired or taken back
+    priority: Mapped[int] = mapped_column(Integer)
+    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # None: never
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))  # the subscription whose period it is
+    rollover_cap: Mapped[int | None] = mapped_column(BigInteger)  # at most this much carries into the next period
+
+
+class CreditHold(Base):
+    """Credits reserved by ``POST /v1/credits/holds`` until captured, released or expired. ``grant_ids`` /
+    ``grant_amounts`` say which grants the reserved credits came from (they left those grants' remaining)."""
+
+    __tablename__ = "credit_holds"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # held | captured | released | expired
+    captured: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    grant_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    grant_amounts: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))

@@ -1,15 +1,27 @@
-"""``GET /v1/credits``, ``GET /v1/credits/transactions``, ``POST /v1/credits/spend``."""
+"""``GET /v1/credits``, ``GET /v1/credits/transactions``, ``POST /v1/credits/spend`` and the holds:
+``POST /v1/credits/holds``, ``GET /v1/credits/holds/{id}``, ``POST …/capture``, ``POST …/release``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from ..auth.deps import CurrentUser
 from ..errors import InvalidRequest
-from . import service
-from .schemas import BalanceOut, SpendIn, SpendOut, TransactionList, TransactionOut
+from . import service, spending
+from .schemas import (
+    BalanceOut,
+    CaptureIn,
+    ExpiringOut,
+    GrantOut,
+    HoldIn,
+    HoldOut,
+    SpendIn,
+    SpendOut,
+    TransactionList,
+    TransactionOut,
+)
 
 router = APIRouter(tags=["credits"])
 
@@ -24,12 +36,17 @@ def parse_cursor(cursor: str | None) -> int | None:
 
 
 Limit = Annotated[int, Query(ge=1, le=100)]
+HoldId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^hold_[A-Za-z0-9_-]+$")]
 
 
 @router.get("/v1/credits", response_model=BalanceOut)
 async def balance(principal: CurrentUser, request: Request) -> BalanceOut:
     async with request.app.state.db.transaction() as session:
-        return BalanceOut(balance=await service.get_balance(session, principal.user_id))
+        view = await service.balance_view(session, principal.user_id)
+    return BalanceOut(balance=view.balance, available=view.available, held=view.held,
+                      grants=[GrantOut(id=g.id, category=g.category, source=g.source, remaining=g.remaining,
+                                       expires_at=g.expires_at) for g in view.grants],
+                      expiring_soon=[ExpiringOut(amount=amount, expires_at=at) for amount, at in view.expiring_soon])
 
 
 @router.get("/v1/credits/transactions", response_model=TransactionList)
@@ -49,7 +66,50 @@ async def transactions(principal: CurrentUser, request: Request, limit: Limit = 
 async def spend(body: SpendIn, principal: CurrentUser, request: Request) -> SpendOut:
     """Debit coins atomically, once per ``idempotency_key``; never below zero."""
     # No ensure_user: a spend only moves coins of an existing wallet (a user without one has none to spend).
-    movement = await service.spend(request.app.state.db, user_id=principal.user_id, amount=body.amount,
-                                   reason=body.reason, idempotency_key=body.idempotency_key)
-    return SpendOut(transaction_id=movement.transaction_id, amount=-movement.amount, balance=movement.balance,
-                    replayed=not movement.created)
+    spent = await spending.spend(request.app.state.db, user_id=principal.user_id, amount=body.amount,
+                                 reason=body.reason, idempotency_key=body.idempotency_key)
+    return SpendOut(transaction_id=spent.transaction_id, amount=spent.amount, balance=spent.balance,
+                    available=spent.available, replayed=spent.replayed)
+
+
+_HOLD_CONFLICT = {409: {"description": "insufficient_credits; idempotency_key reused differently; or the hold is "
+                                       "no longer held (the body's ``hold`` is its current state)"}}
+
+
+def _hold_out(hold: spending.Hold, available: int, balance: int | None = None) -> HoldOut:
+    return HoldOut(id=hold.id, amount=hold.amount, status=hold.status, captured=hold.captured, released=hold.released,
+                   reason=hold.reason, created_at=hold.created_at, expires_at=hold.expires_at, available=available,
+                   balance=balance)
+
+
+@router.post("/v1/credits/holds", response_model=HoldOut, status_code=201, responses=_HOLD_CONFLICT)
+async def create_hold(body: HoldIn, principal: CurrentUser, request: Request, response: Response) -> HoldOut:
+    """Reserve credits for work whose cost is known at the end; capture or release it later. Once per
+    ``idempotency_key`` (a replay answers 200 with the hold as it is now)."""
+    hold, available, replayed = await spending.hold(
+        request.app.state.db, user_id=principal.user_id, amount=body.amount, idempotency_key=body.idempotency_key,
+        reason=body.reason, expires_in_seconds=body.expires_in_seconds)
+    if replayed:
+        response.status_code = 200
+    return _hold_out(hold, available)
+
+
+@router.get("/v1/credits/holds/{hold_id}", response_model=HoldOut)
+async def get_hold(hold_id: HoldId, principal: CurrentUser, request: Request) -> HoldOut:
+    hold, available = await spending.get_hold(request.app.state.db, user_id=principal.user_id, hold_id=hold_id)
+    return _hold_out(hold, available)
+
+
+@router.post("/v1/credits/holds/{hold_id}/capture", response_model=HoldOut, responses=_HOLD_CONFLICT)
+async def capture_hold(hold_id: HoldId, principal: CurrentUser, request: Request,
+                       body: CaptureIn | None = None) -> HoldOut:
+    """Spend ``amount`` (default: all) of the hold and release the rest."""
+    hold, balance, available = await spending.capture(request.app.state.db, user_id=principal.user_id,
+                                                      hold_id=hold_id, amount=body.amount if body else None)
+    return _hold_out(hold, available, balance)
+
+
+@router.post("/v1/credits/holds/{hold_id}/release", response_model=HoldOut, responses=_HOLD_CONFLICT)
+async def release_hold(hold_id: HoldId, principal: CurrentUser, request: Request) -> HoldOut:
+    hold, available = await spending.release(request.app.state.db, user_id=principal.user_id, hold_id=hold_id)
+    return _hold_out(hold, available)

@@ -28,6 +28,4 @@ async def payment_intent_changed(ctx: HandlerContext, event: dict[str, Any]) -> 
                                     payment_intent_id=_object_id(event))
 
 
-@handles("charge.refunded")
-async def charge_refunded(ctx: HandlerContext, event: dict[str, Any]) -> None:
-    await service.on_charge_refunded(ctx.session, ctx.stripe, settings=ctx.settings, charge_id=_object_id(event))
+# ``charge.refunded`` is handled by ``tally.reversals.handlers`` (a refund may be a pack's or an invoice's).

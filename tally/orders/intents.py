@@ -94,7 +94,8 @@ async def create_order(session: AsyncSession, *, catalog: Catalog, principal: Pr
     code, amount = price_in_currency(pack, currency)
     user = await ensure_user(session, principal)
     order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=amount,
-                  currency=code, coins=pack.coins, bonus=pack.bonus, status="pending", kind="payment_intent")
+                  currency=code, coins=pack.coins, bonus=pack.bonus,
+                  credits_expire_after_days=pack.expires_after_days, status="pending", kind="payment_intent")
     session.add(order)
     await session.flush()
     return order

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -34,6 +34,7 @@ from ..customers.service import ensure_stripe_customer, ensure_user
 from ..errors import Forbidden, InvalidRequest, NotFound, UpstreamUnavailable
 from ..invoices.models import Invoice
 from ..invoices.service import invoice_for_order, issue_invoice
+from ..ledger import credits, references
 from ..ledger import service as ledger
 from ..stripe_gateway import idempotency_key, stripe_call
 from .models import Order
@@ -75,7 +76,8 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     # The order row is written once, with its session id, after Stripe answered: its id (made here) is all the
     # request needs, and a failure before then leaves nothing to roll back.
     order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=amount,
-                  currency=code, coins=pack.coins, bonus=pack.bonus, status="pending")
+                  currency=code, coins=pack.coins, bonus=pack.bonus,
+                  credits_expire_after_days=pack.expires_after_days, status="pending")
     base = settings.public_url.rstrip("/")
     metadata = {"order_id": order.id, "user_id": user.id, "pack_id": pack.id}
     params: dict[str, Any] = {
@@ -273,11 +275,14 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
     user = await session.get(User, order.user_id)
     assert user is not None
     description = f"{order.pack_name} ({order.coins} coins" + (f" + {order.bonus} bonus)" if order.bonus else ")")
-    await ledger.grant_purchase(session, user_id=order.user_id, order_id=order.id, coins=order.coins,
-                                bonus=order.bonus, description=description,
-                                details={"payment_intent": payment_intent_id, "pack_id": order.pack_id})
+    paid_at = datetime.now(UTC)
+    expires_at = (paid_at + timedelta(days=order.credits_expire_after_days)
+                  if order.credits_expire_after_days else None)
+    await credits.grant_pack(session, user_id=order.user_id, order_id=order.id, coins=order.coins, bonus=order.bonus,
+                             description=description, expires_at=expires_at,
+                             details={"payment_intent": payment_intent_id, "pack_id": order.pack_id})
     order.status = "paid"
-    order.paid_at = datetime.now(UTC)
+    order.paid_at = paid_at
     order.failure_message = None
     if payment_intent_id and not order.stripe_payment_intent_id:
         order.stripe_payment_intent_id = payment_intent_id  # unique: one payment fulfils one order
@@ -384,7 +389,7 @@ async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient,
     what earlier refunds took, so partial refunds add up to exactly the whole pack on a full refund. Each
     refund is a ledger transaction with reference ``refund:{re_id}``, written under the order row lock;
     the same or a later ``charge.refunded`` finds it and writes nothing. A refund of coins already spent
-    may take the wallet below zero — see ``tally.ledger.service``."""
+    may take the wallet below zero — see ``tally.ledger.credits``."""
     async with stripe_call("retrieving the charge"):
         charge = (await client.v1.charges.retrieve_async(charge_id)).to_dict()
     payment_intent_id = _id(charge.get("payment_intent"))
@@ -421,20 +426,21 @@ async def apply_refunds(session: AsyncSession, *, order_id: str, refunds: list[d
     if order.status not in ("paid", "refunded"):
         raise OrderNotFoundYet(f"order {order_id} is not paid yet; its refund waits")
     live = [r for r in refunds if r.get("status") in ("succeeded", "pending")]
-    done = await ledger.refund_references(session, order.id)
+    done = await credits.refunds_recorded(session, [r["id"] for r in live])
     # Refunds already recorded count first, whatever their position in Stripe's list; the new ones follow
     # in creation order. Each new refund takes the cumulative target minus what was already taken.
-    refunded = min(order.amount, sum(int(r["amount"]) for r in live if f"refund:{r['id']}" in done))
+    refunded = min(order.amount, sum(int(r["amount"]) for r in live if r["id"] in done))
     for refund in live:
-        if f"refund:{refund['id']}" in done:
+        if refund["id"] in done:
             continue
         refunded = min(order.amount, refunded + int(refund["amount"]))
         target = order.total_coins * refunded // order.amount
         coins = max(0, target - order.coins_clawed_back)
         if coins:  # a refund too small for a whole coin writes nothing; the next one's target includes it
             details = {"amount": refund["amount"], "currency": refund.get("currency")}
-            await ledger.claw_back_refund(session, user_id=order.user_id, order_id=order.id, coins=coins,
-                                          refund_id=refund["id"], details=details)
+            await credits.reverse_refund(session, user_id=order.user_id, refund_id=refund["id"], credits=coins,
+                                         reversed_reference=references.order_purchase(order.id), order_id=order.id,
+                                         details=details)
         order.coins_clawed_back += coins
         order.amount_refunded = refunded
     if order.amount_refunded >= order.amount:

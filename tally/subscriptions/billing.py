@@ -37,7 +37,7 @@ from ..db import Database
 from ..email.service import Email, enqueue
 from ..stripe_gateway import stripe_call
 from . import mirror
-from .credits import grant
+from .credits import grant_invoice
 from .models import DunningNotice, Subscription, SubscriptionChange, SubscriptionInvoice
 from .plans import PlanBook, upgrade_credits
 
@@ -57,8 +57,17 @@ def subscription_of(invoice: dict[str, Any]) -> str | None:
 
 
 async def retrieve_invoice(client: stripe.StripeClient, invoice_id: str) -> dict[str, Any]:
+    """The invoice with its payments (their PaymentIntent is how a refund or dispute finds the invoice)."""
     async with stripe_call("retrieving an invoice"):
-        return (await client.v1.invoices.retrieve_async(invoice_id)).to_dict()
+        return (await client.v1.invoices.retrieve_async(invoice_id, params={"expand": ["payments"]})).to_dict()
+
+
+def payment_intent_of(invoice: dict[str, Any]) -> str | None:
+    """The PaymentIntent that paid the invoice."""
+    for payment in ((invoice.get("payments") or {}).get("data") or []):
+        if payment.get("status") == "paid":
+            return mirror._id((payment.get("payment") or {}).get("payment_intent"))
+    return mirror._id(invoice.get("payment_intent"))
 
 
 async def _all_lines(client: stripe.StripeClient, invoice: dict[str, Any]) -> list[dict[str, Any]]:
@@ -125,9 +134,9 @@ async def record_paid(session: AsyncSession, client: stripe.StripeClient, *, boo
         period = ((line.get("period") or {}).get("start"), (line.get("period") or {}).get("end"))
     transaction_id = None
     if credits > 0:
-        movement = await grant(
-            session, user_id=row.user_id, reference=f"invoice:{invoice['id']}:grant", credits=credits,
-            description=f"{plan_id} plan, {interval}ly credits",
+        movement = await grant_invoice(
+            session, book=book, user_id=row.user_id, subscription_id=row.id, invoice_id=invoice["id"],
+            plan_id=plan_id, credits_=credits, period=period, description=f"{plan_id} plan, {interval}ly credits",
             details={"invoice_id": invoice["id"], "subscription_id": row.id,
                      "billing_reason": invoice.get("billing_reason"), "period_start": period[0],
                      "period_end": period[1]})
@@ -137,7 +146,7 @@ async def record_paid(session: AsyncSession, client: stripe.StripeClient, *, boo
         billing_reason=invoice.get("billing_reason"), amount_paid=int(invoice.get("amount_paid") or 0),
         currency=str(invoice.get("currency") or "usd"), plan_id=plan_id, interval=interval, credits=credits,
         period_start=period[0], period_end=period[1], hosted_invoice_url=invoice.get("hosted_invoice_url"),
-        ledger_transaction_id=transaction_id,
+        ledger_transaction_id=transaction_id, stripe_payment_intent_id=payment_intent_of(invoice),
         paid_at=(invoice.get("status_transitions") or {}).get("paid_at"))
         .on_conflict_do_nothing(index_elements=["id"]))
     recorded = await session.get(SubscriptionInvoice, invoice["id"])
@@ -164,7 +173,7 @@ async def _grant_upgrade(session: AsyncSession, client: stripe.StripeClient, *, 
             raise ChangeNotRecordedYet(f"invoice {invoice['id']}: an upgrade of {row.id} is still being recorded")
         change = await _derived_change(session, client, book=book, row=row, invoice=invoice)
     if change is not None:
-        await grant_change_if_paid(session, client, change, invoice)
+        await grant_change_if_paid(session, client, change, invoice, book=book)
 
 
 async def _derived_change(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, row: Subscription,

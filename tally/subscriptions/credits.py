@@ -1,36 +1,50 @@
-"""Subscription credits in the ledger: one balanced transaction per grant, from ``system:purchases`` (credits
-sold for money, as packs are) to the user's wallet, exactly once per ``reference``:
+"""How a subscription's credits are granted: the plan's lifetime rules applied to the ledger's grants.
 
-- ``invoice:{in_…}:grant``: the credits of a paid subscription invoice (first period, each renewal, a new cycle);
-- ``subscription_change:{id}:grant``: the prorated difference of an upgrade (rule in ``plans.upgrade_credits``).
-
-Built on the ledger's own primitives (header insert with ``ON CONFLICT DO NOTHING`` on the unique reference,
-balanced entries, ``balance = balance + :delta``), the same way ``ledger.service.grant_purchase`` is; a public
-"grant" helper in ``tally.ledger`` would let this module stop reaching for its underscored functions.
+- a paid invoice grants its period's credits once (``tally.ledger.credits.grant_subscription``);
+- an upgrade's prorated credits are granted once per change (``grant_proration``);
+- with ``credits_expire = "period_end"`` both lapse when the period ends, and a renewal first closes the
+  period it follows (up to the plan's ``rollover_cap`` carries over; ``tally.ledger.expiry``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..ledger import service as ledger
-from ..ledger.models import PURCHASES
+from ..ledger import credits, expiry
+from ..ledger.posting import Movement
+from .plans import PlanBook, SubscriptionPlan
 
 
-async def grant(session: AsyncSession, *, user_id: str, reference: str, credits: int, description: str,
-                details: dict[str, Any] | None = None) -> ledger.Movement:
-    """Add ``credits`` to the user's wallet once per ``reference``; a replay returns the first movement."""
-    wallet = await ledger.ensure_wallet(session, user_id)
-    tx_id = await ledger._open_transaction(session, reference=reference, kind="subscription", user_id=user_id,
-                                           description=description, details=details)
-    if tx_id is None:
-        return await ledger._existing(session, reference, wallet)
-    if credits <= 0:  # a header alone still records that this reference was handled (e.g. a trial invoice)
-        return ledger.Movement(tx_id, 0, await ledger.get_balance(session, user_id), created=True)
-    balance = int((await session.execute(ledger._ADD, {"delta": credits, "user_id": user_id})).scalar_one())
-    await ledger._write_entries(session, tx_id, [
-        ledger.Posting(wallet, credits, "subscription", balance),
-        ledger.Posting(await ledger.system_account(session, PURCHASES), -credits, "subscription")])
-    return ledger.Movement(tx_id, credits, balance, created=True)
+def lifetime(plan: SubscriptionPlan | None, period_end: int | None) -> tuple[datetime | None, int | None]:
+    """(expires_at, rollover_cap) of credits granted for a period of ``plan`` ending at ``period_end``."""
+    if plan is None or plan.credits_expire != "period_end" or not period_end:
+        return None, None
+    return datetime.fromtimestamp(period_end, UTC), plan.rollover_cap or None
+
+
+async def grant_invoice(session: AsyncSession, *, book: PlanBook, user_id: str, subscription_id: str,
+                        invoice_id: str, plan_id: str | None, credits_: int, description: str,
+                        period: tuple[int | None, int | None], details: dict[str, Any]) -> Movement:
+    """A paid invoice's credits, after the period before it has been closed."""
+    plan = book.get(plan_id) if plan_id else None
+    start, end = period
+    if start:
+        await expiry.close_subscription_period(session, user_id=user_id, subscription_id=subscription_id,
+                                               period_end=start, next_period_end=end)
+    expires_at, cap = lifetime(plan, end)
+    return await credits.grant_subscription(session, user_id=user_id, invoice_id=invoice_id, credits=credits_,
+                                            description=description, subscription_id=subscription_id,
+                                            expires_at=expires_at, rollover_cap=cap, details=details)
+
+
+async def grant_upgrade(session: AsyncSession, *, book: PlanBook | None, user_id: str, subscription_id: str,
+                        change_id: str, plan_id: str, credits_: int, period_end: int, description: str,
+                        details: dict[str, Any]) -> Movement:
+    plan = book.get(plan_id) if book else None
+    expires_at, cap = lifetime(plan, period_end)
+    return await credits.grant_proration(session, user_id=user_id, change_id=change_id, credits=credits_,
+                                         description=description, subscription_id=subscription_id,
+                                         expires_at=expires_at, rollover_cap=cap, details=details)

@@ -115,6 +115,9 @@ class SubscriptionInvoice(Base):
     period_end: Mapped[int | None] = mapped_column(BigInteger)
     hosted_invoice_url: Mapped[str | None] = mapped_column(String(2000))
     ledger_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255))  # the payment, to find its refunds
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    credits_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     paid_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -33,8 +33,11 @@ from ..catalog.service import ID_PATTERN
 from ..stripe_gateway import idempotency_key, stripe_call, update_key
 
 PLAN_INTERVALS = ("month", "year")
-PLAN_FIELDS = {"id", "name", "rank", "currency", "month", "year", "features", "description"}
+PLAN_FIELDS = {"id", "name", "rank", "currency", "month", "year", "features", "description", "credits_expire", "rollover_cap"}
 MAX_CREDITS = 10**12
+
+
+CREDITS_EXPIRE = ("never", "period_end")
 
 
 class PlanError(ValueError):
@@ -57,6 +60,10 @@ class SubscriptionPlan:
     prices: dict[str, PlanPrice]  # interval → price
     features: tuple[str, ...]
     description: str | None = None
+    # "period_end": a period's credits lapse when it ends (up to rollover_cap of them carry into the next);
+    # "never": they stay until spent.
+    credits_expire: str = "never"
+    rollover_cap: int = 0
 
     @property
     def product_id(self) -> str:
@@ -189,8 +196,17 @@ def _plan(entry: dict[str, Any], where: str) -> SubscriptionPlan:
     description = entry.get("description")
     if description is not None and not isinstance(description, str):
         raise PlanError(f"{where}: 'description' must be a string")
+    credits_expire = entry.get("credits_expire", "never")
+    if credits_expire not in CREDITS_EXPIRE:
+        raise PlanError(f"{where}: 'credits_expire' must be one of {', '.join(CREDITS_EXPIRE)}")
+    rollover_cap = entry.get("rollover_cap", 0)
+    if isinstance(rollover_cap, bool) or not isinstance(rollover_cap, int) or not 0 <= rollover_cap <= MAX_CREDITS:
+        raise PlanError(f"{where}: 'rollover_cap' must be an integer from 0 to {MAX_CREDITS}")
+    if rollover_cap and credits_expire != "period_end":
+        raise PlanError(f"{where}: 'rollover_cap' needs credits_expire = \"period_end\"")
     return SubscriptionPlan(id=plan_id, name=name.strip(), rank=rank, currency=currency, prices=prices,
-                            features=tuple(dict.fromkeys(features)), description=description)
+                            features=tuple(dict.fromkeys(features)), description=description,
+                            credits_expire=credits_expire, rollover_cap=rollover_cap)
 
 
 # -- Stripe ---------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from ..db import Database
 from ..errors import Conflict, InvalidRequest, NotFound, TallyError
 from ..stripe_gateway import idempotency_key, stripe_call
 from . import mirror, portal, schedules
-from .credits import grant
+from .credits import grant_upgrade
 from .models import LIVE_STATUSES, Subscription, SubscriptionChange, SubscriptionCheckout
 from .plans import PlanBook, PlanPrices, SubscriptionPlan, plan_book, upgrade_credits
 
@@ -177,7 +177,7 @@ async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBo
         invoice_id = mirror._id(updated.get("latest_invoice")) if kind == "upgrade" else None
         if invoice_id and invoice_id != mirror._id(sub.get("latest_invoice")):
             saved.stripe_invoice_id = invoice_id
-            await grant_change_if_paid(session, client, saved)
+            await grant_change_if_paid(session, client, saved, book=book)
         return fresh
 
 
@@ -207,7 +207,7 @@ async def _ask_stripe(client: stripe.StripeClient, sub: dict[str, Any], item: di
 
 
 async def grant_change_if_paid(session: AsyncSession, client: stripe.StripeClient, change: SubscriptionChange,
-                               invoice: dict[str, Any] | None = None) -> None:
+                               invoice: dict[str, Any] | None = None, *, book: PlanBook | None = None) -> None:
     """Grant the upgrade's prorated credits once its proration invoice is paid (reference per change)."""
     if change.credits <= 0 or not change.stripe_invoice_id:
         return
@@ -216,9 +216,10 @@ async def grant_change_if_paid(session: AsyncSession, client: stripe.StripeClien
             invoice = (await client.v1.invoices.retrieve_async(change.stripe_invoice_id)).to_dict()
     if invoice.get("status") != "paid":
         return
-    await grant(session, user_id=change.user_id, reference=f"subscription_change:{change.id}:grant",
-                credits=change.credits,
-                description=f"Upgrade to {change.to_plan_id} ({change.to_interval}ly), prorated",
+    await grant_upgrade(session, book=book, user_id=change.user_id, subscription_id=change.subscription_id,
+                        change_id=change.id, plan_id=change.to_plan_id, credits_=change.credits,
+                        period_end=change.period_end,
+                        description=f"Upgrade to {change.to_plan_id} ({change.to_interval}ly), prorated",
                 details={"subscription_id": change.subscription_id, "invoice_id": change.stripe_invoice_id,
                          "from_plan": change.from_plan_id, "proration_date": change.proration_date,
                          "period_start": change.period_start, "period_end": change.period_end})

@@ -21,7 +21,8 @@ from ..config import Settings
 
 # Domain modules whose import registers handlers; imported lazily (by the worker and the receiver), and a
 # module that does not exist yet is tolerated.
-HANDLER_MODULES: tuple[str, ...] = ("tally.orders.handlers", "tally.subscriptions.handlers")
+HANDLER_MODULES: tuple[str, ...] = ("tally.orders.handlers", "tally.subscriptions.handlers",
+                                    "tally.reversals.handlers")
 # Extra handler modules, comma-separated (plug-ins, tests, the benchmark): set it on API and worker processes.
 EXTRA_HANDLER_MODULES_ENV = "TALLY_HANDLER_MODULES"
 

@@ -355,4 +355,4 @@ def test_settling_time_is_not_needed_for_card_checkout_status(tally: Any) -> Non
         finally:
             httpx.post(f"{tally.sandbox.url}/_sandbox/webhooks/resume")
         wait_until(lambda: client.get("/v1/credits/transactions").json()["data"], "transactions")
-        assert client.get("/v1/credits").json() == {"balance": 500}
+        assert client.get("/v1/credits").json()["balance"] == 500

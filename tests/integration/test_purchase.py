@@ -35,12 +35,19 @@ def test_buy_a_pack_with_4242(tally: Any) -> None:
         order = _order(client, started["order_id"])
         assert order["status"] == "paid" and order["coins_added"] == 1100 and order["balance"] == 1100
         assert (order["amount"], order["currency"]) == (999, "usd")
-        assert client.get("/v1/credits").json() == {"balance": 1100}
+        assert client.get("/v1/credits").json()["balance"] == 1100
 
         txs = client.get("/v1/credits/transactions").json()["data"]
         assert len(txs) == 1 and txs[0]["kind"] == "purchase" and txs[0]["amount"] == 1100
-        assert txs[0]["entries"] == [{"kind": "coins", "amount": 1000, "balance_after": 1000},
-                                     {"kind": "bonus", "amount": 100, "balance_after": 1100}]
+        entries = txs[0]["entries"]
+        assert [{k: e[k] for k in ("kind", "amount", "balance_after")} for e in entries] == [
+            {"kind": "coins", "amount": 1000, "balance_after": 1000},
+            {"kind": "bonus", "amount": 100, "balance_after": 1100}]
+        # The coins are a paid grant and the bonus a promotional one, each named by its entry.
+        credits = client.get("/v1/credits").json()
+        assert {g["id"]: (g["category"], g["remaining"]) for g in credits["grants"]} == {
+            entries[0]["grant_id"]: ("paid", 1000), entries[1]["grant_id"]: ("promotional", 100)}
+        assert credits["available"] == 1100 and credits["held"] == 0 and credits["expiring_soon"] == []
 
         invoices = client.get("/v1/invoices").json()["data"]
         assert len(invoices) == 1
@@ -66,7 +73,7 @@ def test_status_endpoint_fulfils_before_the_webhook(tally: Any) -> None:
         finally:
             httpx.post(f"{tally.sandbox.url}/_sandbox/webhooks/resume")
         wait_processed(tally, started["session_id"], "checkout.session.completed")
-        assert client.get("/v1/credits").json() == {"balance": 500}
+        assert client.get("/v1/credits").json()["balance"] == 500
         assert len(client.get("/v1/credits/transactions").json()["data"]) == 1
 
 
@@ -91,7 +98,7 @@ def test_duplicate_and_out_of_order_events_credit_once(tally: Any) -> None:
             statuses = asyncio.run(deliver(tally.url + "/v1/webhooks/stripe", [pi_event], tally.webhook_secret))
             assert statuses == [200]
             wait_processed(tally, pi_id, "payment_intent.succeeded")
-            assert client.get("/v1/credits").json() == {"balance": 3000}
+            assert client.get("/v1/credits").json()["balance"] == 3000
             asyncio.run(deliver(tally.url + "/v1/webhooks/stripe", copies, tally.webhook_secret, concurrency=3))
         finally:
             httpx.post(f"{tally.sandbox.url}/_sandbox/webhooks/resume")
@@ -99,7 +106,7 @@ def test_duplicate_and_out_of_order_events_credit_once(tally: Any) -> None:
         httpx.post(f"{tally.sandbox.url}/_sandbox/events/{session['id']}/resend")
         wait_until(lambda: [s for t, s in processed_events(tally, started["session_id"])
                             if t == "checkout.session.completed"].count("processed") == 4, "all session events")
-        assert client.get("/v1/credits").json() == {"balance": 3000}
+        assert client.get("/v1/credits").json()["balance"] == 3000
         assert len(client.get("/v1/credits/transactions").json()["data"]) == 1
         assert len(client.get("/v1/invoices").json()["data"]) == 1
         assert sql(tally, "SELECT count(*) FROM ledger_transactions WHERE order_id = %s",
@@ -116,12 +123,12 @@ def test_declined_card_credits_nothing(tally: Any) -> None:
         wait_processed(tally, pi_id, "payment_intent.payment_failed")
         order = _order(client, started["order_id"])
         assert order["status"] == "failed" and order["coins_added"] == 0 and order["failure_message"]
-        assert client.get("/v1/credits").json() == {"balance": 0}
+        assert client.get("/v1/credits").json()["balance"] == 0
         assert client.get("/v1/invoices").json()["data"] == []
         # The Checkout page stays usable: a second attempt with a good card still fulfils the order.
         assert pay(tally, started["session_id"]).status_code == 303
         wait_until(lambda: _order(client, started["order_id"])["status"] == "paid", "paid after retry")
-        assert client.get("/v1/credits").json() == {"balance": 500}
+        assert client.get("/v1/credits").json()["balance"] == 500
 
 
 def test_expired_session_expires_the_order(tally: Any) -> None:
@@ -132,7 +139,7 @@ def test_expired_session_expires_the_order(tally: Any) -> None:
         wait_processed(tally, started["session_id"], "checkout.session.expired")
         order = _order(client, started["order_id"])
         assert order["status"] == "expired" and order["coins_added"] == 0
-        assert client.get("/v1/credits").json() == {"balance": 0}
+        assert client.get("/v1/credits").json()["balance"] == 0
 
 
 def test_one_stripe_customer_per_user_under_concurrency(tally: Any) -> None:

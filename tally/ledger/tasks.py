@@ -1,0 +1,30 @@
+"""Ledger jobs in the worker: every few seconds, expire the grants and release the holds whose time is up.
+Each scan reads only due rows through a partial index (``ix_credit_grants_expiring``,
+``ix_credit_holds_open_expiry``), so an idle scan costs two index probes."""
+
+from __future__ import annotations
+
+import logging
+
+import procrastinate
+
+from ..config import Settings
+from ..worker import current_services
+from . import expiry, spending
+
+log = logging.getLogger("tally.ledger")
+
+
+def build_blueprint(settings: Settings) -> procrastinate.Blueprint:
+    blueprint = procrastinate.Blueprint()
+
+    @blueprint.periodic(cron="* * * * * */5", periodic_id="expire")
+    @blueprint.task(name="expire_credits", pass_context=False)
+    async def expire_credits(timestamp: int) -> int:
+        db = current_services().db
+        holds = await spending.expire_holds(db)
+        grants = await expiry.expire_due(db)
+        (log.info if holds or grants else log.debug)("expired %d holds and %d grants", holds, grants)
+        return holds + grants
+
+    return blueprint
