@@ -10,10 +10,22 @@ Rules enforced by PostgreSQL, not only by code (see migration 0002):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, String, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -142,3 +154,16 @@ class CreditHold(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+
+class CreditTotal(Base):
+    """The dashboard's counters: credits granted, used, expired and reversed per UTC day and category, kept by
+    the ledger's functions in the movement's own transaction, in 16 shards (summed when read)."""
+
+    __tablename__ = "credit_totals"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)  # paid | promotional
+    movement: Mapped[str] = mapped_column(String(16), primary_key=True)  # granted | used | expired | reversed
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)

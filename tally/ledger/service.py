@@ -7,7 +7,7 @@ holds), ``expiry`` (lapsed grants), all through ``posting`` or the database's le
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .models import CreditGrant, LedgerEntry, LedgerTransaction, WalletBalance
 from .posting import get_balance, utc_now
 
-__all__ = ["BalanceView", "GrantView", "TransactionView", "balance_view", "get_balance", "list_transactions",
-           "lock_wallet", "spendable"]
+__all__ = ["BalanceView", "GrantView", "Outstanding", "TransactionView", "balance_view", "daily_totals",
+           "get_balance", "list_transactions", "lock_wallet", "outstanding", "spendable"]
 
 EXPIRING_SOON = timedelta(days=30)
 
@@ -118,3 +118,34 @@ async def list_transactions(session: AsyncSession, user_id: str, *, limit: int,
                      for e in mine],
             created_at=row.created_at))
     return views, has_more
+
+
+# -- the dashboard's totals (a small table of counters: never a sum over the ledger) ----------------
+MOVEMENTS = ("granted", "used", "expired", "reversed")
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """Credits granted and not yet used, expired or taken back, per category (the liability to users)."""
+
+    paid: int
+    promotional: int
+
+
+async def outstanding(session: AsyncSession) -> Outstanding:
+    rows = (await session.execute(text(
+        "SELECT category, sum(CASE movement WHEN 'granted' THEN amount ELSE -amount END) AS left_over "
+        "FROM credit_totals GROUP BY category"))).all()
+    by_category = {r.category: int(r.left_over) for r in rows}
+    return Outstanding(by_category.get("paid", 0), by_category.get("promotional", 0))
+
+
+async def daily_totals(session: AsyncSession, since: date) -> dict[date, dict[str, int]]:
+    """Credits granted, used, expired and reversed per day since ``since`` (both categories together)."""
+    rows = (await session.execute(text(
+        "SELECT day, movement, sum(amount) AS amount FROM credit_totals WHERE day >= :since "
+        "GROUP BY day, movement ORDER BY day"), {"since": since})).all()
+    days: dict[date, dict[str, int]] = {}
+    for row in rows:
+        days.setdefault(row.day, dict.fromkeys(MOVEMENTS, 0))[row.movement] = int(row.amount)
+    return days

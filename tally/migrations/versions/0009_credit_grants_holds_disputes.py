@@ -36,18 +36,38 @@ depends_on = None
 
 NEW_SYSTEM_ACCOUNTS = ("system:promotions", "system:adjustments", "system:expired", "system:disputes")
 
+# The dashboard's totals (credits granted, used, expired, reversed per day and category) are counted in the
+# same transaction as the movement, in one of 16 rows per (day, category, movement) chosen by the user, so
+# no page sums the ledger and concurrent movements of different users rarely wait on one counter row.
+COUNT = """
+CREATE FUNCTION tally_ledger_count(p_user text, p_now timestamptz, p_category text, p_movement text, p_amount bigint)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO credit_totals (day, category, movement, shard, amount)
+    VALUES ((p_now AT TIME ZONE 'UTC')::date, p_category, p_movement, abs(hashtext(p_user)) % 16, p_amount)
+    ON CONFLICT (day, category, movement, shard) DO UPDATE SET amount = credit_totals.amount + EXCLUDED.amount
+$$;
+"""
+
+# What a debit's entry kind counts as on the dashboard (NULL: not counted; a rollover stays within the wallet).
+MOVEMENT_OF = """
+CREATE FUNCTION tally_ledger_movement(p_kind text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_kind WHEN 'spend' THEN 'used' WHEN 'expiry' THEN 'expired' WHEN 'rollover' THEN NULL
+                       ELSE 'reversed' END
+$$;
+"""
+
 # Takes up to p_amount from the user's grants in the order of tally.ledger.credits (the grants named in
 # p_first, in that order, then lower priority, sooner expiry, older), skipping expired ones unless named.
 # With p_only, only the named grants. Returns what was taken from each; the caller holds the wallet lock.
 TAKE = """
 CREATE FUNCTION tally_ledger_take(p_user text, p_amount bigint, p_now timestamptz, p_first bigint[],
-                                  p_only boolean, OUT grant_id bigint, OUT taken bigint)
+                                  p_only boolean, OUT grant_id bigint, OUT taken bigint, OUT category text)
 RETURNS SETOF record LANGUAGE plpgsql AS $$
 DECLARE
     g record;
     left_over bigint := p_amount;
 BEGIN
-    FOR g IN SELECT c.id, c.remaining FROM credit_grants c
+    FOR g IN SELECT c.id, c.remaining, c.category FROM credit_grants c
              WHERE c.user_id = p_user AND c.remaining > 0
                AND (c.id = ANY(p_first) OR (NOT p_only AND (c.expires_at IS NULL OR c.expires_at > p_now)))
              ORDER BY array_position(p_first, c.id), c.priority, c.expires_at, c.id
@@ -55,6 +75,7 @@ BEGIN
     LOOP
         EXIT WHEN left_over <= 0;
         grant_id := g.id;
+        category := g.category;
         taken := least(left_over, g.remaining);
         UPDATE credit_grants SET remaining = remaining - taken WHERE id = g.id;
         left_over := left_over - taken;
@@ -86,6 +107,9 @@ BEGIN
         left_over := left_over - t.taken;
         INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
         VALUES (p_tx, w.account_id, -t.taken, p_kind, bal, t.grant_id);
+        IF tally_ledger_movement(p_kind) IS NOT NULL THEN
+            PERFORM tally_ledger_count(p_user, p_now, t.category, tally_ledger_movement(p_kind), t.taken);
+        END IF;
     END LOOP;
     IF left_over > 0 THEN
         IF NOT p_allow_debt THEN
@@ -94,6 +118,7 @@ BEGIN
         bal := bal - left_over;
         INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
         VALUES (p_tx, w.account_id, -left_over, p_kind, bal, NULL);
+        PERFORM tally_ledger_count(p_user, p_now, 'paid', 'reversed', left_over);
     END IF;
     UPDATE wallet_balances SET balance = bal, debt = debt + left_over, updated_at = now() WHERE user_id = p_user;
     IF p_counter IS NOT NULL THEN
@@ -132,6 +157,8 @@ BEGIN
     IF p_counter IS NOT NULL THEN
         INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
         VALUES (p_tx, (SELECT id FROM ledger_accounts WHERE code = p_counter), -p_amount, p_kind, NULL, NULL);
+        -- What a grant pays of the debt was reversed earlier; it is granted all the same.
+        PERFORM tally_ledger_count(p_user, p_now, p_category, 'granted', p_amount);
     END IF;
 END $$;
 """
@@ -271,6 +298,8 @@ BEGIN
             balance := balance - take;
             INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
             VALUES (transaction_id, w.account_id, -take, 'spend', balance, h.grant_ids[i]);
+            PERFORM tally_ledger_count(h.user_id, p_now, (SELECT category FROM credit_grants WHERE id = h.grant_ids[i]),
+                                       'used', take);
             left_over := left_over - take;
         END IF;
         IF h.grant_amounts[i] > take THEN
@@ -297,7 +326,8 @@ FUNCTIONS = ("tally_ledger_finish_hold(text, text, bigint, text, timestamptz)",
              ("tally_ledger_credit(bigint, text, bigint, text, text, text, text, integer, timestamptz, timestamptz, "
               "text, bigint)"),
              "tally_ledger_draw(bigint, text, bigint, text, text, timestamptz, bigint[], boolean, boolean)",
-             "tally_ledger_take(text, bigint, timestamptz, bigint[], boolean)")
+             "tally_ledger_take(text, bigint, timestamptz, bigint[], boolean)",
+             "tally_ledger_movement(text)", "tally_ledger_count(text, timestamptz, text, text, bigint)")
 
 
 def upgrade() -> None:
@@ -408,14 +438,28 @@ def upgrade() -> None:
 
     accounts = sa.table("ledger_accounts", sa.column("code", sa.String), sa.column("kind", sa.String))
     op.bulk_insert(accounts, [{"code": code, "kind": "system"} for code in NEW_SYSTEM_ACCOUNTS])
-    for sql in (TAKE, DRAW, CREDIT, SPENDABLE, SPEND, HOLD, FINISH):
+    op.create_table(
+        "credit_totals",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("category", sa.String(16), nullable=False),
+        sa.Column("movement", sa.String(16), nullable=False),  # granted | used | expired | reversed
+        sa.Column("shard", sa.SmallInteger(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "category", "movement", "shard", name="pk_credit_totals"),
+    )
+    for sql in (COUNT, MOVEMENT_OF, TAKE, DRAW, CREDIT, SPENDABLE, SPEND, HOLD, FINISH):
         op.execute(sql)
 
-    # Today's balances become grants: a positive one a never-expiring paid grant, a negative one debt.
+    # Today's balances become grants: a positive one a never-expiring paid grant, a negative one debt; the
+    # dashboard's totals start from them (as granted on the day of the migration).
     op.execute("""
         INSERT INTO credit_grants (user_id, source, category, amount, remaining, priority, expires_at)
         SELECT user_id, 'adjustment', 'paid', balance, balance, 30, NULL FROM wallet_balances WHERE balance > 0""")
     op.execute("UPDATE wallet_balances SET debt = -balance WHERE balance < 0")
+    op.execute("""
+        INSERT INTO credit_totals (day, category, movement, shard, amount)
+        SELECT (now() AT TIME ZONE 'UTC')::date, 'paid', 'granted', 0, sum(balance) FROM wallet_balances
+        HAVING sum(balance) <> 0""")
 
 
 def downgrade() -> None:
@@ -428,6 +472,7 @@ def downgrade() -> None:
     op.drop_index("ix_subscription_invoices_payment_intent", table_name="subscription_invoices")
     for column in ("credits_clawed_back", "amount_refunded", "stripe_payment_intent_id"):
         op.drop_column("subscription_invoices", column)
+    op.drop_table("credit_totals")
     op.drop_table("disputes")
     op.drop_table("credit_holds")
     op.drop_index("ix_ledger_entries_grant_id", table_name="ledger_entries")
