@@ -94,10 +94,11 @@ def _routers(settings: Settings) -> list[Any]:
     routers += [webhook_router, webhook_admin_router]
     from .catalog.routes import router as catalog_router
     from .invoices.routes import router as invoices_router
+    from .ledger.operator_routes import router as operator_credits_router
     from .ledger.routes import router as credits_router
     from .orders.routes import router as orders_router
 
-    routers += [catalog_router, orders_router, credits_router, invoices_router]
+    routers += [catalog_router, orders_router, credits_router, operator_credits_router, invoices_router]
     from .email.routes import router as email_router
     from .subscriptions.routes import router as subscriptions_router
 
