@@ -20,7 +20,22 @@ invoices) is only ever checked here. Each kind of finding below names one invari
   (or refunded) order and its one purchase transaction of exactly its coins and bonus;
 - ``paid_order_without_invoice`` / ``invoice_without_paid_order`` / ``invoice_amount_mismatch``;
 - ``clawback_mismatch``: an order's ``coins_clawed_back`` differs from what its refund transactions took;
-- ``subscription_invoice_without_credit``: a recorded subscription invoice points at no transaction.
+- ``subscription_invoice_without_credit``: a recorded subscription invoice points at no transaction;
+- ``grants_balance_mismatch``: a wallet's balance is not its grants' remaining credits + held − debt;
+- ``grant_out_of_bounds``: a grant's remaining is below zero or above its amount;
+- ``grant_entries_mismatch``: a grant's remaining (plus what open holds took from it) differs from what its
+  wallet entries say (its credit, less every draw);
+- ``held_mismatch``: a wallet's ``held`` is not the sum of its open holds, or a hold's grants don't add up
+  to its amount;
+- ``holds_beyond_balance``: open holds reserve more than the wallet owns (balance + debt);
+- ``hold_capture_mismatch``: a captured hold without its spend transaction of exactly the captured credits,
+  or a transaction on a hold that was not captured;
+- ``grant_not_expired``: a grant more than an hour past its expiry still holds credits (no open hold keeps
+  them); ``expiry_mismatch``: an expiry transaction draws from a grant other than the one it names;
+- ``dispute_mismatch``: a dispute's credits taken or given back differ from its transactions, or a dispute
+  that was not won gave credits back;
+- ``invoice_refund_mismatch``: a subscription invoice's ``credits_clawed_back`` differs from what its
+  refund transactions took.
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import Database
+from . import references
 
 # Rows listed per kind of finding; the count is always complete.
 DEFAULT_LIMIT = 50
@@ -129,19 +145,19 @@ CHECKS: list[tuple[str, str]] = [
         SELECT 'order ' || o.id, o.status || ' but no ledger transaction order:' || o.id || ':purchase'
         FROM orders o
         WHERE o.status IN ('paid', 'refunded')
-          AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.reference = 'order:' || o.id || ':purchase')
+          AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.reference = {ORDER_PURCHASE})
         ORDER BY o.id"""),
     ("credit_without_paid_order", """
         SELECT 'transaction ' || t.id, t.reference || ' but order '
                || COALESCE(o.id || ' is ' || o.status, t.order_id || ' does not exist', 'is not named')
         FROM ledger_transactions t LEFT JOIN orders o ON o.id = t.order_id
         WHERE t.kind = 'purchase'
-          AND (o.id IS NULL OR o.status NOT IN ('paid', 'refunded') OR t.reference <> 'order:' || o.id || ':purchase')
+          AND (o.id IS NULL OR o.status NOT IN ('paid', 'refunded') OR t.reference <> {ORDER_PURCHASE})
         ORDER BY t.id"""),
     ("credit_amount_mismatch", """
         SELECT 'order ' || o.id, 'credited ' || COALESCE(w.total, 0) || ' coins for a pack of '
                || (o.coins + o.bonus)
-        FROM orders o JOIN ledger_transactions t ON t.reference = 'order:' || o.id || ':purchase'
+        FROM orders o JOIN ledger_transactions t ON t.reference = {ORDER_PURCHASE}
         LEFT JOIN (SELECT e.transaction_id, sum(e.amount) AS total FROM ledger_entries e
                    JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'wallet'
                    GROUP BY e.transaction_id) w ON w.transaction_id = t.id
@@ -177,11 +193,116 @@ CHECKS: list[tuple[str, str]] = [
         WHERE s.ledger_transaction_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = s.ledger_transaction_id)
         ORDER BY s.id"""),
+    ("grants_balance_mismatch", """
+        SELECT 'wallet of ' || b.user_id, 'balance ' || b.balance || ', grants hold ' || COALESCE(g.remaining, 0)
+               || ' + held ' || b.held || ' - debt ' || b.debt
+        FROM wallet_balances b
+        LEFT JOIN (SELECT user_id, sum(remaining) AS remaining FROM credit_grants GROUP BY user_id) g
+               ON g.user_id = b.user_id
+        WHERE b.balance <> COALESCE(g.remaining, 0) + b.held - b.debt ORDER BY b.user_id"""),
+    ("grant_out_of_bounds", """
+        SELECT 'grant ' || id, 'remaining ' || remaining || ' of ' || amount
+        FROM credit_grants WHERE remaining < 0 OR remaining > amount ORDER BY id"""),
+    ("grant_entries_mismatch", """
+        WITH held AS (
+            SELECT u.grant_id, sum(u.amount) AS amount
+            FROM credit_holds h, unnest(h.grant_ids, h.grant_amounts) AS u(grant_id, amount)
+            WHERE h.status = 'held' GROUP BY u.grant_id),
+        moved AS (SELECT grant_id, sum(amount) AS amount FROM ledger_entries WHERE grant_id IS NOT NULL
+                  GROUP BY grant_id)
+        SELECT 'grant ' || g.id, 'remaining ' || g.remaining || ' + held ' || COALESCE(h.amount, 0)
+               || ', its entries say ' || (COALESCE(m.amount, 0)
+                                           + CASE WHEN g.transaction_id IS NULL THEN g.amount ELSE 0 END)
+        FROM credit_grants g LEFT JOIN held h ON h.grant_id = g.id LEFT JOIN moved m ON m.grant_id = g.id
+        WHERE g.remaining + COALESCE(h.amount, 0)
+              <> COALESCE(m.amount, 0) + CASE WHEN g.transaction_id IS NULL THEN g.amount ELSE 0 END
+        ORDER BY g.id"""),
+    ("held_mismatch", """
+        SELECT 'wallet of ' || b.user_id, 'held ' || b.held || ', open holds reserve ' || COALESCE(h.amount, 0)
+        FROM wallet_balances b
+        LEFT JOIN (SELECT user_id, sum(amount) AS amount FROM credit_holds WHERE status = 'held' GROUP BY user_id) h
+               ON h.user_id = b.user_id
+        WHERE b.held <> COALESCE(h.amount, 0)
+        UNION ALL
+        SELECT 'hold ' || id, 'holds ' || amount || ' but its grants gave '
+               || COALESCE((SELECT sum(a) FROM unnest(grant_amounts) a), 0)
+        FROM credit_holds WHERE amount <> COALESCE((SELECT sum(a) FROM unnest(grant_amounts) a), 0)
+        ORDER BY 1"""),
+    ("holds_beyond_balance", """
+        SELECT 'wallet of ' || user_id, 'holds ' || held || ' of a balance of ' || balance || ' + debt ' || debt
+        FROM wallet_balances WHERE held > balance + debt ORDER BY user_id"""),
+    ("hold_capture_mismatch", """
+        SELECT 'hold ' || h.id, h.status || ', captured ' || h.captured || ', its transaction took '
+               || COALESCE(-(SELECT sum(e.amount) FROM ledger_entries e JOIN wallet_balances b
+                             ON b.account_id = e.account_id AND b.user_id = h.user_id
+                             WHERE e.transaction_id = t.id), 0)
+        FROM credit_holds h LEFT JOIN ledger_transactions t ON t.reference = {HOLD_CAPTURE}
+        WHERE (h.status = 'captured') <> (t.id IS NOT NULL)
+           OR (t.id IS NOT NULL AND h.captured <> -(SELECT sum(e.amount) FROM ledger_entries e
+                                                    JOIN wallet_balances b ON b.account_id = e.account_id
+                                                    AND b.user_id = h.user_id WHERE e.transaction_id = t.id))
+        ORDER BY h.id"""),
+    ("grant_not_expired", """
+        SELECT 'grant ' || g.id, 'expired at ' || g.expires_at || ' but still holds ' || g.remaining
+        FROM credit_grants g
+        WHERE g.remaining > 0 AND g.expires_at < now() - interval '1 hour'
+          AND NOT EXISTS (SELECT 1 FROM credit_holds h WHERE h.user_id = g.user_id AND h.status = 'held'
+                          AND g.id = ANY(h.grant_ids))
+        ORDER BY g.id"""),
+    ("expiry_mismatch", """
+        SELECT 'transaction ' || t.id, t.reference || ' draws from grant ' || COALESCE(e.grant_id::text, 'none')
+        FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+        JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'wallet'
+        WHERE t.kind = 'expiry' AND t.reference IS DISTINCT FROM {GRANT_EXPIRY}
+        ORDER BY t.id"""),
+    ("dispute_mismatch", """
+        WITH moved AS (
+            SELECT t.reference, sum(e.amount) AS amount FROM ledger_transactions t
+            JOIN ledger_entries e ON e.transaction_id = t.id
+            JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'wallet'
+            WHERE t.kind IN ('dispute', 'reinstatement') GROUP BY t.reference)
+        SELECT 'dispute ' || d.id, d.status || ': took ' || d.credits_withdrawn || ' (transactions '
+               || COALESCE(-w.amount, 0) || '), gave back ' || d.credits_reinstated || ' (transactions '
+               || COALESCE(r.amount, 0) || ')'
+        FROM disputes d
+        LEFT JOIN moved w ON w.reference = {DISPUTE_WITHDRAWN}
+        LEFT JOIN moved r ON r.reference = {DISPUTE_REINSTATED}
+        WHERE d.credits_withdrawn <> COALESCE(-w.amount, 0) OR d.credits_reinstated <> COALESCE(r.amount, 0)
+           OR (d.credits_reinstated > 0 AND d.status <> 'won')
+        ORDER BY d.id"""),
+    ("invoice_refund_mismatch", """
+        SELECT 'subscription invoice ' || s.id, 'credits_clawed_back ' || s.credits_clawed_back
+               || ', refund transactions took ' || COALESCE(-r.taken, 0)
+        FROM subscription_invoices s
+        LEFT JOIN (SELECT t.details ->> 'invoice_id' AS invoice_id, sum(e.amount) AS taken
+                   FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+                   JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'wallet'
+                   WHERE t.kind = 'refund' AND t.order_id IS NULL GROUP BY 1) r ON r.invoice_id = s.id
+        WHERE s.credits_clawed_back <> COALESCE(-r.taken, 0) ORDER BY s.id"""),
 ]
+
+# The references in the queries come from the builders the writers use.
+_REFERENCES = {
+    "{ORDER_PURCHASE}": references.sql_expression(references.order_purchase, "o.id"),
+    "{HOLD_CAPTURE}": references.sql_expression(references.hold_capture, "h.id"),
+    "{GRANT_EXPIRY}": references.sql_expression(references.grant_expiry, "e.grant_id"),
+    "{DISPUTE_WITHDRAWN}": references.sql_expression(references.dispute_withdrawal, "d.id"),
+    "{DISPUTE_REINSTATED}": references.sql_expression(references.dispute_reinstatement, "d.id"),
+}
+
+
+def _with_references(query: str) -> str:
+    for placeholder, expression in _REFERENCES.items():
+        query = query.replace(placeholder, expression)
+    return query
+
+
+CHECKS = [(kind, _with_references(query)) for kind, query in CHECKS]
 
 KINDS = tuple(kind for kind, _ in CHECKS)
 
-COUNTED = ("ledger_transactions", "ledger_entries", "wallet_balances", "orders", "invoices")
+COUNTED = ("ledger_transactions", "ledger_entries", "wallet_balances", "credit_grants", "credit_holds", "orders",
+           "invoices")
 
 
 async def check_ledger(session: AsyncSession, *, limit: int = DEFAULT_LIMIT) -> Report:
@@ -191,7 +312,7 @@ async def check_ledger(session: AsyncSession, *, limit: int = DEFAULT_LIMIT) -> 
     for table in COUNTED:
         report.checked[table] = int((await conn.exec_driver_sql(f"SELECT count(*) FROM {table}")).scalar_one())
     for kind, query in CHECKS:
-        # Driver SQL: the queries are constants, and their ':purchase' literals are no bind parameters.
+        # Driver SQL: the queries are constants, and their reference literals (':purchase') are no bind parameters.
         rows = (await conn.exec_driver_sql(query)).all()
         if rows:
             report.totals[kind] = len(rows)

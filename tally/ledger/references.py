@@ -8,7 +8,9 @@ unique across accounts' objects, so they key their movements on their own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -74,3 +76,12 @@ def promotion(user_id: str, key: str) -> str:
 
 def adjustment(user_id: str, key: str) -> str:
     return f"adjustment:{user_id}:{key}"
+
+
+def sql_expression(builder: Callable[[Any], str], column: str) -> str:
+    """The SQL expression that builds ``builder``'s reference from ``column`` (for ``tally ledger check``, so
+    its queries match references exactly as the writers build them)."""
+    marker = "\x00"
+    prefix, suffix = builder(marker).split(marker)
+    parts = [f"'{prefix}'" if prefix else "", f"{column}::text", f"'{suffix}'" if suffix else ""]
+    return " || ".join(p for p in parts if p)

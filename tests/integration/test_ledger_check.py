@@ -47,7 +47,8 @@ def check(url: str) -> Report:
 
 @pytest.fixture(scope="module")
 def clean_url() -> Iterator[str]:
-    """Two users' real purchases, a spend, a partial refund, and a checkout never paid."""
+    """Two users' real purchases, a spend, a hold captured in part and one still open, a partial refund, and a
+    checkout never paid."""
     with fresh_database() as url:
         with TallyServer(url) as tally:
             ada, bob = new_user(), new_user()
@@ -62,6 +63,10 @@ def clean_url() -> Iterator[str]:
                 spent = client.post("/v1/credits/spend", json={"amount": 300, "reason": "export",
                                                                "idempotency_key": "k1"})
                 assert spent.status_code == 200, spent.text
+                held = client.post("/v1/credits/holds", json={"amount": 50, "idempotency_key": "h1"}).json()
+                captured = client.post(f"/v1/credits/holds/{held['id']}/capture", json={"amount": 30})
+                assert captured.json()["status"] == "captured", captured.text
+                assert client.post("/v1/credits/holds", json={"amount": 20, "idempotency_key": "h2"}).status_code == 201
                 checkout(client, "starter")  # stays pending
             with tally.client(bob) as client:
                 pi = q(url, "SELECT stripe_payment_intent_id FROM orders WHERE user_id = %s", bob)[0][0]
@@ -100,7 +105,8 @@ def test_real_purchases_spends_and_refunds_pass(clean_url: str) -> None:
     report = check(clean_url)
     assert report.ok, report.as_json()
     assert report.checked["orders"] == 4 and report.checked["invoices"] == 3
-    assert report.checked["ledger_transactions"] == 5  # 3 purchases, 1 spend, 1 refund
+    assert report.checked["ledger_transactions"] == 6  # 3 purchases, 1 spend, 1 capture, 1 refund
+    assert report.checked["credit_holds"] == 2
 
 
 ADA_PURCHASE = "(SELECT id FROM ledger_transactions WHERE kind = 'purchase' ORDER BY id LIMIT 1)"
@@ -119,7 +125,7 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
         {"transaction_without_entries"}),
     "a balance edited": (
         [f"UPDATE wallet_balances SET balance = balance + 1 WHERE user_id = {BOB}"],
-        {"balance_mismatch"}),
+        {"balance_mismatch", "grants_balance_mismatch"}),
     "a balance_after edited": (
         [f"UPDATE ledger_entries SET balance_after = balance_after + 1 WHERE id = {ADA_FIRST_WALLET_ENTRY}"],
         {"balance_after_chain"}),
@@ -127,7 +133,7 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
         [f"""DELETE FROM ledger_entries WHERE transaction_id = (SELECT transaction_id FROM ledger_entries
                                                                WHERE id = {ADA_FIRST_WALLET_ENTRY})
              AND kind = 'coins'"""],
-        {"balance_after_chain", "balance_mismatch", "credit_amount_mismatch"}),
+        {"balance_after_chain", "balance_mismatch", "credit_amount_mismatch", "grant_entries_mismatch"}),
     "a balance row deleted": (
         [f"DELETE FROM wallet_balances WHERE user_id = {BOB}"],
         {"wallet_without_balance"}),
@@ -162,6 +168,38 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
     "a clawback counter edited": (
         [f"UPDATE orders SET coins_clawed_back = 5 WHERE id = {PAID_ORDER}"],
         {"clawback_mismatch"}),
+    "a grant's remaining edited": (
+        [f"UPDATE credit_grants SET remaining = remaining - 1 WHERE user_id = {BOB}"],
+        {"grants_balance_mismatch", "grant_entries_mismatch"}),
+    "a grant's remaining above its amount": (
+        ["ALTER TABLE credit_grants DROP CONSTRAINT ck_credit_grants_remaining_within",
+         f"UPDATE credit_grants SET remaining = amount + 1 WHERE user_id = {BOB}"],
+        {"grant_out_of_bounds", "grants_balance_mismatch", "grant_entries_mismatch"}),
+    "a wallet's held and debt raised together": (
+        [f"UPDATE wallet_balances SET held = held + 1, debt = debt + 1 WHERE user_id = {BOB}"],
+        {"held_mismatch"}),
+    "holds above the balance": (
+        [f"UPDATE wallet_balances SET held = balance + debt + 1 WHERE user_id = {BOB}"],
+        {"held_mismatch", "holds_beyond_balance", "grants_balance_mismatch"}),
+    "a captured hold's amount edited": (
+        ["UPDATE credit_holds SET captured = captured + 1 WHERE status = 'captured'"],
+        {"hold_capture_mismatch"}),
+    "a grant past its expiry never expired": (
+        [f"UPDATE credit_grants SET expires_at = now() - interval '2 hours' WHERE user_id = {BOB}"],
+        {"grant_not_expired"}),
+    "a spend relabelled as an expiry": (
+        ["UPDATE ledger_transactions SET kind = 'expiry' WHERE kind = 'spend' AND reference LIKE 'spend:%'"],
+        {"expiry_mismatch"}),
+    "a dispute that took credits without a transaction": (
+        [f"""INSERT INTO disputes (id, user_id, charge_id, amount, currency, status, credits_withdrawn,
+                                   stripe_created)
+             VALUES ('dp_test_1', {BOB}, 'ch_test_1', 1000, 'usd', 'lost', 5, 0)"""],
+        {"dispute_mismatch"}),
+    "a subscription invoice's clawback counter edited": (
+        [f"""INSERT INTO subscription_invoices (id, user_id, subscription_id, amount_paid, currency,
+                                                credits_clawed_back)
+             VALUES ('in_test_2', {BOB}, 'sub_test_2', 900, 'usd', 5)"""],
+        {"invoice_refund_mismatch"}),
     "a subscription invoice pointing nowhere": (
         [f"""INSERT INTO subscription_invoices (id, user_id, subscription_id, amount_paid, currency,
                                                 ledger_transaction_id)

@@ -355,10 +355,10 @@ def upgrade() -> None:
         sa.Column("subscription_id", sa.String(255), nullable=True),
         sa.Column("rollover_cap", sa.BigInteger(), nullable=True),
         sa.CheckConstraint("source IN ('purchase', 'subscription', 'proration', 'promotion', 'adjustment', "
-                           "'reinstatement', 'rollover')", name="ck_credit_grants_source"),
-        sa.CheckConstraint("category IN ('paid', 'promotional')", name="ck_credit_grants_category"),
-        sa.CheckConstraint("amount > 0", name="ck_credit_grants_amount_positive"),
-        sa.CheckConstraint("remaining >= 0 AND remaining <= amount", name="ck_credit_grants_remaining_within"),
+                           "'reinstatement', 'rollover')", name="source"),
+        sa.CheckConstraint("category IN ('paid', 'promotional')", name="category"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining_within"),
     )
     # The draw order, per user, over the grants that still hold credits.
     op.create_index("ix_credit_grants_drawable", "credit_grants", ["user_id", "priority", "expires_at", "id"],
@@ -390,9 +390,9 @@ def upgrade() -> None:
                   sa.ForeignKey("ledger_transactions.id", name="fk_credit_holds_transaction_id_ledger_transactions"),
                   nullable=True),
         sa.UniqueConstraint("user_id", "idempotency_key", name="uq_credit_holds_user_id_idempotency_key"),
-        sa.CheckConstraint("amount > 0", name="ck_credit_holds_amount_positive"),
-        sa.CheckConstraint("status IN ('held', 'captured', 'released', 'expired')", name="ck_credit_holds_status"),
-        sa.CheckConstraint("captured >= 0 AND captured <= amount", name="ck_credit_holds_captured_within"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("status IN ('held', 'captured', 'released', 'expired')", name="status"),
+        sa.CheckConstraint("captured >= 0 AND captured <= amount", name="captured_within"),
     )
     op.create_index("ix_credit_holds_open_expiry", "credit_holds", ["expires_at"],
                     postgresql_where=sa.text("status = 'held'"))
