@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from ..auth.deps import CurrentUser
 from ..errors import InvalidRequest
-from . import service, spending
+from . import group_commit, service, spending
 from .schemas import (
     BalanceOut,
     CaptureIn,
@@ -66,8 +66,9 @@ async def transactions(principal: CurrentUser, request: Request, limit: Limit = 
 async def spend(body: SpendIn, principal: CurrentUser, request: Request) -> SpendOut:
     """Debit coins atomically, once per ``idempotency_key``; never below zero."""
     # No ensure_user: a spend only moves coins of an existing wallet (a user without one has none to spend).
-    spent = await spending.spend(request.app.state.db, user_id=principal.user_id, amount=body.amount,
-                                 reason=body.reason, idempotency_key=body.idempotency_key)
+    # Group commit: the spends arriving together share one statement and one commit, each its own answer.
+    spent = await group_commit.spend(group_commit.groups_of(request.app.state), user_id=principal.user_id,
+                                     amount=body.amount, reason=body.reason, idempotency_key=body.idempotency_key)
     return SpendOut(transaction_id=spent.transaction_id, amount=spent.amount, balance=spent.balance,
                     available=spent.available, replayed=spent.replayed)
 
@@ -86,9 +87,9 @@ def _hold_out(hold: spending.Hold, available: int, balance: int | None = None) -
 async def create_hold(body: HoldIn, principal: CurrentUser, request: Request, response: Response) -> HoldOut:
     """Reserve credits for work whose cost is known at the end; capture or release it later. Once per
     ``idempotency_key`` (a replay answers 200 with the hold as it is now)."""
-    hold, available, replayed = await spending.hold(
-        request.app.state.db, user_id=principal.user_id, amount=body.amount, idempotency_key=body.idempotency_key,
-        reason=body.reason, expires_in_seconds=body.expires_in_seconds)
+    hold, available, replayed = await group_commit.hold(
+        group_commit.groups_of(request.app.state), user_id=principal.user_id, amount=body.amount,
+        idempotency_key=body.idempotency_key, reason=body.reason, expires_in_seconds=body.expires_in_seconds)
     if replayed:
         response.status_code = 200
     return _hold_out(hold, available)

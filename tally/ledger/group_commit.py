@@ -1,0 +1,238 @@
+"""Group commit for spends and holds: the requests that arrive together share one statement and one commit.
+
+A spend or a hold is one call of its PostgreSQL function (``tally.ledger.spending``), one round trip and one
+commit each. Under load the commits queue: every one waits for its own WAL flush, and every one pays a
+network round trip and a connection checkout. Here a request joins the list of those waiting, and each of
+at most ``max_flushes`` flushes in flight takes the whole list (up to ``max_group``) as one statement: the
+function called once per request, in one transaction, with one commit. Each request keeps everything of
+its own: its ledger transaction with its reference and entries (or its hold), and its own answer (its row
+of the statement's result: spent, replay, insufficient, ...). With nothing in flight a request is sent at
+once, so a lone one waits for nothing; under load the next statement carries all that arrived meanwhile
+instead of each request queueing for a connection of its own (the pattern of the webhook receiver,
+``tally.webhooks.inbox.InboxReceiver``).
+
+Ordering, and why nothing deadlocks: each function locks its wallet row first, and a statement calls them in
+the order of its rows, which are sorted by user id (a stable sort: one user's requests keep their arrival
+order). Every statement thus takes its wallet locks in one global order, so two concurrent statements can
+wait on each other but never in a cycle. Two requests with the same idempotency key in one statement: the
+second call sees the first's transaction (same database transaction) and answers as a replay, as it would
+a moment later.
+
+Failures stay their own: the functions answer an insufficient balance or a replay with a row, never an
+error, so one short wallet does not fail the others. If a statement fails anyway (an unexpected error in
+one request), its requests are run again one by one, each in its own statement, so that the error reaches
+only the request it belongs to. A connection killed by a database restart is retried once on a fresh one
+(``Database.run_direct``): safe, because a request that had committed is then found as a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ..db import Database, refuse_nul
+from ..errors import Conflict, InsufficientCredits
+from . import references, spending
+from .posting import utc_now
+
+log = logging.getLogger("tally.ledger")
+
+Item = TypeVar("Item")
+Row = dict[str, Any]
+RunGroup = Callable[[psycopg.AsyncConnection[Any], list[Item]], Awaitable[list[Row]]]
+
+
+class GroupCommit(Generic[Item]):
+    """Runs the items submitted together through ``run`` (one statement for a list of items, answering one
+    row per item in their order), sorted by ``order`` (the user id: the lock order, see the module docstring).
+
+    Flushes use ``Database.direct``, the autocommitted connections: no BEGIN/COMMIT around the statement."""
+
+    def __init__(self, db: Database, run: RunGroup[Item], *, order: Callable[[Item], Hashable], name: str,
+                 max_flushes: int = 3, max_group: int = 64) -> None:
+        self.db = db
+        self.run = run
+        self.order = order
+        self.name = name
+        self.max_flushes = max_flushes
+        self.max_group = max_group
+        self._waiting: list[tuple[Item, asyncio.Future[Row]]] = []
+        self._flushing = 0  # flushes started and not yet past their last look at the list
+        self._flushes: set[asyncio.Task[None]] = set()  # kept referenced until done
+
+    async def submit(self, item: Item) -> Row:
+        """The item's own row, once the statement holding it has committed (or its own error)."""
+        answer: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, answer))
+        if self._flushing < self.max_flushes:
+            self._flushing += 1
+            task = asyncio.get_running_loop().create_task(self._flush(), name=f"tally-{self.name}-group")
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+        return await answer
+
+    async def _flush(self) -> None:
+        """Run what is waiting, group after group, until nothing is. The count drops in the same step as the
+        last look at the list (not in a done-callback, which runs later): a request queued in between would
+        otherwise find every flush slot taken by flushes that will never look again, and wait forever."""
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
+                group.sort(key=lambda entry: self.order(entry[0]))
+                await self._run_group(group)
+        finally:
+            self._flushing -= 1
+
+    async def _run_group(self, group: list[tuple[Item, asyncio.Future[Row]]]) -> None:
+        items = [item for item, _ in group]
+        try:
+            rows = await self.db.run_direct(lambda conn: self.run(conn, items))
+        except asyncio.CancelledError:  # shutting down: nobody is left to answer
+            for _, answer in group:
+                answer.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the requests it belongs to
+            if len(group) == 1:
+                _settle(group[0][1], error=exc)
+                return
+            log.warning("%d %s together failed (%r); running them one by one", len(group), self.name, exc)
+            for item, answer in group:
+                try:
+                    _settle(answer, row=(await self.db.run_direct(lambda conn, item=item: self.run(conn, [item])))[0])
+                except Exception as one_exc:  # noqa: BLE001
+                    _settle(answer, error=one_exc)
+            return
+        for (_, answer), row in zip(group, rows, strict=True):
+            _settle(answer, row=row)
+
+
+def _settle(answer: asyncio.Future[Row], *, row: Row | None = None, error: BaseException | None = None) -> None:
+    """Answer a waiting request (unless it went away: its future was cancelled)."""
+    if answer.done():
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(row)  # type: ignore[arg-type]
+
+
+# -- spends and holds -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpendRequest:
+    user_id: str
+    amount: int
+    reference: str
+    reason: str
+    idempotency_key: str
+    at: datetime
+
+
+# One ``tally_ledger_spend`` per row, called in the rows' order (a nested loop over the arrays), each seeing
+# what the previous ones wrote; the answers come back in the same order.
+_SPENDS = """
+    SELECT r.outcome, r.transaction_id, r.balance, r.available, r.moved, r.reason
+    FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+         WITH ORDINALITY AS q(user_id, amount, reference, reason, idempotency_key, at, n)
+    CROSS JOIN LATERAL tally_ledger_spend(q.user_id, q.amount, q.reference, q.reason,
+                                          jsonb_build_object('idempotency_key', q.idempotency_key), q.at) AS r
+    ORDER BY q.n"""
+
+
+async def _run_spends(conn: psycopg.AsyncConnection[Any], items: list[SpendRequest]) -> list[Row]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_SPENDS, ([i.user_id for i in items], [i.amount for i in items],
+                                    [i.reference for i in items], [i.reason for i in items],
+                                    [i.idempotency_key for i in items], [i.at for i in items]))
+        return await cur.fetchall()
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    hold_id: str
+    user_id: str
+    amount: int
+    idempotency_key: str
+    reason: str | None
+    expires_at: datetime
+    at: datetime
+
+
+_HOLDS = """
+    SELECT r.outcome, r.hold_id, r.available
+    FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[],
+                %s::timestamptz[]) WITH ORDINALITY AS q(hold_id, user_id, amount, idempotency_key, reason,
+                                                        expires_at, at, n)
+    CROSS JOIN LATERAL tally_ledger_hold(q.hold_id, q.user_id, q.amount, q.idempotency_key, q.reason, q.expires_at,
+                                         q.at) AS r
+    ORDER BY q.n"""
+
+
+async def _run_holds(conn: psycopg.AsyncConnection[Any], items: list[HoldRequest]) -> list[Row]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_HOLDS, ([i.hold_id for i in items], [i.user_id for i in items],
+                                   [i.amount for i in items], [i.idempotency_key for i in items],
+                                   [i.reason for i in items], [i.expires_at for i in items], [i.at for i in items]))
+        return await cur.fetchall()
+
+
+class LedgerGroups:
+    """One process's group committers, one per kind of movement (a statement calls one function)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.spends = GroupCommit(db, _run_spends, order=attrgetter("user_id"), name="spends")
+        self.holds = GroupCommit(db, _run_holds, order=attrgetter("user_id"), name="holds")
+
+
+def groups_of(state: Any) -> LedgerGroups:
+    """The app's group committers (``request.app.state``), made on first use."""
+    groups: LedgerGroups | None = getattr(state, "ledger_groups", None)
+    if groups is None:
+        groups = state.ledger_groups = LedgerGroups(state.db)
+    return groups
+
+
+async def spend(groups: LedgerGroups, *, user_id: str, amount: int, reason: str, idempotency_key: str,
+                now: datetime | None = None) -> spending.Spent:
+    """``spending.spend`` (same rules, same answers), sharing a statement with the spends arriving with it."""
+    if amount <= 0:
+        raise ValueError(f"a spend takes a positive amount, not {amount}")
+    refuse_nul(user_id, reason, idempotency_key)
+    row = await groups.spends.submit(SpendRequest(user_id, amount, references.spend(user_id, idempotency_key),
+                                                  reason, idempotency_key, now or utc_now()))
+    return spending.spent_from_row(row, amount=amount, reason=reason)
+
+
+async def hold(groups: LedgerGroups, *, user_id: str, amount: int, idempotency_key: str, reason: str | None = None,
+               expires_in_seconds: int | None = None,
+               now: datetime | None = None) -> tuple[spending.Hold, int, bool]:
+    """``spending.hold`` (same rules, same answers), sharing a statement with the holds arriving with it. A new
+    hold is answered from what the request and its row say; a replay reads the hold as it is now (one more
+    round trip, for a retry only)."""
+    if amount <= 0:
+        raise ValueError(f"a hold takes a positive amount, not {amount}")
+    refuse_nul(user_id, reason, idempotency_key)
+    when = now or utc_now()
+    request = HoldRequest("hold_" + secrets.token_urlsafe(18), user_id, amount, idempotency_key, reason,
+                          spending.hold_expiry(when, expires_in_seconds), when)
+    row = await groups.holds.submit(request)
+    if row["outcome"] == "insufficient":
+        raise InsufficientCredits(f"The spendable balance is lower than {amount}.", param="amount",
+                                  available=int(row["available"] or 0))
+    if row["outcome"] == "conflict":
+        raise Conflict("This idempotency_key was already used for a different hold.", param="idempotency_key")
+    if row["outcome"] == "replay":
+        found, available = await spending.get_hold(groups.db, user_id=user_id, hold_id=row["hold_id"], now=when)
+        return found, available, True
+    return (spending.Hold(id=request.hold_id, user_id=user_id, amount=amount, status="held", captured=0, released=0,
+                          reason=reason, created_at=when, expires_at=request.expires_at, finished_at=None,
+                          transaction_id=None), int(row["available"]), False)
