@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from .config import Settings
+from .ledger.cli import credits_app
+from .reversals.cli import disputes
 
 app = typer.Typer(help="Tally: credits and subscriptions through Stripe.", no_args_is_help=True,
                   add_completion=False)
@@ -174,6 +176,10 @@ def ledger_check(
     typer.echo(json.dumps(report.as_json(), indent=2) if as_json else format_report(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+app.add_typer(credits_app, name="credits")
+app.command("disputes")(disputes)
 
 
 @app.command()
