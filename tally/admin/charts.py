@@ -1,7 +1,7 @@
 """Charts as inline SVG, drawn on the server: no script, no library, no CDN, and nothing inline that the pages'
 Content-Security-Policy forbids (shapes carry classes styled by ``admin.css``; no ``style`` attributes).
 Each chart has a ``<title>`` and a ``<desc>`` for screen readers, and a ``<title>`` per bar or point that
-browsers show on hover. Hand-written rather than pygal: three small chart kinds, and pygal's output needs its
+browsers show on hover. Hand-written rather than pygal: four small chart kinds, and pygal's output needs its
 tooltip script stripped and its inline styles allowed."""
 
 from __future__ import annotations
@@ -62,6 +62,27 @@ def bar_chart(labels: Sequence[str], values: Sequence[int], *, title: str, descr
     body += _x_labels(labels, centres)
     total = describe(sum(values))
     return _frame(title, f"{len(values)} bars; total {total}; highest {describe(max([*values, 0]))}.", body)
+
+
+def grouped_bar_chart(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[int]]], *, title: str,
+                      describe: Describe) -> Markup:
+    """Bars side by side per label (a day), one per series ``(name, css class, values ≥ 0)``; the page gives
+    the legend (the series' names with their colours) beside the chart."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    top_value = max([v for _, _, values in series for v in values] + [0]) or 1
+    slot = plot_w / max(1, len(labels))
+    width = slot * 0.8 / max(1, len(series))
+    body = _y_axis(top_value, describe, plot_h)
+    for i, label in enumerate(labels):
+        for j, (name, css, values) in enumerate(series):
+            h = plot_h * values[i] / top_value
+            x = LEFT + i * slot + slot * 0.1 + j * width
+            body.append(f'<rect class="bar {escape(css)}" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" '
+                        f'width="{width:.1f}" height="{h:.1f}"><title>{escape(label)}, {escape(name)}: '
+                        f'{escape(describe(values[i]))}</title></rect>')
+    body += _x_labels(labels, [LEFT + i * slot + slot / 2 for i in range(len(labels))])
+    totals = "; ".join(f"{name} {describe(sum(values))} in all" for name, _, values in series)
+    return _frame(title, f"{len(labels)} days, {len(series)} bars each: {totals}.", body)
 
 
 def line_chart(labels: Sequence[str], values: Sequence[float | None], *, title: str, describe: Describe,

@@ -20,6 +20,7 @@ from .. import currency as money
 from ..errors import InvalidRequest
 from ..pages.session import load_session
 from ..pages.web import PageError, error_page, finish, safe_next
+from ..reversals.repository import open_disputes, recently_closed
 from ..subscriptions.routes import plan_book_of
 from ..templating import templates
 from ..webhooks import service as inbox
@@ -30,6 +31,7 @@ from .view import dashboard_view
 
 HERE = Path(__file__).parent
 DEFAULT_DAYS = 30
+OPEN_DISPUTE_ROWS, CLOSED_DISPUTE_ROWS = 200, 50
 
 
 class AdminRoute(APIRoute):
@@ -87,7 +89,18 @@ async def dashboard(
         data = await service.dashboard(session, plan_book_of(request), period, query)
     return render(request, "admin/dashboard.html", {
         "view": dashboard_view(data), "admin": admin, "csrf_token": admin.csrf or "", "replayed": replayed,
-        "days": days if first is None and last is None else None})
+        "days": days if first is None and last is None else None, "now": datetime.now(UTC)})
+
+
+@router.get("/disputes")
+async def disputes(request: Request, admin: AdminDep) -> Response:
+    """The open disputes, the soonest evidence deadline first, then the recently closed ones."""
+    async with request.app.state.db.transaction() as session:
+        open_rows = await open_disputes(session, limit=OPEN_DISPUTE_ROWS)
+        closed_rows = await recently_closed(session, limit=CLOSED_DISPUTE_ROWS)
+    return render(request, "admin/disputes.html", {
+        "open": open_rows, "closed": closed_rows, "open_limit": OPEN_DISPUTE_ROWS,
+        "closed_limit": CLOSED_DISPUTE_ROWS, "now": datetime.now(UTC), "admin": admin, "csrf_token": admin.csrf or ""})
 
 
 @router.post("/events/{event_id}/replay")

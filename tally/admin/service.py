@@ -6,6 +6,9 @@
   ``payment_intent.payment_failed`` (one per failed attempt, with its decline code) received in the period;
 - webhooks: the inbox rows received in the period by status, and the events that failed for good;
 - MRR: ``subscription_history`` with the plans file (see ``tally.admin.mrr``);
+- credits: outstanding and granted, used and expired per day, from the ledger's counters (``credit_totals``
+  through ``tally.ledger.service``: never a sum over the ledger's own tables);
+- disputes: the open ones with the soonest evidence deadlines (``tally.reversals.repository``);
 - orders: the most recent, or those matching a user id, email, order id or Stripe id.
 """
 
@@ -19,6 +22,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..ledger import service as ledger
+from ..reversals.repository import DisputeLine, open_disputes
 from ..subscriptions.plans import PlanBook
 from .mrr import HistoryRow, MrrReport, daily_mrr, movement
 
@@ -27,6 +32,7 @@ WEBHOOK_HEALTHY, WEBHOOK_WARNING = 0.995, 0.99  # handled share ≥ 99.5 % healt
 MAX_DAYS = 366
 ORDER_ROWS = 50
 FAILED_EVENT_ROWS = 50
+DISPUTE_ROWS = 5  # the dashboard's few; /admin/disputes lists them all
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,14 @@ class Webhooks:
 
 
 @dataclass
+class Credits:
+    outstanding: ledger.Outstanding  # now, whatever the period
+    granted: list[int]  # per day, aligned with Period.days (both categories)
+    used: list[int]
+    expired: list[int]
+
+
+@dataclass
 class Dashboard:
     period: Period
     revenue: list[Revenue]
@@ -119,6 +133,8 @@ class Dashboard:
     failed_events: list[dict[str, Any]]
     orders: list[dict[str, Any]]
     query: str | None
+    credits: Credits
+    open_disputes: list[DisputeLine]
 
 
 # -- revenue ----------------------------------------------------------------------------------------------
@@ -222,6 +238,17 @@ async def history(session: AsyncSession, end: datetime) -> list[HistoryRow]:
     return [HistoryRow(*r) for r in rows.all()]
 
 
+# -- credits --------------------------------------------------------------------------------------------
+async def credits(session: AsyncSession, period: Period) -> Credits:
+    per_day = await ledger.daily_totals(session, period.first_day)
+    days = period.days
+
+    def series(movement: str) -> list[int]:
+        return [per_day.get(day, {}).get(movement, 0) for day in days]
+
+    return Credits(await ledger.outstanding(session), series("granted"), series("used"), series("expired"))
+
+
 # -- orders -----------------------------------------------------------------------------------------------
 ORDERS_SQL = """
     SELECT o.id, o.user_id, u.email, o.pack_name, o.amount, o.currency, o.status, o.kind,
@@ -256,4 +283,6 @@ async def dashboard(session: AsyncSession, plans: PlanBook, period: Period, quer
         failed_events=await failed_events(session),
         orders=await orders(session, query),
         query=query,
+        credits=await credits(session, period),
+        open_disputes=await open_disputes(session, limit=DISPUTE_ROWS),
     )

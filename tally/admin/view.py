@@ -8,7 +8,7 @@ from typing import Any
 from markupsafe import Markup
 
 from .. import currency as money
-from .charts import bar_chart, hbar_chart, line_chart
+from .charts import bar_chart, grouped_bar_chart, hbar_chart, line_chart
 from .service import PAYMENT_HEALTHY, PAYMENT_WARNING, Dashboard
 
 
@@ -56,8 +56,16 @@ def dashboard_view(data: Dashboard) -> dict[str, Any]:
             labels, values, title=f"MRR at the end of each day, {currency.upper()}", describe=describe),
             [(day, describe(v)) for day, v in zip(iso, values, strict=True)]))
 
+    c = data.credits
+    credits_series = [("granted", "granted", c.granted), ("used", "used", c.used), ("expired", "expired", c.expired)]
+    credits_chart = grouped_bar_chart(labels, credits_series, title="Credits granted, used and expired per day",
+                                      describe=lambda v: f"{int(v):,}")
+
     return {
         "data": data,
+        "credits_chart": credits_chart,
+        "credits_rows": [(day, g, u, e) for day, g, u, e in zip(iso, c.granted, c.used, c.expired, strict=True)
+                         if g or u or e],
         "first_day": data.period.first_day.isoformat(),
         "last_day": data.period.last_day.isoformat(),
         "revenue_charts": revenue_charts,
