@@ -21,7 +21,7 @@ from ..catalog.routes import CatalogDep, PriceBookDep, get_catalog
 from ..errors import InvalidRequest, Unauthenticated
 from ..invoices.pdf import render_invoice_pdf, status_of
 from ..ledger.routes import parse_cursor
-from ..ledger.service import get_balance, list_transactions
+from ..ledger.service import balance_view, list_transactions
 from ..orders import history
 from ..orders.service import OrderStatus, create_checkout, get_order_status
 from ..subscriptions import mirror
@@ -30,6 +30,7 @@ from ..subscriptions.routes import plan_book_of, plan_prices_of
 from . import billing
 from .plans import INTERVAL_WORDS, feature_label, plans_view
 from .pricing import display_price, pricing_view
+from .wallet import wallet_view
 from .web import MaybeUser, PageError, PageRoute, Session, User, csrf_protected, render, safe_next
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -190,7 +191,7 @@ async def checkout_cancel(request: Request, user: MaybeUser, order_id: str = "")
 async def account(request: Request, user: User, tx: str | None = None, inv: str | None = None) -> Response:
     tx_after, inv_after = parse_cursor(tx), billing.parse_invoice_cursor(inv)
     async with request.app.state.db.transaction() as db:
-        balance = await get_balance(db, user.user_id)
+        wallet = wallet_view(await balance_view(db, user.user_id))
         transactions, tx_more = await list_transactions(db, user.user_id, limit=PAGE_SIZE, starting_after=tx_after)
         invoices = await billing.list_billing_invoices(db, user.user_id, limit=PAGE_SIZE, after=inv_after)
         orders = await history.list_orders(db, user.user_id, limit=PAYMENT_ROWS)
@@ -208,7 +209,7 @@ async def account(request: Request, user: User, tx: str | None = None, inv: str 
         "just_subscribed": request.query_params.get("subscription") == "started",
         "just_changed": request.query_params.get("subscription") == "changed",
         "from_unix": lambda seconds: datetime.fromtimestamp(seconds, UTC),
-        "balance": balance, "transactions": transactions, "invoices": invoices.rows,
+        "wallet": wallet, "transactions": transactions, "invoices": invoices.rows,
         "payments": billing.payment_history(orders.orders, orders.has_more, subscription_payments,
                                             limit=PAYMENT_ROWS),
         "payment_rows": PAYMENT_ROWS,
