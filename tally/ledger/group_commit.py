@@ -1,8 +1,9 @@
-"""Group commit for spends and holds: the requests that arrive together share one statement and one commit.
+"""Group commit for spends, holds and captures: the requests that arrive together share one statement and one
+commit (captures: the statement and a read of the holds after it, pipelined in the same round trip).
 
-A spend or a hold is one call of its PostgreSQL function (``tally.ledger.spending``), one round trip and one
-commit each. Under load the commits queue: every one waits for its own WAL flush, and every one pays a
-network round trip and a connection checkout. Here a request joins the list of those waiting, and each of
+A spend, a hold or a capture is one call of its PostgreSQL function (``tally.ledger.spending``), one commit each.
+Under load the commits queue: every one waits for its own WAL flush, and every one pays a network round trip
+and a connection checkout. Here a request joins the list of those waiting, and each of
 at most ``max_flushes`` flushes in flight takes the whole list (up to ``max_group``) as one statement: the
 function called once per request, in one transaction, with one commit. Each request keeps everything of
 its own: its ledger transaction with its reference and entries (or its hold), and its own answer (its row
@@ -40,7 +41,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..db import Database, refuse_nul
-from ..errors import Conflict, InsufficientCredits
+from ..errors import Conflict, InsufficientCredits, InvalidRequest, NotFound
 from . import references, spending
 from .posting import utc_now
 
@@ -184,6 +185,46 @@ async def _run_holds(conn: psycopg.AsyncConnection[Any], items: list[HoldRequest
         return await cur.fetchall()
 
 
+@dataclass(frozen=True)
+class CaptureRequest:
+    hold_id: str
+    user_id: str
+    amount: int | None  # None: all of the hold
+    reference: str
+    at: datetime
+
+
+# One ``tally_ledger_finish_hold`` per row, in the rows' order (the derived table, kept apart by OFFSET 0, is
+# scanned in the arrays' order). A hold that is not the caller's, or an amount outside 1..held, is given no id:
+# the function then finds nothing and changes nothing, and the read below tells which refusal it is. Who owns a
+# hold and how much it holds never change, so the statement's snapshot is good enough to check them.
+_CAPTURES = """
+    SELECT f.outcome, f.transaction_id, f.balance
+    FROM (SELECT q.*, (SELECT c.amount FROM credit_holds c WHERE c.id = q.hold_id AND c.user_id = q.user_id) AS held
+          FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[])
+               WITH ORDINALITY AS q(hold_id, user_id, amount, reference, at, n)
+          OFFSET 0) q
+    CROSS JOIN LATERAL tally_ledger_finish_hold(
+        CASE WHEN coalesce(q.amount, q.held) BETWEEN 1 AND q.held THEN q.hold_id END, 'captured',
+        coalesce(q.amount, q.held), q.reference, q.at) AS f
+    ORDER BY q.n"""
+# Sent in the same pipeline (the same round trip): each hold as it is now, and what its wallet can spend.
+_CAPTURED = """
+    SELECT h.*, tally_ledger_spendable(q.user_id, q.at) AS available
+    FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY AS q(hold_id, user_id, at, n)
+    LEFT JOIN credit_holds h ON h.id = q.hold_id AND h.user_id = q.user_id
+    ORDER BY q.n"""
+
+
+async def _run_captures(conn: psycopg.AsyncConnection[Any], items: list[CaptureRequest]) -> list[Row]:
+    ids, users, ats = [i.hold_id for i in items], [i.user_id for i in items], [i.at for i in items]
+    async with conn.pipeline(), conn.cursor(row_factory=dict_row) as finish, conn.cursor(row_factory=dict_row) as read:
+        await finish.execute(_CAPTURES, (ids, users, [i.amount for i in items], [i.reference for i in items], ats))
+        await read.execute(_CAPTURED, (ids, users, ats))
+        finished, holds = await finish.fetchall(), await read.fetchall()
+    return [{"finish": f, "hold": h} for f, h in zip(finished, holds, strict=True)]
+
+
 class LedgerGroups:
     """One process's group committers, one per kind of movement (a statement calls one function)."""
 
@@ -191,6 +232,7 @@ class LedgerGroups:
         self.db = db
         self.spends = GroupCommit(db, _run_spends, order=attrgetter("user_id"), name="spends")
         self.holds = GroupCommit(db, _run_holds, order=attrgetter("user_id"), name="holds")
+        self.captures = GroupCommit(db, _run_captures, order=attrgetter("user_id"), name="captures")
 
 
 def groups_of(state: Any) -> LedgerGroups:
@@ -236,3 +278,21 @@ async def hold(groups: LedgerGroups, *, user_id: str, amount: int, idempotency_k
     return (spending.Hold(id=request.hold_id, user_id=user_id, amount=amount, status="held", captured=0, released=0,
                           reason=reason, created_at=when, expires_at=request.expires_at, finished_at=None,
                           transaction_id=None), int(row["available"]), False)
+
+
+async def capture(groups: LedgerGroups, *, user_id: str, hold_id: str, amount: int | None = None,
+                  now: datetime | None = None) -> tuple[spending.Hold, int, int]:
+    """``spending.capture`` (same rules, same answers: the hold, the balance after, what the wallet can spend),
+    one round trip shared with the captures arriving with it."""
+    refuse_nul(user_id, hold_id)
+    row = await groups.captures.submit(CaptureRequest(hold_id, user_id, amount, references.hold_capture(hold_id),
+                                                      now or utc_now()))
+    finish, found = row["finish"], row["hold"]
+    if found["id"] is None:
+        raise NotFound("No such hold.", param="hold_id")
+    hold, available = spending.hold_from_row(found), int(found["available"])
+    if finish["outcome"] == "not_found":  # given no id: the amount was refused
+        raise InvalidRequest(f"amount must be from 1 to the held {hold.amount}.", param="amount")
+    if finish["outcome"] != "captured":
+        raise spending.not_open(hold, available)
+    return hold, int(finish["balance"]), available

@@ -105,8 +105,9 @@ async def get_hold(hold_id: HoldId, principal: CurrentUser, request: Request) ->
 async def capture_hold(hold_id: HoldId, principal: CurrentUser, request: Request,
                        body: CaptureIn | None = None) -> HoldOut:
     """Spend ``amount`` (default: all) of the hold and release the rest."""
-    hold, balance, available = await spending.capture(request.app.state.db, user_id=principal.user_id,
-                                                      hold_id=hold_id, amount=body.amount if body else None)
+    hold, balance, available = await group_commit.capture(group_commit.groups_of(request.app.state),
+                                                          user_id=principal.user_id, hold_id=hold_id,
+                                                          amount=body.amount if body else None)
     return _hold_out(hold, available, balance)
 
 

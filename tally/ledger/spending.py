@@ -156,7 +156,7 @@ async def capture(db: Database, *, user_id: str, hold_id: str, amount: int | Non
         finished, available = await _read(conn, hold_id, when)
         assert finished is not None
         if row[0] != "captured":
-            raise _not_open(finished, available)
+            raise not_open(finished, available)
         return finished, int(row[2]), available
 
 
@@ -174,7 +174,7 @@ async def release(db: Database, *, user_id: str, hold_id: str, now: datetime | N
         finished, available = await _read(conn, hold_id, when)
         assert finished is not None
         if row[0] != status:
-            raise _not_open(finished, available)
+            raise not_open(finished, available)
         return finished, available
 
 
@@ -208,15 +208,19 @@ async def _read(conn: psycopg.AsyncConnection[Any], hold_id: str, now: datetime)
         row = await cur.fetchone()
     if row is None:
         return None, 0
+    return hold_from_row(row), int(row["available"])
+
+
+def hold_from_row(row: dict[str, Any]) -> Hold:
+    """A ``credit_holds`` row as a Hold (also used by group commits of captures)."""
     captured = int(row["captured"])
     released = 0 if row["status"] == "held" else int(row["amount"]) - captured
     return Hold(id=row["id"], user_id=row["user_id"], amount=int(row["amount"]), status=row["status"],
                 captured=captured, released=released, reason=row["reason"], created_at=row["created_at"],
-                expires_at=row["expires_at"], finished_at=row["finished_at"],
-                transaction_id=row["transaction_id"]), int(row["available"])
+                expires_at=row["expires_at"], finished_at=row["finished_at"], transaction_id=row["transaction_id"])
 
 
-def _not_open(found: Hold, available: int) -> Conflict:
+def not_open(found: Hold, available: int) -> Conflict:
     return Conflict(f"This hold is {found.status}; it can no longer change.", param="hold_id",
                     hold=hold_body(found, available))
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tally.db import Database, libpq_url
-from tally.errors import Conflict, InsufficientCredits
+from tally.errors import Conflict, InsufficientCredits, InvalidRequest, NotFound
 from tally.ledger import credits, group_commit
 from tally.ledger.check import run_check
 from tally.ledger.group_commit import GroupCommit, LedgerGroups
@@ -238,3 +238,32 @@ def ledger_checks_out(database_url: str) -> Any:
 
     report = asyncio.run(check())
     assert report.ok, report
+
+
+def test_captures_share_a_statement_and_each_gets_its_own_answer(database_url: str) -> None:
+    users = new_users(database_url, 3)
+
+    async def body(db: Database, groups: LedgerGroups) -> list[Any]:
+        await fund(db, users, 100)
+        holds = [await group_commit.hold(groups, user_id=u, amount=40, idempotency_key="job") for u in users]
+        [first, second, third] = [h.id for h, _, _ in holds]
+        sizes = statements_of(groups.captures)
+        answers = await asyncio.gather(
+            group_commit.capture(groups, user_id=users[0], hold_id=first, amount=15),  # the rest released
+            group_commit.capture(groups, user_id=users[0], hold_id=first),  # second capture: loses
+            group_commit.capture(groups, user_id=users[1], hold_id=second),  # all of it
+            group_commit.capture(groups, user_id=users[1], hold_id=third),  # not this user's hold
+            group_commit.capture(groups, user_id=users[2], hold_id=third, amount=41),  # more than held
+            return_exceptions=True)
+        assert sizes == [5]
+        return answers
+
+    partial, again, whole, not_theirs, too_much = run(database_url, body)
+    hold, balance, available = partial
+    assert (hold.status, hold.captured, hold.released, balance, available) == ("captured", 15, 25, 85, 85)
+    assert isinstance(again, Conflict) and again.body()["error"]["hold"]["status"] == "captured"
+    hold, balance, available = whole
+    assert (hold.status, hold.captured, hold.released, balance, available) == ("captured", 40, 0, 60, 60)
+    assert isinstance(not_theirs, NotFound)
+    assert isinstance(too_much, InvalidRequest) and too_much.param == "amount"
+    assert wallet(database_url, users[0]) == (85, 0) and wallet(database_url, users[2]) == (100, 40)
