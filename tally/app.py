@@ -63,6 +63,9 @@ def create_app(services: Services) -> FastAPI:
 
     # Innermost: Stripe's deliveries skip FastAPI's routing and dependencies, not the middlewares added below.
     app.add_middleware(WebhookReceiver, tally=app)
+    from .ledger.fast_path import CreditsFastPath
+
+    app.add_middleware(CreditsFastPath, tally=app)  # the same for spends, holds and captures
     install_rate_limits(app, settings)  # inside CORS: a 429 keeps the CORS headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
