@@ -177,7 +177,8 @@ def pgbench_run(database_url: str, script: str, *, seconds: float, clients: int)
         raise SystemExit("pgbench not found: apt-get install -y postgresql-contrib (or postgresql-client)")
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
-    done = subprocess.run([exe, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)),
+    threads = str(min(clients, os.cpu_count() or 2))
+    done = subprocess.run([exe, "-n", "-M", "prepared", "-c", str(clients), "-j", threads,
                            "-T", str(max(1, round(seconds))), "-f", f.name, libpq_url(database_url)],
                           capture_output=True, text=True)
     os.unlink(f.name)

@@ -12,14 +12,18 @@ Without ``--pgledger`` (or $TALLY_BENCH_PGLEDGER) the pgledger rows and the rati
 What is measured, each on 1 000 users (accounts) and on one hot user (account), at each client count:
 - pgledger: ``pgledger_create_transfer`` of one unit through pgbench ``-M prepared``, in a database of its own
   beside Tally's (``bench/pgledger_peer.py``: its SQL, how accounts are set up, what "hot" means for it).
-- the spend statement bare: Tally's own spend SQL (``tally.ledger.service._SPEND``: the floor-checked balance
-  UPDATE, the header with its unique reference, two entries, the deferred zero-sum check at its commit),
-  autocommitted and prepared, through pgbench: the most any Python around it could reach.
+- the spend statement bare: Tally's own spend statement (``tally.ledger.spending._SPEND``, one
+  ``tally_ledger_spend`` call: the wallet's row lock, the replay check, what the grants can give, the draw from
+  them in order with an entry per grant, the header with its unique reference, the counter entry),
+  autocommitted and prepared, through pgbench: the most any Python sending one spend per statement could reach.
+- the group statement bare (the largest client count): ``tally.ledger.group_commit._SPENDS`` carrying 10 spends
+  per statement, each with its own reference, header and entries; spends per second (statements × 10).
 - HTTP spends: ``POST /v1/credits/spend`` from keep-alive clients, each request a real spend (the JWT check,
-  cached per token after the first, then the statement), uvicorn with ``--api-workers`` processes. After each
-  run the ledger is checked: one spend transaction per 200 answer, wallets down by as much.
+  cached per token after the first, then its share of a group statement: ``tally.ledger.group_commit``),
+  uvicorn with ``--api-workers`` processes. After each run the ledger is checked: one spend transaction per
+  200 answer, wallets down by as much.
 - HTTP hold + capture pairs (1 000 users, the largest client count): ``POST /v1/credits/holds`` then
-  ``POST /v1/credits/holds/{id}/capture``, pairs per second; a placeholder row while the API has no holds.
+  ``POST /v1/credits/holds/{id}/capture``, pairs per second, checked like spends (a capture is a spend).
 - p99 at a paced rate (by default 1 000 spends/s on 1 000 users): requests sent open-loop at fixed times,
   latency from the scheduled send time to the answer (queueing included).
 - ``--extras`` adds the bare ``UPDATE wallet_balances ... RETURNING`` (pgbench) and ``service.spend`` called
@@ -71,6 +75,7 @@ from tests.tally_harness import fresh_database, free_port  # noqa: E402
 USERS = 1000
 HOT = "bench-hot"
 START_BALANCE = 10**12
+GROUP = 10  # spends per statement in the group statement's bare row
 JWT_SECRET = "bench-" + os.urandom(16).hex()
 SHAPES = {"many": f"{USERS} users", "hot": "one hot user"}
 PEER_SHAPES = {"many": f"{USERS} accounts", "hot": "one hot account"}
@@ -78,6 +83,8 @@ PEER_SHAPES = {"many": f"{USERS} accounts", "hot": "one hot account"}
 
 # -- Tally's database ----------------------------------------------------------------------------------
 def seed(database_url: str) -> None:
+    """1 000 users and the hot one, each with one never-expiring paid grant of ``START_BALANCE`` credits: what
+    migration 0009 makes of a wallet balance (``balance = Σ remaining + held − debt``)."""
     import psycopg
 
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
@@ -87,6 +94,8 @@ def seed(database_url: str) -> None:
                                   [(wallet_code(u), u) for u in [*user_ids(False), HOT]])
         conn.execute("INSERT INTO wallet_balances (user_id, account_id, balance) "
                      "SELECT user_id, id, %s FROM ledger_accounts WHERE kind = 'wallet'", (START_BALANCE,))
+        conn.execute("INSERT INTO credit_grants (user_id, source, category, amount, remaining, priority, expires_at) "
+                     "SELECT user_id, 'adjustment', 'paid', balance, balance, 30, NULL FROM wallet_balances")
         conn.execute("VACUUM ANALYZE")
 
 
@@ -102,15 +111,30 @@ def bare_script(hot: bool) -> str:
 
 
 def statement_script(hot: bool) -> str:
-    """Tally's own spend statement (``tally.ledger.service._SPEND``), autocommitted as Tally sends it."""
-    from tally.ledger.service import _SPEND
+    """Tally's own spend statement (``tally.ledger.spending._SPEND``: one ``tally_ledger_spend`` call, which locks
+    the wallet, answers a replay, checks what the grants can give and draws from them in order, writing the
+    header and the entries), autocommitted as Tally sends it."""
+    from tally.ledger.spending import _SPEND
 
     who = f"'{HOT}'" if hot else "'bench-' || :u"
-    # pgbench reads ``:name`` as a variable even inside a quoted string, so the account code's colon is a chr().
-    statement = " ".join(_SPEND.split()) % {
-        "amount": "1", "user_id": who, "reference": "'pgbench:' || :client_id || ':' || :r", "reason": "'bench'",
-        "details": "'{}'", "spending": "'system' || chr(58) || 'spending'"}
+    statement = _SPEND % (who, "1", "'pgbench-' || :client_id || '-' || :r", "'bench'",
+                          """'{"idempotency_key": "pgbench"}'""", "now()")
     return f"\\set u random(1, {USERS})\n\\set r random(1, 1000000000000)\n{statement};\n"
+
+
+def group_script(hot: bool, size: int) -> str:
+    """Tally's group statement (``tally.ledger.group_commit._SPENDS``) carrying ``size`` spends, users sorted as
+    the group committer sorts them; each spend keeps its own reference, header and entries."""
+    from tally.ledger.group_commit import _SPENDS
+
+    users = (f"array_fill('{HOT}'::text, ARRAY[{size}])" if hot else
+             f"ARRAY(SELECT 'bench-' || (1 + floor(random() * {USERS}))::int AS u FROM generate_series(1, {size}) "
+             f"ORDER BY 1)")
+    keys = f"ARRAY(SELECT 'pgbench-' || :client_id || '-' || :r || '-' || g FROM generate_series(1, {size}) g)"
+    statement = " ".join(_SPENDS.split()) % (users, f"array_fill(1::bigint, ARRAY[{size}])", keys,
+                                               f"array_fill('bench'::text, ARRAY[{size}])", keys,
+                                               f"array_fill(now(), ARRAY[{size}])")
+    return f"\\set r random(1, 1000000000000)\n{statement};\n"
 
 
 def snapshot(database_url: str) -> tuple[int, int]:
@@ -132,6 +156,14 @@ def statement_spends(database_url: str, hot: bool, seconds: float, clients: int)
     rate, done = pgbench_run(database_url, statement_script(hot), seconds=seconds, clients=clients)
     check(database_url, before, done)
     return rate
+
+
+def group_spends(database_url: str, hot: bool, seconds: float, clients: int) -> float:
+    """Spends per second of ``group_script``: statements per second times ``GROUP``."""
+    before = snapshot(database_url)
+    rate, done = pgbench_run(database_url, group_script(hot, GROUP), seconds=seconds, clients=clients)
+    check(database_url, before, done * GROUP)
+    return rate * GROUP
 
 
 def bare_updates(database_url: str, hot: bool, seconds: float, clients: int) -> float:
@@ -203,15 +235,9 @@ def http_spends(database_url: str, port: int, hot: bool, clients: int, seconds: 
     return done / elapsed
 
 
-def holds_available() -> bool:
-    from tally.ledger.routes import router
-
-    return any(getattr(route, "path", "") == "/v1/credits/holds" for route in router.routes)
-
-
 def http_hold_pairs(database_url: str, port: int, clients: int, seconds: float) -> float:
-    """Hold one coin, then capture it: pairs per second (issue 14: ``POST /v1/credits/holds`` → 201 with the
-    hold's id; ``POST /v1/credits/holds/{id}/capture``)."""
+    """Hold one coin, then capture it (``POST /v1/credits/holds`` → 201 with the hold's id, then
+    ``POST /v1/credits/holds/{id}/capture``): pairs per second."""
     users = user_ids(False)
     run_id = os.urandom(4).hex()
     done = 0
@@ -231,9 +257,7 @@ def http_hold_pairs(database_url: str, port: int, clients: int, seconds: float) 
 
     before = snapshot(database_url)
     elapsed = asyncio.run(closed_loop(port, clients, seconds, one))
-    after = snapshot(database_url)
-    if after[1] - before[1] != done:
-        raise RuntimeError(f"{done} holds captured, but wallets lost {after[1] - before[1]} coins")
+    check(database_url, before, done)  # a capture is a spend transaction
     return done / elapsed
 
 
@@ -306,19 +330,22 @@ def plan(args: argparse.Namespace, database_url: str, port: int, peer_url: str |
         for c in args.clients:
             if peer_url is not None:
                 measures.append(rate(f"pgledger {shape} {c}", f"pgledger transfer (pgbench), {PEER_SHAPES[shape]}, "
-                                     f"{c} clients", lambda hot=hot, c=c: pgledger_transfers(peer_url, hot, seconds, c)))
+                                     f"{c} clients",
+                                     lambda hot=hot, c=c: pgledger_transfers(peer_url, hot, seconds, c)))
             measures.append(rate(f"statement {shape} {c}", f"Tally's spend statement bare (pgbench), {where}, "
                                  f"{c} clients", lambda hot=hot, c=c: statement_spends(database_url, hot, seconds, c)))
             measures.append(rate(f"http {shape} {c}", f"`POST /v1/credits/spend` (HTTP), {where}, {c} clients",
                                  lambda hot=hot, c=c: http_spends(database_url, port, hot, c, seconds)))
+        measures.append(rate(f"group {shape} {top}", f"Tally's group statement bare, {GROUP} spends per statement "
+                             f"(pgbench), {where}, {top} clients",
+                             lambda hot=hot: group_spends(database_url, hot, seconds, top)))
         if args.extras:
             measures.append(rate(f"bare {shape} {top}", f"bare `UPDATE ... RETURNING` (pgbench), {where}, {top} "
                                  f"clients", lambda hot=hot: bare_updates(database_url, hot, seconds, top)))
             measures.append(rate(f"service {shape} {top}", f"`service.spend` in-process, {where}, {top} tasks",
                                  lambda hot=hot: service_spends(database_url, hot, top, seconds)))
-    if holds_available():
-        measures.append(rate(f"holds many {top}", f"hold + capture pairs (HTTP), {USERS} users, {top} clients",
-                             lambda: http_hold_pairs(database_url, port, top, seconds)))
+    measures.append(rate(f"holds many {top}", f"hold + capture pairs (HTTP), {USERS} users, {top} clients",
+                         lambda: http_hold_pairs(database_url, port, top, seconds)))
     paced = f"spends paced at {args.paced_rate:,.0f}/s (HTTP), {USERS} users"
     measures.append(Measure({f"paced {p}": f"{p} latency, {paced}" for p in ("p50", "p99", "max")},
                             lambda: paced_latency(database_url, port, args.paced_rate, args.paced_seconds)))
@@ -372,6 +399,8 @@ def ratios(clients: list[int]) -> list[Ratio]:
               each("statement", "many"), each("pgledger", "many"), None),
         Ratio("Tally's spend statement bare / pgledger transfers, one hot account (each at its best)",
               each("statement", "hot"), each("pgledger", "hot"), None),
+        Ratio(f"Tally's group statement bare ({GROUP} spends) / one spend per statement, {USERS} users, {top} "
+              f"clients", [f"group many {top}"], [f"statement many {top}"], None),
         Ratio(f"HTTP spends / the same statement bare, {USERS} users, {top} clients", [f"http many {top}"],
               [f"statement many {top}"], None),
         Ratio(f"HTTP spends / the same statement bare, one hot user, {top} clients", [f"http hot {top}"],
@@ -380,12 +409,9 @@ def ratios(clients: list[int]) -> list[Ratio]:
 
 
 def ratio_row(ratio: Ratio, results: dict[str, list[float]], rounds: int) -> str:
-    missing = [k for k in (ratio.numerator[0], ratio.denominator[0]) if k not in results]
     goal = "" if ratio.goal is None else f"≥ {ratio.goal:g}"
-    if missing:
-        why = "; ".join("no pgledger checkout given (--pgledger PATH)" if key.startswith("pgledger")
-                        else "this build has no `POST /v1/credits/holds`" for key in missing)
-        return f"| {ratio.label} | not measured: {why} | | | {goal} |"
+    if any(k not in results for k in (ratio.numerator[0], ratio.denominator[0])):
+        return f"| {ratio.label} | not measured: no pgledger checkout given (--pgledger PATH) | | | {goal} |"
     per_round = [max(results[k][r] for k in ratio.numerator) / max(results[k][r] for k in ratio.denominator)
                  for r in range(rounds)]
     if ratio.goal is not None:
