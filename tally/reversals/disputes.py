@@ -137,7 +137,8 @@ async def _tell_operator(session: AsyncSession, settings: Settings, row: Dispute
     await enqueue(session, settings, dedupe_key=f"dispute:{row.id}:opened", kind="dispute_opened", user_id=None,
                   email=Email(to=to, subject=f"New dispute: {amount} ({row.reason or 'no reason given'})",
                               body=(f"A customer disputed {amount} of charge {row.charge_id} ({paid_for}, user "
-                                    f"{row.user_id}).\n\nReason: {row.reason}\nStatus: {row.status}\n"
+                                    f"{row.user_id}).\n\nDispute: {row.id}\nReason: {row.reason}\n"
+                                    f"Status: {row.status}\n"
                                     f"Respond with evidence by {due}.\n\n{row.credits_withdrawn} credits were taken "
                                     f"back from the user; they are given back if you win the dispute.\n\n"
                                     f"Open disputes: `tally disputes`, or the Disputes section of /admin.")))
