@@ -2,7 +2,7 @@
 ledger's counters), the Disputes page and the dashboard's open disputes, and ``tally disputes``; each read of the
 disputes table goes through its index. The counters and disputes are written straight into a fresh database (the
 ledger's and the dispute handler's own tests cover how they get there), and the expected numbers are worked out by
-hand from the seed below."""
+hand from ``credits_disputes_seed``."""
 
 from __future__ import annotations
 
@@ -20,49 +20,9 @@ from typer.testing import CliRunner
 from tally.cli import app as cli
 from tally.db import libpq_url
 from tally.reversals.repository import CLOSED_SQL, OPEN_SQL
+from tests.integration.credits_disputes_seed import seed
 from tests.integration.purchase_flow import new_user
 from tests.tally_harness import TallyServer, fresh_database
-
-HOUR, DAY = 3600, 86400
-
-# (day, category, movement, shard, amount): two shards of one counter are summed.
-TOTALS = [
-    ("2026-10-03", "paid", "granted", 0, 600), ("2026-10-03", "paid", "granted", 5, 400),
-    ("2026-10-03", "promotional", "granted", 2, 200),
-    ("2026-10-04", "paid", "used", 1, 300), ("2026-10-04", "promotional", "used", 1, 20),
-    ("2026-10-20", "paid", "expired", 3, 100), ("2026-10-20", "promotional", "expired", 3, 30),
-    ("2026-10-21", "paid", "reversed", 4, 50),
-    ("2026-09-30", "paid", "granted", 0, 5),  # before the period: outstanding, not in the chart
-]
-# paid: 1000 + 5 − 300 − 100 − 50 = 555; promotional: 200 − 20 − 30 = 150
-OUTSTANDING = {"paid": 555, "promotional": 150}
-
-
-def disputes(now: int) -> list[tuple[str, str, int, str, str, int | None, int, int, int]]:
-    """(id, user, amount in cents, reason, status, evidence due, credits taken, given back, created)."""
-    return [
-        ("dp_soon", "alice", 999, "fraudulent", "needs_response", now + 12 * HOUR, 500, 0, now - 3 * DAY),
-        ("dp_later", "bob", 499, "product_not_received", "needs_response", now + 5 * DAY + 12 * HOUR, 250, 0,
-         now - 2 * DAY),
-        ("dp_late", "alice", 1999, "duplicate", "needs_response", now - 2 * HOUR, 1000, 0, now - 9 * DAY),
-        ("dp_review", "bob", 299, "general", "under_review", None, 150, 0, now - 20 * DAY),
-        ("dp_won", "alice", 999, "fraudulent", "won", now - 30 * DAY, 500, 500, now - 60 * DAY),
-        ("dp_lost", "bob", 499, "subscription_canceled", "lost", now - 40 * DAY, 250, 0, now - 50 * DAY),
-    ]
-
-
-def seed(url: str, now: int) -> None:
-    with psycopg.connect(libpq_url(url)) as conn:
-        for user in ("alice", "bob"):
-            conn.execute("INSERT INTO users (id, email) VALUES (%s, %s)", (user, f"{user}@example.com"))
-        for row in TOTALS:
-            conn.execute("INSERT INTO credit_totals (day, category, movement, shard, amount) VALUES (%s, %s, %s, %s, %s)",
-                         row)
-        for dp, user, amount, reason, status, due, taken, given, created in disputes(now):
-            conn.execute("""INSERT INTO disputes (id, user_id, charge_id, subscription_invoice_id, amount, currency,
-                            reason, status, evidence_due_by, credits_withdrawn, credits_reinstated, stripe_created)
-                            VALUES (%s, %s, %s, %s, %s, 'usd', %s, %s, %s, %s, %s, %s)""",
-                         (dp, user, f"ch_{dp}", f"in_{dp}", amount, reason, status, due, taken, given, created))
 
 
 @pytest.fixture(scope="module")
