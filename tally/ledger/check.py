@@ -40,6 +40,7 @@ invoices) is only ever checked here. Each kind of finding below names one invari
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,13 +306,15 @@ COUNTED = ("ledger_transactions", "ledger_entries", "wallet_balances", "credit_g
            "invoices")
 
 
-async def check_ledger(session: AsyncSession, *, limit: int = DEFAULT_LIMIT) -> Report:
-    """Run every check in the session's transaction (give it a snapshot: see ``run_check``). Never writes."""
+async def check_ledger(session: AsyncSession, *, limit: int = DEFAULT_LIMIT,
+                       checks: Sequence[tuple[str, str]] = CHECKS, counted: Sequence[str] = COUNTED) -> Report:
+    """Run ``checks`` (every one by default) in the session's transaction (give it a snapshot: see
+    ``run_check``). Never writes."""
     report = Report()
     conn = await session.connection()
-    for table in COUNTED:
+    for table in counted:
         report.checked[table] = int((await conn.exec_driver_sql(f"SELECT count(*) FROM {table}")).scalar_one())
-    for kind, query in CHECKS:
+    for kind, query in checks:
         # Driver SQL: the queries are constants, and their reference literals (':purchase') are no bind parameters.
         rows = (await conn.exec_driver_sql(query)).all()
         if rows:

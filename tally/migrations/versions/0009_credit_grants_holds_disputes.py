@@ -129,8 +129,9 @@ BEGIN
 END $$;
 """
 
-# A credit of the wallet inside ledger transaction p_tx: a new grant (which pays the wallet's debt first),
-# its wallet entry and the counter entry on p_counter (none when NULL).
+# A credit of the wallet inside ledger transaction p_tx: a new grant (which pays the wallet's debt first: that
+# part is a wallet entry of its own, without a grant), its wallet entry and the counter entry on p_counter
+# (none when NULL).
 CREDIT = """
 CREATE FUNCTION tally_ledger_credit(p_tx bigint, p_user text, p_amount bigint, p_kind text, p_counter text,
                                     p_source text, p_category text, p_priority integer, p_now timestamptz,
@@ -152,8 +153,14 @@ BEGIN
     balance := w.bal + p_amount;
     UPDATE wallet_balances SET balance = tally_ledger_credit.balance, debt = debt - repaid, updated_at = now()
     WHERE user_id = p_user;
-    INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
-    VALUES (p_tx, w.account_id, p_amount, p_kind, balance, grant_id);
+    IF repaid > 0 THEN  -- the part that paid the debt is an entry of its own, drawn from no grant
+        INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
+        VALUES (p_tx, w.account_id, repaid, p_kind, w.bal + repaid, NULL);
+    END IF;
+    IF p_amount > repaid THEN
+        INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
+        VALUES (p_tx, w.account_id, p_amount - repaid, p_kind, balance, grant_id);
+    END IF;
     IF p_counter IS NOT NULL THEN
         INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
         VALUES (p_tx, (SELECT id FROM ledger_accounts WHERE code = p_counter), -p_amount, p_kind, NULL, NULL);
