@@ -30,8 +30,8 @@ invoices) is only ever checked here. Each kind of finding below names one invari
 - ``holds_beyond_balance``: open holds reserve more than the wallet owns (balance + debt);
 - ``hold_capture_mismatch``: a captured hold without its spend transaction of exactly the captured credits,
   or a transaction on a hold that was not captured;
-- ``grant_not_expired``: a grant more than an hour past its expiry still holds credits (no open hold keeps
-  them); ``expiry_mismatch``: an expiry transaction draws from a grant other than the one it names;
+- ``grant_not_expired``: a grant more than an hour past its expiry still holds credits; ``expiry_mismatch``:
+  an expiry transaction draws from a grant other than the one it names (or, for a hold's, than its grants);
 - ``dispute_mismatch``: a dispute's credits taken or given back differ from its transactions, or a dispute
   that was not won gave credits back;
 - ``invoice_refund_mismatch``: a subscription invoice's ``credits_clawed_back`` differs from what its
@@ -247,14 +247,14 @@ CHECKS: list[tuple[str, str]] = [
         SELECT 'grant ' || g.id, 'expired at ' || g.expires_at || ' but still holds ' || g.remaining
         FROM credit_grants g
         WHERE g.remaining > 0 AND g.expires_at < now() - interval '1 hour'
-          AND NOT EXISTS (SELECT 1 FROM credit_holds h WHERE h.user_id = g.user_id AND h.status = 'held'
-                          AND g.id = ANY(h.grant_ids))
         ORDER BY g.id"""),
     ("expiry_mismatch", """
         SELECT 'transaction ' || t.id, t.reference || ' draws from grant ' || COALESCE(e.grant_id::text, 'none')
         FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
         JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'wallet'
+        LEFT JOIN credit_holds h ON t.reference = {HOLD_EXPIRY}
         WHERE t.kind = 'expiry' AND t.reference IS DISTINCT FROM {GRANT_EXPIRY}
+          AND NOT (h.id IS NOT NULL AND e.grant_id = ANY(h.grant_ids))
         ORDER BY t.id"""),
     ("dispute_mismatch", """
         WITH moved AS (
@@ -287,6 +287,7 @@ _REFERENCES = {
     "{ORDER_PURCHASE}": references.sql_expression(references.order_purchase, "o.id"),
     "{HOLD_CAPTURE}": references.sql_expression(references.hold_capture, "h.id"),
     "{GRANT_EXPIRY}": references.sql_expression(references.grant_expiry, "e.grant_id"),
+    "{HOLD_EXPIRY}": references.sql_expression(references.hold_expiry, "h.id"),
     "{DISPUTE_WITHDRAWN}": references.sql_expression(references.dispute_withdrawal, "d.id"),
     "{DISPUTE_REINSTATED}": references.sql_expression(references.dispute_reinstatement, "d.id"),
 }

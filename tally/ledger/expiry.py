@@ -11,7 +11,8 @@ Two things expire grants, both under the wallet's row lock:
 - the worker, every few seconds, for grants whose ``expires_at`` has passed (``expire_due``);
 - a subscription's renewal, for the grants of the period it closes (``close_subscription_period``), so that a
   period ends with its renewal even when Stripe's time is a test clock's, ahead of the wall clock.
-Credits an open hold took from a grant stay with the hold; the grant expires after the hold ends.
+Credits an open hold took from a grant stay with the hold (its work may still be captured); what the hold
+gives back to a grant that has expired meanwhile expires when the hold ends (``tally.ledger.spending``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ _DUE_USERS = text("""
     SELECT DISTINCT user_id FROM (
         SELECT user_id FROM credit_grants WHERE remaining > 0 AND expires_at <= :now ORDER BY expires_at LIMIT :limit
     ) due""")
-_HELD_GRANTS = text("SELECT DISTINCT unnest(grant_ids) FROM credit_holds WHERE user_id = :user_id AND status = 'held'")
 _LOCK_WALLET = text("SELECT balance FROM wallet_balances WHERE user_id = :user_id FOR UPDATE")
 _SUBSCRIPTION = text("SELECT status IN ('active', 'trialing', 'past_due') AS has_access, current_period_end "
                      "FROM subscriptions WHERE id = :id")
@@ -68,10 +68,9 @@ async def close_subscription_period(session: AsyncSession, *, user_id: str, subs
 async def _expire(session: AsyncSession, user_id: str, now: datetime, condition: object, *,
                   next_period_end: int | None = None, renewing: bool = False) -> int:
     await session.execute(_LOCK_WALLET, {"user_id": user_id})
-    held = set((await session.scalars(_HELD_GRANTS, {"user_id": user_id})).all())
-    due = [g for g in (await session.scalars(
+    due = list((await session.scalars(
         select(CreditGrant).where(CreditGrant.user_id == user_id, CreditGrant.remaining > 0, condition)  # type: ignore[arg-type]
-        .order_by(CreditGrant.id).with_for_update())).all() if g.id not in held]
+        .order_by(CreditGrant.id).with_for_update())).all())
     if not due:
         return 0
     await _roll_over(session, user_id, due, now, next_period_end=next_period_end, renewing=renewing)

@@ -201,12 +201,12 @@ class CaptureRequest:
 _CAPTURES = """
     SELECT f.outcome, f.transaction_id, f.balance
     FROM (SELECT q.*, (SELECT c.amount FROM credit_holds c WHERE c.id = q.hold_id AND c.user_id = q.user_id) AS held
-          FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[])
-               WITH ORDINALITY AS q(hold_id, user_id, amount, reference, at, n)
+          FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[])
+               WITH ORDINALITY AS q(hold_id, user_id, amount, reference, expiry_reference, at, n)
           OFFSET 0) q
     CROSS JOIN LATERAL tally_ledger_finish_hold(
         CASE WHEN coalesce(q.amount, q.held) BETWEEN 1 AND q.held THEN q.hold_id END, 'captured',
-        coalesce(q.amount, q.held), q.reference, q.at) AS f
+        coalesce(q.amount, q.held), q.reference, q.expiry_reference, q.at) AS f
     ORDER BY q.n"""
 # Sent in the same pipeline (the same round trip): each hold as it is now, and what its wallet can spend.
 _CAPTURED = """
@@ -219,7 +219,8 @@ _CAPTURED = """
 async def _run_captures(conn: psycopg.AsyncConnection[Any], items: list[CaptureRequest]) -> list[Row]:
     ids, users, ats = [i.hold_id for i in items], [i.user_id for i in items], [i.at for i in items]
     async with conn.pipeline(), conn.cursor(row_factory=dict_row) as finish, conn.cursor(row_factory=dict_row) as read:
-        await finish.execute(_CAPTURES, (ids, users, [i.amount for i in items], [i.reference for i in items], ats))
+        await finish.execute(_CAPTURES, (ids, users, [i.amount for i in items], [i.reference for i in items],
+                                         [references.hold_expiry(i) for i in ids], ats))
         await read.execute(_CAPTURED, (ids, users, ats))
         finished, holds = await finish.fetchall(), await read.fetchall()
     return [{"finish": f, "hold": h} for f, h in zip(finished, holds, strict=True)]

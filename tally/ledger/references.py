@@ -61,6 +61,11 @@ def hold_capture(hold_id: str) -> str:
     return f"hold:{hold_id}:capture"
 
 
+def hold_expiry(hold_id: str) -> str:
+    """Credits a hold gave back to grants that had expired meanwhile."""
+    return f"hold:{hold_id}:expiry"
+
+
 def grant_expiry(grant_id: int) -> str:
     return f"grant:{grant_id}:expiry"
 

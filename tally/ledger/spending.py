@@ -7,8 +7,9 @@ order of ``tally.ledger.credits``, all before the statement's own commit. Two sp
 therefore run one after the other on the wallet's row lock, and no two can take the same credits.
 
 Holds: ``hold`` reserves credits (they leave their grants and are kept on the hold); ``capture`` spends up to
-the held amount from exactly those grants and gives the rest back; ``release`` gives everything back; the
-worker expires holds not captured in time (``expire_holds``). A hold ends once: the function takes the hold's
+the held amount from exactly those grants and gives the rest back (what goes back to a grant that expired
+meanwhile expires then, reference ``hold:{id}:expiry``); ``release`` gives everything back; the worker expires
+holds not captured in time (``expire_holds``). A hold ends once: the function takes the hold's
 row lock under the wallet's and refuses a hold that is no longer ``held`` (409 with its current state), and a
 capture at or after ``expires_at`` loses to the expiry.
 """
@@ -135,7 +136,7 @@ async def hold(db: Database, *, user_id: str, amount: int, idempotency_key: str,
     return await db.run_direct(once)
 
 
-_FINISH = "SELECT * FROM tally_ledger_finish_hold(%s, %s, %s, %s, %s)"
+_FINISH = "SELECT * FROM tally_ledger_finish_hold(%s, %s, %s, %s, %s, %s)"
 
 
 async def capture(db: Database, *, user_id: str, hold_id: str, amount: int | None = None,
@@ -151,7 +152,7 @@ async def capture(db: Database, *, user_id: str, hold_id: str, amount: int | Non
         if not 1 <= take <= current.amount:
             raise InvalidRequest(f"amount must be from 1 to the held {current.amount}.", param="amount")
         row = await (await conn.execute(_FINISH, (hold_id, "captured", take, references.hold_capture(hold_id),
-                                                  when))).fetchone()
+                                                  references.hold_expiry(hold_id), when))).fetchone()
         assert row is not None
         finished, available = await _read(conn, hold_id, when)
         assert finished is not None
@@ -169,7 +170,8 @@ async def release(db: Database, *, user_id: str, hold_id: str, now: datetime | N
         current, _ = await _read(conn, hold_id, when)
         if current is None or current.user_id != user_id:
             raise NotFound("No such hold.", param="hold_id")
-        row = await (await conn.execute(_FINISH, (hold_id, status, 0, None, when))).fetchone()
+        row = await (await conn.execute(_FINISH, (hold_id, status, 0, None, references.hold_expiry(hold_id),
+                                                  when))).fetchone()
         assert row is not None
         finished, available = await _read(conn, hold_id, when)
         assert finished is not None
@@ -197,7 +199,8 @@ async def expire_holds(db: Database, *, now: datetime | None = None, limit: int 
         due = await (await conn.execute(_DUE_HOLDS, (when, limit))).fetchall()
         expired = 0
         for hold_id, _user in due:
-            row = await (await conn.execute(_FINISH, (hold_id, "expired", 0, None, when))).fetchone()
+            row = await (await conn.execute(_FINISH, (hold_id, "expired", 0, None, references.hold_expiry(hold_id),
+                                                      when))).fetchone()
             expired += bool(row and row[0] == "expired")
     return expired
 

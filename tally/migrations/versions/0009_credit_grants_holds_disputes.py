@@ -261,18 +261,24 @@ END $$;
 """
 
 # Ends an open hold: capture p_capture of it (spent from the grants it holds, in the order they were drawn)
-# and give the rest back to those grants. p_status: captured | released | expired. A hold that is no longer
-# open, or whose time is up (for a capture), is not changed: outcome conflict (the caller reads its state).
+# and give the rest back to those grants; what goes back to a grant that expired meanwhile expires now, in
+# the transaction p_expiry_reference. p_status: captured | released | expired. A hold that is no longer
+# open, or whose time is up (for a capture), is not captured: outcome conflict, or expired (the caller reads
+# its state).
 FINISH = """
 CREATE FUNCTION tally_ledger_finish_hold(p_id text, p_status text, p_capture bigint, p_reference text,
-                                         p_now timestamptz, OUT outcome text, OUT transaction_id bigint,
-                                         OUT balance bigint)
+                                         p_expiry_reference text, p_now timestamptz, OUT outcome text,
+                                         OUT transaction_id bigint, OUT balance bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     h record;
     w record;
+    g record;
     i integer;
     take bigint;
+    back bigint;
+    expiry_tx bigint;
+    expired bigint := 0;
     left_over bigint := p_capture;
 BEGIN
     SELECT user_id INTO h FROM credit_holds WHERE id = p_id;
@@ -289,10 +295,9 @@ BEGIN
     END IF;
     IF p_status = 'captured' AND h.expires_at <= p_now THEN
         -- Its time is up: the capture loses to the expiry, which happens now.
-        p_status := 'expired'; left_over := 0; outcome := 'expired';
-    ELSE
-        outcome := p_status;
+        p_status := 'expired'; left_over := 0;
     END IF;
+    outcome := p_status;
     IF p_status = 'captured' THEN
         INSERT INTO ledger_transactions (reference, kind, user_id, description, details)
         VALUES (p_reference, 'spend', h.user_id, h.reason,
@@ -300,22 +305,39 @@ BEGIN
         RETURNING id INTO transaction_id;
     END IF;
     FOR i IN 1 .. coalesce(array_length(h.grant_ids, 1), 0) LOOP
+        SELECT id, category, expires_at INTO g FROM credit_grants WHERE id = h.grant_ids[i] FOR UPDATE;
         take := least(left_over, h.grant_amounts[i]);
         IF take > 0 THEN
             balance := balance - take;
             INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
-            VALUES (transaction_id, w.account_id, -take, 'spend', balance, h.grant_ids[i]);
-            PERFORM tally_ledger_count(h.user_id, p_now, (SELECT category FROM credit_grants WHERE id = h.grant_ids[i]),
-                                       'used', take);
+            VALUES (transaction_id, w.account_id, -take, 'spend', balance, g.id);
+            PERFORM tally_ledger_count(h.user_id, p_now, g.category, 'used', take);
             left_over := left_over - take;
         END IF;
-        IF h.grant_amounts[i] > take THEN
-            UPDATE credit_grants SET remaining = remaining + (h.grant_amounts[i] - take) WHERE id = h.grant_ids[i];
+        back := h.grant_amounts[i] - take;
+        IF back > 0 AND g.expires_at <= p_now THEN
+            IF expiry_tx IS NULL THEN
+                INSERT INTO ledger_transactions (reference, kind, user_id, description, details)
+                VALUES (p_expiry_reference, 'expiry', h.user_id, 'Expired while held', jsonb_build_object('hold_id', h.id))
+                RETURNING id INTO expiry_tx;
+            END IF;
+            balance := balance - back;
+            expired := expired + back;
+            INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
+            VALUES (expiry_tx, w.account_id, -back, 'expiry', balance, g.id);
+            PERFORM tally_ledger_count(h.user_id, p_now, g.category, 'expired', back);
+        ELSIF back > 0 THEN
+            UPDATE credit_grants SET remaining = remaining + back WHERE id = g.id;
         END IF;
     END LOOP;
     IF p_status = 'captured' THEN
         INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
         VALUES (transaction_id, (SELECT id FROM ledger_accounts WHERE code = 'system:spending'), p_capture, 'spend',
+                NULL, NULL);
+    END IF;
+    IF expiry_tx IS NOT NULL THEN
+        INSERT INTO ledger_entries (transaction_id, account_id, amount, kind, balance_after, grant_id)
+        VALUES (expiry_tx, (SELECT id FROM ledger_accounts WHERE code = 'system:expired'), expired, 'expiry',
                 NULL, NULL);
     END IF;
     UPDATE wallet_balances SET balance = tally_ledger_finish_hold.balance, held = held - h.amount, updated_at = now()
@@ -326,7 +348,7 @@ BEGIN
 END $$;
 """
 
-FUNCTIONS = ("tally_ledger_finish_hold(text, text, bigint, text, timestamptz)",
+FUNCTIONS = ("tally_ledger_finish_hold(text, text, bigint, text, text, timestamptz)",
              "tally_ledger_hold(text, text, bigint, text, text, timestamptz, timestamptz)",
              "tally_ledger_spend(text, bigint, text, text, jsonb, timestamptz)",
              "tally_ledger_spendable(text, timestamptz)",
