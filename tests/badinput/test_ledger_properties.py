@@ -33,7 +33,7 @@ from tally.config import DEFAULT_CATALOG, Settings
 from tally.customers.models import User
 from tally.db import Database
 from tally.errors import Conflict, InsufficientCredits
-from tally.ledger import service as ledger
+from tally.ledger import spending
 from tally.ledger.check import check_ledger, format_report
 from tally.orders import service as orders
 from tally.orders.models import Order
@@ -47,7 +47,7 @@ PRICES = [(pack, currency, pack.amount_in(currency)) for pack in CATALOG.packs.v
           for currency in pack.currencies]
 SETTINGS = Settings(TALLY_DATABASE_URL="unused", TALLY_SELLER_NAME="Tally property test")
 # Tables a refused or replayed call must leave untouched.
-LEDGER_TABLES = ("ledger_transactions", "ledger_entries", "ledger_accounts", "orders", "invoices")
+LEDGER_TABLES = ("ledger_transactions", "ledger_entries", "ledger_accounts", "credit_grants", "orders", "invoices")
 
 
 class Async:
@@ -166,26 +166,26 @@ class LedgerMachine(RuleBasedStateMachine):
         user_id = self.users[user]
         before = self.counts()
 
-        async def go() -> ledger.Movement:
-            return await ledger.spend(self.db, user_id=user_id, amount=amount, reason=reason, idempotency_key=key)
+        async def go() -> spending.Spent:
+            return await spending.spend(self.db, user_id=user_id, amount=amount, reason=reason, idempotency_key=key)
         first = self.spends.get((user_id, key))
         if first is not None and first != (amount, reason):
             with pytest.raises(Conflict):
                 self.run(go())
             self.assert_nothing_written(before)
         elif first is not None:
-            movement = self.run(go())
-            assert not movement.created and movement.amount == -amount
+            spent = self.run(go())
+            assert spent.replayed and spent.amount == amount
             self.assert_nothing_written(before)
         elif amount > self.balance[user_id]:
             with pytest.raises(InsufficientCredits):
                 self.run(go())
             self.assert_nothing_written(before)
         else:
-            movement = self.run(go())
+            spent = self.run(go())
             self.balance[user_id] -= amount
             self.spends[(user_id, key)] = (amount, reason)
-            assert movement.created and movement.balance == self.balance[user_id] >= 0
+            assert not spent.replayed and spent.balance == self.balance[user_id] >= 0
 
     @rule(order=orders, share=st.one_of(st.just(1.0), st.just(0.0), st.floats(0.0, 1.0)),
           status=st.sampled_from(["succeeded", "succeeded", "pending", "failed"]))
