@@ -11,8 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.purchase_flow import (STRIPE_HTTPX_WARNING, checkout, new_user, pay, processed_events, sdk,
-                                             sql, wait_until)
+from tests.integration.purchase_flow import (
+    STRIPE_HTTPX_WARNING,
+    checkout,
+    new_user,
+    pay,
+    processed_events,
+    sdk,
+    sql,
+    wait_until,
+)
 from tests.integration.test_ledger_check import check
 from tests.webhook_signing import deliver
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, sql, wait_until
+from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, sql
 from tests.integration.subscription_flow import ClockUser, add_months, clock_user
 from tests.integration.test_ledger_check import check
 from tests.tally_harness import TallyServer
