@@ -16,7 +16,7 @@ import pytest
 
 from tally.db import Database, libpq_url
 from tally.errors import Conflict, InsufficientCredits, InvalidRequest, NotFound
-from tally.ledger import credits, group_commit
+from tally.ledger import credits, group_commit, spending
 from tally.ledger.check import run_check
 from tally.ledger.group_commit import GroupCommit, LedgerGroups
 
@@ -47,9 +47,9 @@ def statements_of(groups: GroupCommit[Any]) -> list[int]:
     return sizes
 
 
-def run(database_url: str, body: Callable[[Database, LedgerGroups], Awaitable[Any]]) -> Any:
+def run(database_url: str, body: Callable[[Database, LedgerGroups], Awaitable[Any]], pool_size: int = 4) -> Any:
     async def main() -> Any:
-        db = Database(database_url, pool_size=4)
+        db = Database(database_url, pool_size=pool_size)
         try:
             return await asyncio.wait_for(body(db, LedgerGroups(db)), 60)
         finally:
@@ -189,6 +189,28 @@ def test_groups_locking_the_same_users_in_opposite_orders_never_deadlock(databas
     # warning tells.
     assert not [r for r in caplog.records if "together failed" in r.getMessage()]
     assert all(wallet(database_url, u) == (990, 0) for u in users)
+
+
+def test_groups_of_different_users_and_single_spends_never_deadlock_on_the_counters(database_url: str,
+                                                                                  caplog: Any) -> None:
+    """Each spend also counts what it used in one of 16 counter rows chosen by its user: groups of disjoint
+    users (several API processes) and single spends (``spending.spend``) must still never wait in a cycle."""
+    users = new_users(database_url, 64)
+
+    async def body(db: Database, groups: LedgerGroups) -> None:
+        await fund(db, users, 1000)
+        processes = [groups, *(LedgerGroups(db) for _ in range(3))]
+        for round_ in range(4):
+            await asyncio.gather(
+                *(group_commit.spend(processes[i % 4], user_id=u, amount=1, reason="g", idempotency_key=f"g{round_}")
+                  for i, u in enumerate(users)),
+                *(spending.spend(db, user_id=u, amount=1, reason="s", idempotency_key=f"s{round_}")
+                  for u in users[::7]))
+
+    with caplog.at_level(logging.WARNING, logger="tally.ledger"):
+        run(database_url, body, pool_size=12)
+    assert not [r for r in caplog.records if "together failed" in r.getMessage()]
+    assert all(wallet(database_url, u) == (1000 - 4 - 4 * (i % 7 == 0), 0) for i, u in enumerate(users))
 
 
 def test_holds_racing_for_a_balance_that_covers_twenty_of_fifty(database_url: str) -> None:
