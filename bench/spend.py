@@ -16,8 +16,9 @@ What is measured, each on 1 000 users (accounts) and on one hot user (account), 
   ``tally_ledger_spend`` call: the wallet's row lock, the replay check, what the grants can give, the draw from
   them in order with an entry per grant, the header with its unique reference, the counter entry),
   autocommitted and prepared, through pgbench: the most any Python sending one spend per statement could reach.
-- the group statement bare (the largest client count): ``tally.ledger.group_commit._SPENDS`` carrying 10 spends
-  per statement, each with its own reference, header and entries; spends per second (statements × 10).
+- the group transaction bare (the largest client count): what ``tally.ledger.group_commit`` sends for 10 spends
+  (the group's wallets and counter rows locked first, then one ``_SPENDS`` statement), each spend with its own
+  reference, header and entries; spends per second (transactions × 10).
 - HTTP spends: ``POST /v1/credits/spend`` from keep-alive clients, each request a real spend (the JWT check,
   cached per token after the first, then its share of a group statement: ``tally.ledger.group_commit``),
   uvicorn with ``--api-workers`` processes. After each run the ledger is checked: one spend transaction per
@@ -75,7 +76,7 @@ from tests.tally_harness import fresh_database, free_port  # noqa: E402
 USERS = 1000
 HOT = "bench-hot"
 START_BALANCE = 10**12
-GROUP = 10  # spends per statement in the group statement's bare row
+GROUP = 10  # spends per transaction in the group transaction's bare row
 JWT_SECRET = "bench-" + os.urandom(16).hex()
 SHAPES = {"many": f"{USERS} users", "hot": "one hot user"}
 PEER_SHAPES = {"many": f"{USERS} accounts", "hot": "one hot account"}
@@ -123,18 +124,22 @@ def statement_script(hot: bool) -> str:
 
 
 def group_script(hot: bool, size: int) -> str:
-    """Tally's group statement (``tally.ledger.group_commit._SPENDS``) carrying ``size`` spends, users sorted as
-    the group committer sorts them; each spend keeps its own reference, header and entries."""
-    from tally.ledger.group_commit import _SPENDS
+    """Tally's group transaction (``tally.ledger.group_commit``: the group's wallets and counter rows locked
+    first, then ``_SPENDS``) carrying ``size`` spends, users sorted as the group committer sorts them; each
+    spend keeps its own reference, header and entries."""
+    from tally.ledger.group_commit import _LOCK_COUNTERS, _LOCK_WALLETS, _SPENDS
 
+    picks = "".join(f"\\set u{i} random(1, {USERS})\n" for i in range(size))
     users = (f"array_fill('{HOT}'::text, ARRAY[{size}])" if hot else
-             f"ARRAY(SELECT 'bench-' || (1 + floor(random() * {USERS}))::int AS u FROM generate_series(1, {size}) "
-             f"ORDER BY 1)")
+             "ARRAY(SELECT x FROM unnest(ARRAY[" + ", ".join(f"'bench-' || :u{i}" for i in range(size))
+             + "]) x ORDER BY 1)")
+    ats = f"array_fill(now(), ARRAY[{size}])"
     keys = f"ARRAY(SELECT 'pgbench-' || :client_id || '-' || :r || '-' || g FROM generate_series(1, {size}) g)"
-    statement = " ".join(_SPENDS.split()) % (users, f"array_fill(1::bigint, ARRAY[{size}])", keys,
-                                               f"array_fill('bench'::text, ARRAY[{size}])", keys,
-                                               f"array_fill(now(), ARRAY[{size}])")
-    return f"\\set r random(1, 1000000000000)\n{statement};\n"
+    statements = [_LOCK_WALLETS % (users,), _LOCK_COUNTERS % (users, ats, "ARRAY['used']"),
+                  _SPENDS % (users, f"array_fill(1::bigint, ARRAY[{size}])", keys,
+                             f"array_fill('bench'::text, ARRAY[{size}])", keys, ats)]
+    body = "".join(" ".join(statement.split()) + ";\n" for statement in statements)
+    return f"{picks}\\set r random(1, 1000000000000)\nBEGIN;\n{body}COMMIT;\n"
 
 
 def snapshot(database_url: str) -> tuple[int, int]:
@@ -159,7 +164,7 @@ def statement_spends(database_url: str, hot: bool, seconds: float, clients: int)
 
 
 def group_spends(database_url: str, hot: bool, seconds: float, clients: int) -> float:
-    """Spends per second of ``group_script``: statements per second times ``GROUP``."""
+    """Spends per second of ``group_script``: transactions per second times ``GROUP``."""
     before = snapshot(database_url)
     rate, done = pgbench_run(database_url, group_script(hot, GROUP), seconds=seconds, clients=clients)
     check(database_url, before, done * GROUP)
@@ -336,8 +341,8 @@ def plan(args: argparse.Namespace, database_url: str, port: int, peer_url: str |
                                  f"{c} clients", lambda hot=hot, c=c: statement_spends(database_url, hot, seconds, c)))
             measures.append(rate(f"http {shape} {c}", f"`POST /v1/credits/spend` (HTTP), {where}, {c} clients",
                                  lambda hot=hot, c=c: http_spends(database_url, port, hot, c, seconds)))
-        measures.append(rate(f"group {shape} {top}", f"Tally's group statement bare, {GROUP} spends per statement "
-                             f"(pgbench), {where}, {top} clients",
+        measures.append(rate(f"group {shape} {top}", f"Tally's group transaction bare, {GROUP} spends per "
+                             f"transaction (pgbench), {where}, {top} clients",
                              lambda hot=hot: group_spends(database_url, hot, seconds, top)))
         if args.extras:
             measures.append(rate(f"bare {shape} {top}", f"bare `UPDATE ... RETURNING` (pgbench), {where}, {top} "
@@ -399,7 +404,7 @@ def ratios(clients: list[int]) -> list[Ratio]:
               each("statement", "many"), each("pgledger", "many"), None),
         Ratio("Tally's spend statement bare / pgledger transfers, one hot account (each at its best)",
               each("statement", "hot"), each("pgledger", "hot"), None),
-        Ratio(f"Tally's group statement bare ({GROUP} spends) / one spend per statement, {USERS} users, {top} "
+        Ratio(f"Tally's group transaction bare ({GROUP} spends) / one spend per statement, {USERS} users, {top} "
               f"clients", [f"group many {top}"], [f"statement many {top}"], None),
         Ratio(f"HTTP spends / the same statement bare, {USERS} users, {top} clients", [f"http many {top}"],
               [f"statement many {top}"], None),
