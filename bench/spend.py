@@ -17,7 +17,7 @@ What is measured, each on 1 000 users (accounts) and on one hot user (account), 
   them in order with an entry per grant, the header with its unique reference, the counter entry),
   autocommitted and prepared, through pgbench: the most any Python sending one spend per statement could reach.
 - the group transaction bare (the largest client count): what ``tally.ledger.group_commit`` sends for 10 spends
-  (the group's wallets and counter rows locked first, then one ``_SPENDS`` statement), each spend with its own
+  (the group's wallets locked first, then one ``_SPENDS`` statement), each spend with its own
   reference, header and entries; spends per second (transactions × 10).
 - HTTP spends: ``POST /v1/credits/spend`` from keep-alive clients, each request a real spend (the JWT check,
   cached per token after the first, then its share of a group statement: ``tally.ledger.group_commit``),
@@ -124,10 +124,10 @@ def statement_script(hot: bool) -> str:
 
 
 def group_script(hot: bool, size: int) -> str:
-    """Tally's group transaction (``tally.ledger.group_commit``: the group's wallets and counter rows locked
-    first, then ``_SPENDS``) carrying ``size`` spends, users sorted as the group committer sorts them; each
-    spend keeps its own reference, header and entries."""
-    from tally.ledger.group_commit import _LOCK_COUNTERS, _LOCK_WALLETS, _SPENDS
+    """Tally's group transaction (``tally.ledger.group_commit``: the group's wallets locked first, then one
+    ``_SPENDS`` statement) carrying ``size`` spends, users sorted as the group committer sorts them; each spend
+    keeps its own reference, header and entries."""
+    from tally.ledger.group_commit import _LOCK_WALLETS, _SPENDS
 
     picks = "".join(f"\\set u{i} random(1, {USERS})\n" for i in range(size))
     users = (f"array_fill('{HOT}'::text, ARRAY[{size}])" if hot else
@@ -135,7 +135,7 @@ def group_script(hot: bool, size: int) -> str:
              + "]) x ORDER BY 1)")
     ats = f"array_fill(now(), ARRAY[{size}])"
     keys = f"ARRAY(SELECT 'pgbench-' || :client_id || '-' || :r || '-' || g FROM generate_series(1, {size}) g)"
-    statements = [_LOCK_WALLETS % (users,), _LOCK_COUNTERS % (users, ats, "ARRAY['used']"),
+    statements = [_LOCK_WALLETS % (users,),
                   _SPENDS % (users, f"array_fill(1::bigint, ARRAY[{size}])", keys,
                              f"array_fill('bench'::text, ARRAY[{size}])", keys, ats)]
     body = "".join(" ".join(statement.split()) + ";\n" for statement in statements)
