@@ -152,36 +152,19 @@ async def _run_spends(conn: psycopg.AsyncConnection[Any], items: list[SpendReque
     users, ats = [i.user_id for i in items], [i.at for i in items]
     async with conn.pipeline(), conn.cursor(row_factory=dict_row) as cur:
         async with conn.transaction():  # one round trip still: sent in one pipeline
-            await _lock_first(conn, users, ats, ["used"])
+            await _lock_first(conn, users)
             await cur.execute(_SPENDS, (users, [i.amount for i in items], [i.reference for i in items],
                                         [i.reason for i in items], [i.idempotency_key for i in items], ats))
         return await cur.fetchall()
 
 
-# Why a group takes its locks first. Each function locks its wallet row and then, to count what it moved for
-# the dashboard, one of 16 ``credit_totals`` rows chosen by the user (``tally_ledger_count``), so a statement
-# spending for several users would interleave wallet and counter locks in an order of its own: two such
-# statements, or one and a single spend (wallet, then counter), could each hold what the other waits for
-# (seen in bench/spend.py: deadlocks every few seconds). So, in the group's transaction and before its
-# functions run: every wallet of the group, in user order, then every counter row its movements may touch,
-# in key order (written with 0: the functions add the amounts). A group then holds all its wallets before any
-# counter and takes counters in one order, and a single movement takes one wallet and then one counter: no
-# cycle is possible. The shard below must be ``tally_ledger_count``'s.
+# Why a group locks its wallets first, in user order: each function locks its own wallet row as it runs, so
+# two statements spending for the same users in different orders could each hold what the other waits for.
 _LOCK_WALLETS = "SELECT 1 FROM wallet_balances WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE"
-_LOCK_COUNTERS = """
-    SELECT count(tally_ledger_count(k.user_id, k.at, k.category, k.movement, 0))
-    FROM (SELECT DISTINCT ON (day, category, movement, shard) q.user_id, q.at, c.category, m.movement,
-                 (q.at AT TIME ZONE 'UTC')::date AS day, abs(hashtext(q.user_id)) %% 16 AS shard
-          FROM unnest(%s::text[], %s::timestamptz[]) AS q(user_id, at),
-               unnest(ARRAY['paid', 'promotional']) AS c(category), unnest(%s::text[]) AS m(movement)
-          ORDER BY day, category, movement, shard
-          OFFSET 0) AS k"""
 
 
-async def _lock_first(conn: psycopg.AsyncConnection[Any], users: list[str], ats: list[datetime],
-                      movements: list[str]) -> None:
+async def _lock_first(conn: psycopg.AsyncConnection[Any], users: list[str]) -> None:
     await conn.execute(_LOCK_WALLETS, (users,))
-    await conn.execute(_LOCK_COUNTERS, (users, ats, movements))
 
 
 @dataclass(frozen=True)
@@ -249,7 +232,7 @@ async def _run_captures(conn: psycopg.AsyncConnection[Any], items: list[CaptureR
     async with conn.pipeline(), conn.cursor(row_factory=dict_row) as finish, \
             conn.cursor(row_factory=dict_row) as read:
         async with conn.transaction():
-            await _lock_first(conn, users, ats, ["used", "expired"])  # see _LOCK_COUNTERS
+            await _lock_first(conn, users)
             await finish.execute(_CAPTURES, (ids, users, [i.amount for i in items], [i.reference for i in items],
                                              [references.hold_expiry(i) for i in ids], ats))
             await read.execute(_CAPTURED, (ids, users, ats))

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    SmallInteger,
     String,
     func,
 )
@@ -157,13 +156,12 @@ class CreditHold(Base):
 
 
 class CreditTotal(Base):
-    """The dashboard's counters: credits granted, used, expired and reversed per UTC day and category, kept by
-    the ledger's functions in the movement's own transaction, in 16 shards (summed when read)."""
+    """The dashboard's counters: credits granted, used, expired and reversed per UTC day and category. Each
+    movement appends a ``credit_total_deltas`` row in its own transaction; the worker folds them in here."""
 
     __tablename__ = "credit_totals"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     category: Mapped[str] = mapped_column(String(16), primary_key=True)  # paid | promotional
     movement: Mapped[str] = mapped_column(String(16), primary_key=True)  # granted | used | expired | reversed
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     amount: Mapped[int] = mapped_column(BigInteger)

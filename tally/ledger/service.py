@@ -17,7 +17,7 @@ from .models import CreditGrant, LedgerEntry, LedgerTransaction, WalletBalance
 from .posting import get_balance, utc_now
 
 __all__ = ["BalanceView", "GrantView", "Outstanding", "TransactionView", "balance_view", "daily_totals",
-           "get_balance", "list_transactions", "lock_wallet", "outstanding", "spendable"]
+           "fold_totals", "get_balance", "list_transactions", "lock_wallet", "outstanding", "spendable"]
 
 EXPIRING_SOON = timedelta(days=30)
 
@@ -121,6 +121,11 @@ async def list_transactions(session: AsyncSession, user_id: str, *, limit: int,
 
 
 # -- the dashboard's totals (a small table of counters: never a sum over the ledger) ----------------
+async def fold_totals(session: AsyncSession) -> int:
+    """Fold the movements' deltas into the counters (the worker's job); returns how many it folded."""
+    return int((await session.execute(text("SELECT tally_ledger_fold_totals()"))).scalar_one())
+
+
 MOVEMENTS = ("granted", "used", "expired", "reversed")
 
 
@@ -132,10 +137,15 @@ class Outstanding:
     promotional: int
 
 
+# The folded counters and the few seconds of deltas the worker has not folded yet.
+_TOTALS = ("(SELECT day, category, movement, amount FROM credit_totals "
+           "UNION ALL SELECT day, category, movement, amount FROM credit_total_deltas) AS totals")
+
+
 async def outstanding(session: AsyncSession) -> Outstanding:
     rows = (await session.execute(text(
         "SELECT category, sum(CASE movement WHEN 'granted' THEN amount ELSE -amount END) AS left_over "
-        "FROM credit_totals GROUP BY category"))).all()
+        f"FROM {_TOTALS} GROUP BY category"))).all()
     by_category = {r.category: int(r.left_over) for r in rows}
     return Outstanding(by_category.get("paid", 0), by_category.get("promotional", 0))
 
@@ -143,7 +153,7 @@ async def outstanding(session: AsyncSession) -> Outstanding:
 async def daily_totals(session: AsyncSession, since: date) -> dict[date, dict[str, int]]:
     """Credits granted, used, expired and reversed per day since ``since`` (both categories together)."""
     rows = (await session.execute(text(
-        "SELECT day, movement, sum(amount) AS amount FROM credit_totals WHERE day >= :since "
+        f"SELECT day, movement, sum(amount) AS amount FROM {_TOTALS} WHERE day >= :since "
         "GROUP BY day, movement ORDER BY day"), {"since": since})).all()
     days: dict[date, dict[str, int]] = {}
     for row in rows:

@@ -1,6 +1,7 @@
-"""Ledger jobs in the worker: every few seconds, expire the grants and release the holds whose time is up.
-Each scan reads only due rows through a partial index (``ix_credit_grants_expiring``,
-``ix_credit_holds_open_expiry``), so an idle scan costs two index probes."""
+"""Ledger jobs in the worker, every few seconds: expire the grants and release the holds whose time is up
+(each scan reads only due rows through a partial index, ``ix_credit_grants_expiring`` and
+``ix_credit_holds_open_expiry``, so an idle scan costs two index probes), and fold the dashboard's deltas into
+its counters."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import procrastinate
 
 from ..config import Settings
 from ..worker import current_services
-from . import expiry, spending
+from . import expiry, service, spending
 
 log = logging.getLogger("tally.ledger")
 
@@ -26,5 +27,11 @@ def build_blueprint(settings: Settings) -> procrastinate.Blueprint:
         grants = await expiry.expire_due(db)
         (log.info if holds or grants else log.debug)("expired %d holds and %d grants", holds, grants)
         return holds + grants
+
+    @blueprint.periodic(cron="* * * * * */5", periodic_id="fold_totals")
+    @blueprint.task(name="fold_credit_totals", pass_context=False)
+    async def fold_credit_totals(timestamp: int) -> int:
+        async with current_services().db.transaction() as session:
+            return await service.fold_totals(session)
 
     return blueprint

@@ -9,14 +9,14 @@ from tally.db import libpq_url
 
 HOUR, DAY = 3600, 86400
 
-# (day, category, movement, shard, amount): two shards of one counter are summed.
+# (day, category, movement, amount, folded): a folded counter and the deltas not folded yet are summed.
 TOTALS = [
-    ("2026-10-03", "paid", "granted", 0, 600), ("2026-10-03", "paid", "granted", 5, 400),
-    ("2026-10-03", "promotional", "granted", 2, 200),
-    ("2026-10-04", "paid", "used", 1, 300), ("2026-10-04", "promotional", "used", 1, 20),
-    ("2026-10-20", "paid", "expired", 3, 100), ("2026-10-20", "promotional", "expired", 3, 30),
-    ("2026-10-21", "paid", "reversed", 4, 50),
-    ("2026-09-30", "paid", "granted", 0, 5),  # before the period: outstanding, not in the chart
+    ("2026-10-03", "paid", "granted", 600, True), ("2026-10-03", "paid", "granted", 400, False),
+    ("2026-10-03", "promotional", "granted", 200, True),
+    ("2026-10-04", "paid", "used", 300, True), ("2026-10-04", "promotional", "used", 20, False),
+    ("2026-10-20", "paid", "expired", 100, True), ("2026-10-20", "promotional", "expired", 30, True),
+    ("2026-10-21", "paid", "reversed", 50, False),
+    ("2026-09-30", "paid", "granted", 5, True),  # before the period: outstanding, not in the chart
 ]
 # paid: 1000 + 5 − 300 − 100 − 50 = 555; promotional: 200 − 20 − 30 = 150
 OUTSTANDING = {"paid": 555, "promotional": 150}
@@ -39,9 +39,10 @@ def seed(url: str, now: int) -> None:
     with psycopg.connect(libpq_url(url)) as conn:
         for user in ("alice", "bob"):
             conn.execute("INSERT INTO users (id, email) VALUES (%s, %s)", (user, f"{user}@example.com"))
-        for row in TOTALS:
-            conn.execute("INSERT INTO credit_totals (day, category, movement, shard, amount) VALUES (%s, %s, %s, %s, %s)",
-                         row)
+        for day, category, movement, amount, folded in TOTALS:
+            table = "credit_totals" if folded else "credit_total_deltas"
+            conn.execute(f"INSERT INTO {table} (day, category, movement, amount) VALUES (%s, %s, %s, %s)",
+                         (day, category, movement, amount))
         for dp, user, amount, reason, status, due, taken, given, created in disputes(now):
             conn.execute("""INSERT INTO disputes (id, user_id, charge_id, subscription_invoice_id, amount, currency,
                             reason, status, evidence_due_by, credits_withdrawn, credits_reinstated, stripe_created)

@@ -37,14 +37,26 @@ depends_on = None
 NEW_SYSTEM_ACCOUNTS = ("system:promotions", "system:adjustments", "system:expired", "system:disputes")
 
 # The dashboard's totals (credits granted, used, expired, reversed per day and category) are counted in the
-# same transaction as the movement, in one of 16 rows per (day, category, movement) chosen by the user, so
-# no page sums the ledger and concurrent movements of different users rarely wait on one counter row.
+# same transaction as the movement, so no page sums the ledger: each movement appends a delta (an insert,
+# which waits on no other transaction, so counting adds no lock to a movement and no deadlock between two),
+# and the worker folds the deltas into ``credit_totals`` every few seconds (``tally_ledger_fold_totals``).
+# Readers add the deltas not folded yet, a few seconds' worth.
 COUNT = """
 CREATE FUNCTION tally_ledger_count(p_user text, p_now timestamptz, p_category text, p_movement text, p_amount bigint)
 RETURNS void LANGUAGE sql AS $$
-    INSERT INTO credit_totals (day, category, movement, shard, amount)
-    VALUES ((p_now AT TIME ZONE 'UTC')::date, p_category, p_movement, abs(hashtext(p_user)) % 16, p_amount)
-    ON CONFLICT (day, category, movement, shard) DO UPDATE SET amount = credit_totals.amount + EXCLUDED.amount
+    INSERT INTO credit_total_deltas (day, category, movement, amount)
+    VALUES ((p_now AT TIME ZONE 'UTC')::date, p_category, p_movement, p_amount)
+$$;
+"""
+
+FOLD = """
+CREATE FUNCTION tally_ledger_fold_totals() RETURNS bigint LANGUAGE sql AS $$
+    WITH moved AS (DELETE FROM credit_total_deltas RETURNING day, category, movement, amount),
+    summed AS (SELECT day, category, movement, sum(amount) AS amount FROM moved GROUP BY day, category, movement),
+    folded AS (INSERT INTO credit_totals (day, category, movement, amount) SELECT * FROM summed
+               ON CONFLICT (day, category, movement) DO UPDATE SET amount = credit_totals.amount + EXCLUDED.amount
+               RETURNING 1)
+    SELECT count(*) FROM moved
 $$;
 """
 
@@ -356,7 +368,8 @@ FUNCTIONS = ("tally_ledger_finish_hold(text, text, bigint, text, text, timestamp
               "text, bigint)"),
              "tally_ledger_draw(bigint, text, bigint, text, text, timestamptz, bigint[], boolean, boolean)",
              "tally_ledger_take(text, bigint, timestamptz, bigint[], boolean)",
-             "tally_ledger_movement(text)", "tally_ledger_count(text, timestamptz, text, text, bigint)")
+             "tally_ledger_movement(text)", "tally_ledger_count(text, timestamptz, text, text, bigint)",
+             "tally_ledger_fold_totals()")
 
 
 def upgrade() -> None:
@@ -472,11 +485,17 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("category", sa.String(16), nullable=False),
         sa.Column("movement", sa.String(16), nullable=False),  # granted | used | expired | reversed
-        sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "category", "movement", "shard", name="pk_credit_totals"),
+        sa.PrimaryKeyConstraint("day", "category", "movement", name="pk_credit_totals"),
     )
-    for sql in (COUNT, MOVEMENT_OF, TAKE, DRAW, CREDIT, SPENDABLE, SPEND, HOLD, FINISH):
+    op.create_table(  # appended by each movement, emptied by the fold: no key, no index
+        "credit_total_deltas",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("category", sa.String(16), nullable=False),
+        sa.Column("movement", sa.String(16), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+    )
+    for sql in (COUNT, FOLD, MOVEMENT_OF, TAKE, DRAW, CREDIT, SPENDABLE, SPEND, HOLD, FINISH):
         op.execute(sql)
 
     # Today's balances become grants: a positive one a never-expiring paid grant, a negative one debt; the
@@ -486,8 +505,8 @@ def upgrade() -> None:
         SELECT user_id, 'adjustment', 'paid', balance, balance, 30, NULL FROM wallet_balances WHERE balance > 0""")
     op.execute("UPDATE wallet_balances SET debt = -balance WHERE balance < 0")
     op.execute("""
-        INSERT INTO credit_totals (day, category, movement, shard, amount)
-        SELECT (now() AT TIME ZONE 'UTC')::date, 'paid', 'granted', 0, sum(balance) FROM wallet_balances
+        INSERT INTO credit_totals (day, category, movement, amount)
+        SELECT (now() AT TIME ZONE 'UTC')::date, 'paid', 'granted', sum(balance) FROM wallet_balances
         HAVING sum(balance) <> 0""")
 
 
@@ -501,6 +520,7 @@ def downgrade() -> None:
     op.drop_index("ix_subscription_invoices_payment_intent", table_name="subscription_invoices")
     for column in ("credits_clawed_back", "amount_refunded", "stripe_payment_intent_id"):
         op.drop_column("subscription_invoices", column)
+    op.drop_table("credit_total_deltas")
     op.drop_table("credit_totals")
     op.drop_table("disputes")
     op.drop_table("credit_holds")
