@@ -27,8 +27,11 @@ What is measured, each on 1 000 users (accounts) and on one hot user (account), 
   ``POST /v1/credits/holds/{id}/capture``, pairs per second, checked like spends (a capture is a spend).
 - p99 at a paced rate (by default 1 000 spends/s on 1 000 users): requests sent open-loop at fixed times,
   latency from the scheduled send time to the answer (queueing included).
-- ``--extras`` adds the bare ``UPDATE wallet_balances ... RETURNING`` (pgbench) and ``service.spend`` called
-  in-process by asyncio tasks (the spend without HTTP, FastAPI and auth).
+- with each HTTP spends row, the API processes' CPU time per spend (Linux /proc).
+- ``--extras`` adds, at the largest client count: the same HTTP spends through FastAPI's own route (a content type
+  FastAPI reads as JSON but the fast path, ``tally.ledger.fast_path``, leaves to it: what the fast path saves),
+  the bare ``UPDATE wallet_balances ... RETURNING`` (pgbench) and ``spending.spend`` called in-process by
+  asyncio tasks (one statement per spend, without HTTP, FastAPI and auth).
 Rate limits are switched off (``TALLY_RATE_LIMITS=false``): this measures the ledger, not the limiter.
 
 Goals (issue 14, item 8), as ratios within a round, pgledger taken at its best client count in that round:
@@ -67,8 +70,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import pgledger_peer  # noqa: E402
-from bench.harness import (Connection, http_request, open_loop, percentile, pgbench_run, scalar,  # noqa: E402
-                           start_api, stop_all, tally_env, verdict)
+from bench.harness import (Connection, cpu_seconds, http_request, open_loop, percentile,  # noqa: E402
+                           pgbench_run, scalar, start_api, stop_all, tally_env, verdict)
 from tally.db import Database, libpq_url  # noqa: E402
 from tally.ledger.models import wallet_code  # noqa: E402
 from tests.tally_harness import fresh_database, free_port  # noqa: E402
@@ -195,13 +198,18 @@ def token(user: str) -> str:
     return TOKENS[user]
 
 
-def post(path: str, user: str, payload: dict[str, object]) -> bytes:
-    return http_request("POST", path, orjson.dumps(payload), {"Content-Type": "application/json",
+JSON = "application/json"
+# FastAPI reads this as JSON too, but the credits fast path (tally.ledger.fast_path) leaves it to FastAPI's route.
+JSON_FOR_FASTAPI = "application/vnd.tally+json"
+
+
+def post(path: str, user: str, payload: dict[str, object], content_type: str = JSON) -> bytes:
+    return http_request("POST", path, orjson.dumps(payload), {"Content-Type": content_type,
                                                              "Authorization": f"Bearer {token(user)}"})
 
 
-def spend_request(user: str, key: str) -> bytes:
-    return post("/v1/credits/spend", user, {"amount": 1, "reason": "bench", "idempotency_key": key})
+def spend_request(user: str, key: str, content_type: str = JSON) -> bytes:
+    return post("/v1/credits/spend", user, {"amount": 1, "reason": "bench", "idempotency_key": key}, content_type)
 
 
 async def closed_loop(port: int, clients: int, seconds: float,
@@ -222,22 +230,26 @@ async def closed_loop(port: int, clients: int, seconds: float,
     return time.perf_counter() - start
 
 
-def http_spends(database_url: str, port: int, hot: bool, clients: int, seconds: float) -> float:
+def http_spends(database_url: str, api: int, port: int, hot: bool, clients: int, seconds: float,
+                content_type: str = JSON) -> tuple[float, float]:
+    """Spends per second, and the API processes' CPU time per spend in ms (Linux /proc)."""
     users = user_ids(hot)
     run_id = os.urandom(4).hex()
     done = 0
 
     async def one(conn: Connection, c: int, i: int) -> None:
         nonlocal done
-        status, body = await conn.send(spend_request(users[(c * 7919 + i) % len(users)], f"{run_id}-{c}-{i}"))
+        status, body = await conn.send(spend_request(users[(c * 7919 + i) % len(users)], f"{run_id}-{c}-{i}",
+                                                     content_type))
         if status != 200:
             raise RuntimeError(f"spend answered {status}: {body[:300]!r}")
         done += 1
 
-    before = snapshot(database_url)
+    before, cpu = snapshot(database_url), cpu_seconds([api])
     elapsed = asyncio.run(closed_loop(port, clients, seconds, one))
+    cpu = cpu_seconds([api]) - cpu
     check(database_url, before, done)
-    return done / elapsed
+    return done / elapsed, cpu * 1000 / max(done, 1)
 
 
 def http_hold_pairs(database_url: str, port: int, clients: int, seconds: float) -> float:
@@ -281,7 +293,7 @@ def paced_latency(database_url: str, port: int, rate: float, seconds: float) -> 
 
 # -- in-process, no HTTP (--extras) ---------------------------------------------------------------------
 async def service_run(database_url: str, users: list[str], clients: int, seconds: float) -> tuple[int, float]:
-    from tally.ledger import service
+    from tally.ledger import spending
 
     db = Database(database_url, pool_size=clients)
     run_id = os.urandom(4).hex()
@@ -292,7 +304,7 @@ async def service_run(database_url: str, users: list[str], clients: int, seconds
         nonlocal done
         i = 0
         while time.perf_counter() < deadline:
-            await service.spend(db, user_id=users[(c * 7919 + i) % len(users)], amount=1,
+            await spending.spend(db, user_id=users[(c * 7919 + i) % len(users)], amount=1,
                                 reason="bench", idempotency_key=f"{run_id}-{c}-{i}")
             done += 1
             i += 1
@@ -327,7 +339,15 @@ def rate(key: str, label: str, run: Callable[[], float]) -> Measure:
     return Measure({key: label}, lambda: {key: run()})
 
 
-def plan(args: argparse.Namespace, database_url: str, port: int, peer_url: str | None) -> list[Measure]:
+def http(key: str, label: str, run: Callable[[], tuple[float, float]]) -> Measure:
+    def both() -> dict[str, float]:
+        per_second, cpu_ms = run()
+        return {f"http {key}": per_second, f"cpu {key}": cpu_ms}
+
+    return Measure({f"http {key}": label, f"cpu {key}": f"API CPU per spend: {label}"}, both)
+
+
+def plan(args: argparse.Namespace, database_url: str, api: int, port: int, peer_url: str | None) -> list[Measure]:
     seconds, top = args.seconds, max(args.clients)
     measures = []
     for shape, where in SHAPES.items():
@@ -339,15 +359,19 @@ def plan(args: argparse.Namespace, database_url: str, port: int, peer_url: str |
                                      lambda hot=hot, c=c: pgledger_transfers(peer_url, hot, seconds, c)))
             measures.append(rate(f"statement {shape} {c}", f"Tally's spend statement bare (pgbench), {where}, "
                                  f"{c} clients", lambda hot=hot, c=c: statement_spends(database_url, hot, seconds, c)))
-            measures.append(rate(f"http {shape} {c}", f"`POST /v1/credits/spend` (HTTP), {where}, {c} clients",
-                                 lambda hot=hot, c=c: http_spends(database_url, port, hot, c, seconds)))
+            measures.append(http(f"{shape} {c}", f"`POST /v1/credits/spend` (HTTP), {where}, {c} clients",
+                                 lambda hot=hot, c=c: http_spends(database_url, api, port, hot, c, seconds)))
         measures.append(rate(f"group {shape} {top}", f"Tally's group transaction bare, {GROUP} spends per "
                              f"transaction (pgbench), {where}, {top} clients",
                              lambda hot=hot: group_spends(database_url, hot, seconds, top)))
         if args.extras:
             measures.append(rate(f"bare {shape} {top}", f"bare `UPDATE ... RETURNING` (pgbench), {where}, {top} "
                                  f"clients", lambda hot=hot: bare_updates(database_url, hot, seconds, top)))
-            measures.append(rate(f"service {shape} {top}", f"`service.spend` in-process, {where}, {top} tasks",
+            measures.append(http(f"fastapi {shape} {top}", f"the same through FastAPI's own route (no fast path), "
+                                 f"{where}, {top} clients",
+                                 lambda hot=hot: http_spends(database_url, api, port, hot, top, seconds,
+                                                             JSON_FOR_FASTAPI)))
+            measures.append(rate(f"service {shape} {top}", f"`spending.spend` in-process, {where}, {top} tasks",
                                  lambda hot=hot: service_spends(database_url, hot, top, seconds)))
     measures.append(rate(f"holds many {top}", f"hold + capture pairs (HTTP), {USERS} users, {top} clients",
                          lambda: http_hold_pairs(database_url, port, top, seconds)))
@@ -371,6 +395,8 @@ def run_rounds(measures: list[Measure], rounds: int) -> dict[str, list[float]]:
 
 
 def show(key: str, value: float) -> str:
+    if key.startswith("cpu"):
+        return f"{value:.2f} ms"
     return f"{value:.1f} ms" if key.startswith("paced") else f"{value:,.0f}/s"
 
 
@@ -452,7 +478,8 @@ def main() -> None:
     parser.add_argument("--clients", type=lambda s: [int(c) for c in s.split(",")], default=[8, 32])
     parser.add_argument("--paced-rate", type=float, default=1000, help="spends/s of the latency run")
     parser.add_argument("--paced-seconds", type=float, default=5)
-    parser.add_argument("--extras", action="store_true", help="also the bare UPDATE and service.spend in-process")
+    parser.add_argument("--extras", action="store_true",
+                        help="also FastAPI's own route, the bare UPDATE and spending.spend in-process")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes serving the API")
     parser.add_argument("--database", default="auto", choices=["auto", "external", "embedded"])
     args = parser.parse_args()
@@ -475,7 +502,7 @@ def main() -> None:
         api = start_api(tally_env(database_url, TALLY_JWT_SECRET=JWT_SECRET, TALLY_RATE_LIMITS="false"), port,
                         args.api_workers)
         stack.callback(stop_all, [api])
-        measures = plan(args, database_url, port, peer_url)
+        measures = plan(args, database_url, api.pid, port, peer_url)
         results = run_rounds(measures, args.rounds)
     report(measures, results, args)
 
