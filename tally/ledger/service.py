@@ -17,7 +17,7 @@ from .models import CreditGrant, LedgerEntry, LedgerTransaction, WalletBalance
 from .posting import get_balance, utc_now
 
 __all__ = ["BalanceView", "GrantView", "Outstanding", "TransactionView", "balance_view", "daily_totals",
-           "fold_totals", "get_balance", "list_transactions", "lock_wallet", "outstanding", "spendable"]
+           "fold_totals", "get_balance", "list_transactions", "lock_wallet", "outstanding", "spendable", "totals"]
 
 EXPIRING_SOON = timedelta(days=30)
 
@@ -148,6 +148,13 @@ async def outstanding(session: AsyncSession) -> Outstanding:
         f"FROM {_TOTALS} GROUP BY category"))).all()
     by_category = {r.category: int(r.left_over) for r in rows}
     return Outstanding(by_category.get("paid", 0), by_category.get("promotional", 0))
+
+
+async def totals(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """Credits moved since the start, per (category, movement): what ``/metrics`` counts."""
+    rows = (await session.execute(text(
+        f"SELECT category, movement, sum(amount) AS amount FROM {_TOTALS} GROUP BY category, movement"))).all()
+    return {(r.category, r.movement): int(r.amount) for r in rows}
 
 
 async def daily_totals(session: AsyncSession, since: date) -> dict[date, dict[str, int]]:

@@ -7,18 +7,22 @@
   webhooks, workers process them — is read from the tables that already record it, so every process and every
   restart agree: webhook events by type and status (the inbox), the oldest pending event's age, payment
   attempts by method and decline code (the inbox's ``charge.succeeded`` and ``payment_intent.payment_failed``
-  events), credits granted, spent and clawed back (the ledger), and the job queue (``procrastinate_jobs``).
+  events), credits granted, spent, expired and taken back (the ledger's counters, ``tally.ledger.service.totals``),
+  and the job queue (``procrastinate_jobs``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..ledger.service import totals as ledger_totals
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"  # a path no route matched: one label value, whatever was asked (no label explosion)
@@ -88,11 +92,6 @@ PAYMENTS_SQL = text("""
      GROUP BY 2, 3, 4""")
 # Wallet-side entries: positive kinds are grants (coins, bonus, subscription), ``spend`` and ``clawback`` are
 # negative. Summed from the wallets' side so that a grant and its system counterpart count once.
-CREDITS_SQL = text("""
-    SELECT e.kind, COALESCE(sum(e.amount), 0)
-      FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
-     WHERE a.kind = 'wallet'
-     GROUP BY e.kind""")
 JOBS_SQL = text("""
     SELECT queue_name, task_name, status::text, count(*) FROM procrastinate_jobs
      WHERE status IN ('todo', 'doing') GROUP BY 1, 2, 3""")
@@ -120,15 +119,20 @@ async def database_families(session: AsyncSession) -> list[Metric]:
     for outcome, method, code, currency, n in (await session.execute(PAYMENTS_SQL)).all():
         payments.add_metric([outcome, method, code, currency], n)
 
-    granted = CounterMetricFamily("tally_credits_granted", "Credits added to wallets, by ledger entry kind",
-                                  labels=["kind"])
-    spent = CounterMetricFamily("tally_credits_spent", "Credits spent from wallets")
-    clawed = CounterMetricFamily("tally_credits_clawed_back", "Credits taken back by refunds")
-    sums: dict[str, int] = {str(kind): int(total) for kind, total in (await session.execute(CREDITS_SQL)).all()}
-    spent.add_metric([], -sums.pop("spend", 0))
-    clawed.add_metric([], -sums.pop("clawback", 0))
-    for kind, total in sorted(sums.items()):
-        granted.add_metric([kind], total)
+    # From the ledger's counters (kept in each movement's transaction), never a sum over the ledger itself.
+    moved = await ledger_totals(session)
+    granted = CounterMetricFamily("tally_credits_granted", "Credits granted to wallets, by category (paid, "
+                                  "promotional)", labels=["category"])
+    spent = CounterMetricFamily("tally_credits_spent", "Credits spent from wallets (spends and captured holds)")
+    expired = CounterMetricFamily("tally_credits_expired", "Credits that lapsed at their grant's expiry, by category",
+                                  labels=["category"])
+    clawed = CounterMetricFamily("tally_credits_clawed_back", "Credits taken back by refunds, disputes and "
+                                 "adjustments down")
+    for category in ("paid", "promotional"):
+        granted.add_metric([category], moved.get((category, "granted"), 0))
+        expired.add_metric([category], moved.get((category, "expired"), 0))
+    spent.add_metric([], sum(amount for (_, movement), amount in moved.items() if movement == "used"))
+    clawed.add_metric([], sum(amount for (_, movement), amount in moved.items() if movement == "reversed"))
 
     jobs = GaugeMetricFamily("tally_jobs", "Background jobs waiting (todo) or running (doing)",
                              labels=["queue", "task", "status"])
@@ -138,5 +142,5 @@ async def database_families(session: AsyncSession) -> list[Metric]:
         jobs.add_metric([queue, task, status], n)
         waiting += n if status == "todo" else 0
     depth.add_metric([], waiting)
-    return [received, by_status, lag, payments, granted, spent, clawed, jobs, depth]
+    return [received, by_status, lag, payments, granted, spent, expired, clawed, jobs, depth]
 

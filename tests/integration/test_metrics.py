@@ -57,7 +57,7 @@ def test_a_purchase_moves_the_counters(tally: Any) -> None:
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("tally_payments_total", outcome="succeeded", method="card", decline_code="", currency="usd") == 1
-    assert delta("tally_credits_granted_total", kind="coins") == 500
+    assert delta("tally_credits_granted_total", category="paid") == 500
     assert delta("tally_credits_spent_total") == 120
     assert delta("tally_webhook_events_received_total", type="checkout.session.completed") == 1
     assert delta("tally_webhook_events", type="checkout.session.completed", status="processed") == 1
