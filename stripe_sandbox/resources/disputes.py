@@ -3,10 +3,12 @@ retrieve, update (evidence, metadata, submit), close, list.
 
 As on Stripe the payment succeeds and the dispute follows: when a charge of that card is captured, the charge
 becomes ``disputed: true`` and a ``fraudulent`` chargeback in ``needs_response`` is opened
-(``charge.dispute.created``). Submitting evidence moves it to ``under_review``; Stripe's test-mode evidence
-``winning_evidence`` / ``losing_evidence`` (as ``uncategorized_text``) then decides it ``won`` / ``lost``, and
-closing accepts it as ``lost`` (``charge.dispute.closed``). Not simulated: balance transactions (the list
-stays empty, no ``funds_withdrawn`` events) and file evidence (the sandbox has no Files API).
+(``charge.dispute.created``), whose amount and a dispute fee are withdrawn at once
+(``charge.dispute.funds_withdrawn``; the dispute lists that balance transaction). Submitting evidence moves it
+to ``under_review``; Stripe's test-mode evidence ``winning_evidence`` / ``losing_evidence`` (as
+``uncategorized_text``) then decides it: won reinstates the amount (``charge.dispute.funds_reinstated``, a
+second balance transaction; the fee is kept) and closes it; lost and closing (accepting the loss) only close
+it (``charge.dispute.closed``). Not simulated: file evidence (the sandbox has no Files API).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
+from .balance_transactions import record
 from .events import created_filter
 
 TEXT_EVIDENCE = (
@@ -36,6 +39,7 @@ RESPONSE_DAYS = 7  # the network's deadline for evidence, a stand-in for Stripe'
 OPEN = ("needs_response", "warning_needs_response")
 # Stripe's test mode decides a submitted dispute by these words in ``uncategorized_text``.
 TEST_OUTCOMES = {"winning_evidence": "won", "losing_evidence": "lost"}
+DISPUTE_FEE = 1500  # Stripe's US dispute fee ($15), charged here in the charge's currency
 
 
 def get_dispute(sb: Any, dispute_id: str, param: str = "dispute") -> Obj:
@@ -82,7 +86,20 @@ def open_dispute(sb: Any, charge: Obj, reason: str = "fraudulent") -> Obj:
     charge["disputed"] = True
     sb.store.save(charge)
     emit(sb, "charge.dispute.created", dispute)
+    _move_funds(sb, dispute, "charge.dispute.funds_withdrawn", -dispute["amount"], DISPUTE_FEE)
     return dispute
+
+
+def _move_funds(sb: Any, dispute: Obj, event_type: str, amount: int, fee: int = 0) -> None:
+    withdrawn = amount < 0
+    transaction = record(
+        sb, amount=amount, currency=dispute["currency"], source=dispute["id"],
+        description=f"Chargeback {'withdrawal' if withdrawn else 'reversal'} for {dispute['charge']}",
+        reporting_category="dispute" if withdrawn else "dispute_reversal",
+        fee=fee, fee_description="Dispute fee" if fee else None)
+    dispute["balance_transactions"].append(transaction)
+    sb.store.save(dispute)
+    emit(sb, event_type, dispute)
 
 
 @hooks.on_payment_intent_changed
@@ -102,6 +119,8 @@ def _dispute_charged_back_cards(sb: Any, pi: Obj) -> None:
 def _close(sb: Any, dispute: Obj, status: str) -> None:
     dispute["status"] = status
     sb.store.save(dispute)
+    if status == "won":
+        _move_funds(sb, dispute, "charge.dispute.funds_reinstated", dispute["amount"])
     emit(sb, "charge.dispute.closed", dispute)
 
 

@@ -81,8 +81,9 @@ def test_staged_evidence_then_winning_evidence_wins(stripe_client: stripe.Stripe
     won = stripe_client.v1.disputes.update(dispute.id, params={"evidence": {"uncategorized_text": "winning_evidence"}})
     assert won.status == "won" and won.evidence_details.submission_count == 1
     assert won.evidence.product_description == "100 credits"  # staged evidence is kept
-    assert _events(stripe_client, dispute.id) == ["charge.dispute.created", "charge.dispute.updated",
-                                                  "charge.dispute.updated", "charge.dispute.closed"]
+    assert _events(stripe_client, dispute.id) == [
+        "charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.updated",
+        "charge.dispute.updated", "charge.dispute.funds_reinstated", "charge.dispute.closed"]
     with pytest.raises(stripe.InvalidRequestError) as closed:
         stripe_client.v1.disputes.update(dispute.id, params={"evidence": {"customer_name": "Late"}})
     assert closed.value.param == "evidence"
@@ -91,11 +92,45 @@ def test_staged_evidence_then_winning_evidence_wins(stripe_client: stripe.Stripe
     assert tagged.metadata.to_dict() == {} and tagged.status == "won"
 
 
+def test_the_chargeback_withdraws_amount_and_fee_and_a_win_reinstates_the_amount(
+        stripe_client: stripe.StripeClient) -> None:
+    pi = _paid(stripe_client)
+    (dispute,) = stripe_client.v1.disputes.list(params={"payment_intent": pi.id}).data
+    (withdrawal,) = dispute.balance_transactions
+    assert (withdrawal.object, withdrawal.type, withdrawal.reporting_category) == (
+        "balance_transaction", "adjustment", "dispute")
+    assert (withdrawal.amount, withdrawal.fee, withdrawal.net, withdrawal.currency) == (-4200, 1500, -5700, "eur")
+    assert [(f.amount, f.type, f.description) for f in withdrawal.fee_details] == [(1500, "stripe_fee",
+                                                                                     "Dispute fee")]
+    assert withdrawal.source == dispute.id
+    fetched = stripe_client.v1.balance_transactions.retrieve(withdrawal.id)
+    assert fetched.to_dict() == withdrawal.to_dict()
+    withdrawn = _dispute_events(stripe_client, dispute.id, "charge.dispute.funds_withdrawn")
+    assert [t["id"] for t in withdrawn["balance_transactions"]] == [withdrawal.id]
+
+    won = stripe_client.v1.disputes.update(dispute.id, params={"evidence": {"uncategorized_text": "winning_evidence"}})
+    assert [(t.amount, t.fee, t.net) for t in won.balance_transactions] == [(-4200, 1500, -5700), (4200, 0, 4200)]
+    reinstatement = won.balance_transactions[1]
+    assert reinstatement.reporting_category == "dispute_reversal" and reinstatement.fee_details == []
+    reinstated = _dispute_events(stripe_client, dispute.id, "charge.dispute.funds_reinstated")
+    assert reinstated["status"] == "won" and len(reinstated["balance_transactions"]) == 2
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        stripe_client.v1.balance_transactions.retrieve("txn_missing")
+    assert missing.value.http_status == 404 and missing.value.code == "resource_missing"
+
+
+def _dispute_events(client: stripe.StripeClient, dispute_id: str, type_: str) -> Any:
+    listed = client.v1.events.list(params={"type": type_, "limit": 100})
+    (event,) = [e for e in listed.data if e.data.object["id"] == dispute_id]
+    return event.data.object
+
+
 def test_losing_evidence_loses_and_submitting_without_outcome_waits_for_review(
         stripe_client: stripe.StripeClient) -> None:
     lost = stripe_client.v1.disputes.list(params={"payment_intent": _paid(stripe_client).id}).data[0]
-    assert stripe_client.v1.disputes.update(
-        lost.id, params={"evidence": {"uncategorized_text": "losing_evidence"}}).status == "lost"
+    lost_answer = stripe_client.v1.disputes.update(lost.id, params={"evidence": {"uncategorized_text": "losing_evidence"}})
+    assert lost_answer.status == "lost" and len(lost_answer.balance_transactions) == 1
+    assert _events(stripe_client, lost.id)[-2:] == ["charge.dispute.updated", "charge.dispute.closed"]
     reviewed = stripe_client.v1.disputes.list(params={"payment_intent": _paid(stripe_client).id}).data[0]
     under_review = stripe_client.v1.disputes.update(reviewed.id, params={"evidence": {"customer_name": "Ada"}})
     assert under_review.status == "under_review" and under_review.evidence_details.submission_method == "manual"
@@ -106,7 +141,9 @@ def test_close_accepts_the_dispute_as_lost(stripe_client: stripe.StripeClient) -
     (dispute,) = stripe_client.v1.disputes.list(params={"payment_intent": pi.id}).data
     closed = stripe_client.v1.disputes.close(dispute.id)
     assert closed.status == "lost"
-    assert _events(stripe_client, dispute.id) == ["charge.dispute.created", "charge.dispute.closed"]
+    assert _events(stripe_client, dispute.id) == [
+        "charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed"]
+    assert [t.amount for t in closed.balance_transactions] == [-4200]  # accepting the loss returns nothing
     with pytest.raises(stripe.InvalidRequestError) as again:
         stripe_client.v1.disputes.close(dispute.id)
     assert again.value.http_status == 400
