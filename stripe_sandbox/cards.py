@@ -161,6 +161,18 @@ class BankOutcome:
     def message(self) -> str:
         return BANK_MESSAGES[self.failure_code or "generic_could_not_process"]
 
+    @property
+    def error_code(self) -> str:
+        """The PaymentIntent's ``last_payment_error.code``: the bank's code where it is one of Stripe's error
+        codes, else Stripe's code for a failed asynchronous attempt (the charge keeps the bank's code)."""
+        code = self.failure_code or "generic_could_not_process"
+        return code if code in BANK_ERROR_CODES else "payment_intent_payment_attempt_failed"
+
+
+# Bank failure codes that are also error codes of the API (the others exist only as a charge's failure_code).
+BANK_ERROR_CODES = frozenset({"insufficient_funds", "account_closed", "no_account", "debit_not_authorized",
+                              "charge_exceeds_source_limit", "charge_exceeds_transaction_limit"})
+
 
 def bank_fingerprint(method: str, account: str) -> str:
     return fingerprint(f"{method}:{account}")

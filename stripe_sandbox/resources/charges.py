@@ -40,6 +40,7 @@ def _card_details(pm: Obj, amount: int, three_d_secure: Obj | None) -> Obj:
         "brand": card["brand"],
         "checks": dict(card["checks"] or {}),
         "country": card["country"],
+        "electronic_commerce_indicator": None,
         "exp_month": card["exp_month"],
         "exp_year": card["exp_year"],
         "extended_authorization": {"status": "disabled"},
@@ -56,6 +57,7 @@ def _card_details(pm: Obj, amount: int, three_d_secure: Obj | None) -> Obj:
         "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
         "regulated_status": card["regulated_status"],
         "three_d_secure": three_d_secure,
+        "transaction_link_id": None,
         "wallet": None,
     }
 

@@ -106,11 +106,15 @@ def _method_types(p: Params) -> list[str]:
 
 
 def _method_options(types: list[str]) -> Obj:
-    options: Obj = {}
-    for type_ in types:
-        options[type_] = ({"installments": None, "mandate_options": None, "network": None,
-                           "request_three_d_secure": "automatic"} if type_ == CARD else {})
-    return options
+    return {type_: dict(METHOD_OPTION_DEFAULTS.get(type_, {})) for type_ in types}
+
+
+# The options Stripe shows for each method when none were given (the fields it always returns).
+METHOD_OPTION_DEFAULTS: dict[str, Obj] = {
+    CARD: {"installments": None, "mandate_options": None, "network": None, "request_three_d_secure": "automatic"},
+    "bancontact": {"preferred_language": "en"},
+    "klarna": {"preferred_locale": None},
+}
 
 
 def _shipping(p: Params | None) -> Obj | None:
@@ -172,6 +176,7 @@ def _build(sb: Any, *, amount: int, currency: str, customer: str | None, metadat
     return {
         "id": pi_id,
         "object": "payment_intent",
+        "allowed_payment_method_types": None,
         "amount": amount,
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
@@ -201,6 +206,7 @@ def _build(sb: Any, *, amount: int, currency: str, customer: str | None, metadat
         "payment_method_configuration_details": None,
         "payment_method_options": _method_options(payment_method_types),
         "payment_method_types": payment_method_types,
+        "payment_record": None,
         "processing": None,
         "receipt_email": receipt_email,
         "review": None,
@@ -468,7 +474,7 @@ def settle(sb: Any, pi_id: str) -> None:
     outcome = cards.bank_outcome(pm[pm["type"]]["fingerprint"])
     if outcome.failure_code:
         mark_failed(sb, charge, outcome.failure_code, outcome.message)
-        pi["last_payment_error"] = _error_object(pm, outcome.failure_code, outcome.message, "card_error",
+        pi["last_payment_error"] = _error_object(pm, outcome.error_code, outcome.message, "card_error",
                                                  charge=charge["id"])
         pi["payment_method"] = None
         _set_status(sb, pi, "requires_payment_method")
