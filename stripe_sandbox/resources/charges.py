@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from .. import cards
 from ..errors import no_such
 from ..events import changed, emit
 from ..ids import new_id
@@ -97,16 +98,26 @@ def _advice(decline_code: str | None) -> str | None:
     return "confirm_card_data"
 
 
-def _outcome(status: str, decline_code: str | None, message: str | None) -> Obj:
+# Radar's verdict on a test card (``pm_card_riskLevelElevated``, ``pm_card_radarBlock`` ...): level, score.
+RISK_SCORES = {"normal": 20, "elevated": 65, "highest": 95}
+SELLER_BLOCKED = "Stripe blocked this payment as too risky."
+
+
+def _outcome(status: str, decline_code: str | None, message: str | None, card: cards.TestCard | None = None) -> Obj:
     approved = status != "failed"
+    risk_level = card.risk_level if card is not None else "normal"
+    if card is not None and card.blocked:
+        return {"advice_code": "do_not_try_again", "network_advice_code": None, "network_decline_code": None,
+                "network_status": "not_sent_to_network", "reason": "highest_risk_level", "risk_level": risk_level,
+                "risk_score": RISK_SCORES[risk_level], "seller_message": SELLER_BLOCKED, "type": "blocked"}
     return {
         "advice_code": _advice(decline_code) if not approved else None,
         "network_advice_code": None,
         "network_decline_code": None,
         "network_status": "approved_by_network" if approved else "declined_by_network",
         "reason": None if approved else decline_code,
-        "risk_level": "normal",
-        "risk_score": 20,
+        "risk_level": risk_level,
+        "risk_score": RISK_SCORES[risk_level],
         "seller_message": SELLER_APPROVED if approved else (SELLER_DECLINED if decline_code else message),
         "type": "authorized" if approved else "issuer_declined",
     }
@@ -146,7 +157,7 @@ def new_charge(sb: Any, pi: Obj, pm: Obj, *, status: str, captured: bool = False
         "livemode": False,
         "metadata": dict(pi["metadata"]),
         "on_behalf_of": None,
-        "outcome": _outcome(status, decline_code, failure_message),
+        "outcome": _outcome(status, decline_code, failure_message, _test_card(pm)),
         "paid": status == "succeeded",
         "payment_intent": pi["id"],
         "payment_method": pm["id"],
@@ -167,6 +178,10 @@ def new_charge(sb: Any, pi: Obj, pm: Obj, *, status: str, captured: bool = False
         "transfer_group": pi.get("transfer_group"),
     }
     return sb.store.add(charge)
+
+
+def _test_card(pm: Obj) -> cards.TestCard | None:
+    return cards.by_fingerprint((pm.get("card") or {}).get("fingerprint")) if pm["type"] == "card" else None
 
 
 def mark_paid(sb: Any, charge: Obj, amount_captured: int) -> None:

@@ -70,8 +70,9 @@ def _base(sb: Any, type_: str, details: Obj | None, billing: Obj, metadata: dict
 def _card_details(card: cards.TestCard, exp_month: int, exp_year: int, cvc_given: bool) -> Obj:
     return {
         "brand": card.brand,
-        "checks": {"address_line1_check": None, "address_postal_code_check": None,
-                   "cvc_check": "unchecked" if cvc_given else None},
+        "checks": {"address_line1_check": card.address_line1_check,
+                   "address_postal_code_check": card.address_postal_code_check,
+                   "cvc_check": card.cvc_check or ("unchecked" if cvc_given else None)},
         "country": card.country,
         "display_brand": card.brand,
         "exp_month": exp_month,
