@@ -80,11 +80,22 @@ def payment_method_details(pm: Obj, amount: int, three_d_secure: Obj | None = No
     elif type_ in ("fpx", "ideal", "p24"):
         details = {**source, "transaction_id": None} if type_ != "p24" else {**source, "reference": None,
                                                                             "verified_name": None}
-    elif type_ in ("grabpay", "alipay"):
-        details = {"transaction_id": None}
     else:
         details = {}
-    return {"type": type_, type_: details}
+    return {"type": type_, type_: {**REDIRECT_DETAILS.get(type_, {}), **details}}
+
+
+_SEPA_GENERATED = {"generated_sepa_debit": None, "generated_sepa_debit_mandate": None, "iban_last4": None,
+                   "verified_name": None}
+# The fields Stripe always shows in a redirect method's charge details (null where the bank tells nothing).
+REDIRECT_DETAILS: dict[str, Obj] = {
+    "alipay": {"fingerprint": None, "transaction_id": None},
+    "grabpay": {"transaction_id": None},
+    "paynow": {"reference": None},
+    "ideal": {"bank": None, "bic": None, **_SEPA_GENERATED},
+    "bancontact": {"bank_code": None, "bank_name": None, "bic": None, "preferred_language": "en", **_SEPA_GENERATED},
+    "klarna": {"payer_details": None, "payment_method_category": None, "preferred_locale": None},
+}
 
 
 def _advice(decline_code: str | None) -> str | None:

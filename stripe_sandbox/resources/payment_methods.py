@@ -26,6 +26,8 @@ DELAYED_TYPES = ("bacs_debit", "sepa_debit", "us_bank_account")
 TYPES = (CARD, *REDIRECT_TYPES, *DELAYED_TYPES)
 # Stripe: "Alipay, GrabPay, FPX and PayNow are one-time only" - they cannot be saved to a customer.
 ONE_TIME_TYPES = frozenset({"alipay", "fpx", "grabpay", "paynow"})
+# Methods whose next action shows a QR code to scan rather than sending the customer away: no return_url.
+QR_CODE_TYPES = frozenset({"paynow"})
 TYPE_PARAMS = tuple(t for t in TYPES if t != CARD)
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 
