@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Mount, Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import control, expand, faults, hooks, resources, triggers  # noqa: F401 - control and triggers register themselves
+# control and triggers register themselves
+from . import control, expand, faults, hooks, resources, triggers  # noqa: F401
 from .config import SandboxConfig
 from .errors import StripeError, authentication, idempotency, invalid_request, unknown_param
 from .forms import parse_form

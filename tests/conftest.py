@@ -72,7 +72,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     never = sorted(producible_types() - SEEN)
     write = terminalreporter.write_line
     terminalreporter.section("Stripe shape conformance")
-    write(f"{SHAPE_LEDGER.checked} sandbox bodies checked; {len(SEEN)} object types produced: {', '.join(sorted(SEEN))}")
+    write(f"{SHAPE_LEDGER.checked} sandbox bodies checked; {len(SEEN)} object types produced: "
+          f"{', '.join(sorted(SEEN))}")
     write(f"object types the sandbox builds that this run never produced: {', '.join(never) or 'none'}")
     if SHAPE_LEDGER.problems:
         write(f"{len(SHAPE_LEDGER.problems)} shape problems, first: {SHAPE_LEDGER.problems[0]}")

@@ -143,7 +143,8 @@ def _problems(value: Any, annotation: Any, owner: type, path: str) -> list[str]:
     if kind == "list_object":
         if not isinstance(value, dict) or value.get("object") != "list":
             return [f"{path}: not a list object"]
-        return [p for i, v in enumerate(value.get("data", [])) for p in _problems(v, detail, owner, f"{path}.data[{i}]")]
+        items = enumerate(value.get("data", []))
+        return [p for i, v in items for p in _problems(v, detail, owner, f"{path}.data[{i}]")]
     if kind == "class":
         if not isinstance(value, dict):
             return [f"{path}: {_short(value)} is not an object"]

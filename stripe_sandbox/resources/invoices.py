@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..billing import SUBSCRIPTION_OF_INVOICE, changes as ch, invoicing, preview, renewal, schedules, subscriptions as subs
+from ..billing import SUBSCRIPTION_OF_INVOICE, changes as ch, invoicing, preview, renewal, schedules
+from ..billing import subscriptions as subs
 from ..billing.discounts import create_discount, resolve_discounts
 from ..billing.invoice_items import take_pending
 from ..billing.time import now_for
