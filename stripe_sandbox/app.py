@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Mount, Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import control, expand, faults, resources, triggers  # noqa: F401 - control and triggers register themselves
+# control and triggers register themselves
+from . import control, expand, faults, hooks, resources, triggers  # noqa: F401
 from .config import SandboxConfig
 from .errors import StripeError, authentication, idempotency, invalid_request, unknown_param
 from .forms import parse_form
@@ -66,6 +67,7 @@ class Api:
         try:
             status, body, extra = await self._handle(request, request_id)
         except StripeError as err:
+            hooks.body_problems(f"{request.method} {request.url.path} ({err.status})", err.to_json())
             status, body, extra = err.status, orjson.dumps(err.to_json()), err.headers
         except Exception:  # a bug in a handler: Stripe's shape for its own failures, and a log line
             log.exception("unexpected error in %s %s", request.method, request.url.path)
@@ -75,6 +77,8 @@ class Api:
         if injected is not None:  # served, and the answer lost on its way back
             return injected, faults.error_body(injected), headers
         headers.update(extra)
+        if hooks.BODY_CHECKS and status == 200:
+            headers["Stripe-Sandbox-Shape-Checked"] = "true"  # tells a checking client it need not check again
         return status, body, headers
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -138,6 +142,7 @@ class Api:
         try:
             result = route.handler(self.sb, params, **path_params)
             result = expand.apply(self.sb, result, params.str_list("expand"))
+            _check_shape(f"{method} {path}", result)
             status, body = 200, orjson.dumps(result)
         except StripeError as err:
             # Stripe saves the outcome of a request that started executing (a decline, say), but not
@@ -152,6 +157,13 @@ class Api:
             self.sb.idempotent.save(idem_key, fingerprint, status, body)
             extra["Idempotency-Key"] = idem_key
         return status, body, extra
+
+
+def _check_shape(where: str, result: dict[str, object]) -> None:
+    """Fail the request whose answer a registered conformance check finds not shaped as Stripe's."""
+    problems = hooks.body_problems(where, result)
+    if problems:
+        raise StripeError(500, "api_error", "The sandbox's answer is not shaped as Stripe's: " + "; ".join(problems))
 
 
 def create_app(config: SandboxConfig | None = None, sb: Sandbox | None = None) -> Starlette:

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from . import hooks
 from .ids import new_id
 from .store import Obj
 
@@ -30,6 +31,7 @@ def emit(sb: Any, type_: str, obj: Obj, previous_attributes: dict[str, Any] | No
         },
         "type": type_,
     }
+    hooks.body_problems(f"event {type_}", event)  # a conformance check records what it finds
     sb.store.add(event)
     sb.webhooks.enqueue(event)
     return event

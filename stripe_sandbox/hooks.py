@@ -33,3 +33,19 @@ def on_setup_intent_changed(listener: Listener) -> Listener:
 def setup_intent_changed(sb: Any, setup_intent: Obj) -> None:
     for listener in SETUP_INTENT_CHANGED:
         listener(sb, setup_intent)
+
+
+# Conformance checks (the test suite registers one): called with (where, body) for every JSON answer of the
+# API and every event the sandbox records; each returns the problems it found in the body's shape.
+BodyCheck = Callable[[str, Any], list[str]]
+BODY_CHECKS: list[BodyCheck] = []
+
+
+def on_body(check: BodyCheck) -> BodyCheck:
+    if check not in BODY_CHECKS:
+        BODY_CHECKS.append(check)
+    return check
+
+
+def body_problems(where: str, body: Any) -> list[str]:
+    return [problem for check in BODY_CHECKS for problem in check(where, body)]

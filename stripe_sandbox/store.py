@@ -59,6 +59,14 @@ class GcFreezer:
         gc.freeze()
 
 
+def field_value(obj: Obj, path: str) -> Any:
+    """The value at a dotted path (``parent.subscription_details.subscription``), None where a step is missing."""
+    value: Any = obj
+    for step in path.split("."):
+        value = value.get(step) if isinstance(value, dict) else None
+    return value
+
+
 @dataclass
 class Collection:
     """Ids ordered by creation sequence; supports newest-first pagination with cursors."""
@@ -163,7 +171,7 @@ class Store:
         object_id = obj["id"]
         seq = self.seq_of[object_id]
         for name in INDEXED_FIELDS.get(type_, ()):
-            value = obj.get(name)
+            value = field_value(obj, name)
             if isinstance(value, dict):
                 value = value.get("id")
             slot = (object_id, name)

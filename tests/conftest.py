@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from stripe_sandbox import SandboxConfig, SandboxServer
-from tests.stripe_shapes import checked_client
+from stripe_sandbox import SandboxConfig, SandboxServer, hooks
+from tests.stripe_shapes import SEEN, SHAPE_LEDGER, checked_client, producible_types
 
 # Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
 # 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
@@ -44,3 +44,39 @@ def tally(database_url: str):  # type: ignore[no-untyped-def]
 
     with TallyServer(database_url) as server:
         yield server
+
+
+# -- conformance: every answer and event of every in-process sandbox is checked (tests/stripe_shapes.py) -------
+hooks.on_body(SHAPE_LEDGER.check)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
+    """Fail the test during whose setup or call the sandbox produced a body not shaped as Stripe's."""
+    outcome = yield
+    found = SHAPE_LEDGER.since(item.stash.get(_SHAPE_MARK, 0))
+    if found:
+        raise AssertionError("the sandbox produced bodies not shaped as Stripe's:\n" + "\n".join(found[:40]))
+    return outcome
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_SHAPE_MARK] = SHAPE_LEDGER.mark()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How much the conformance check saw: bodies checked, object types produced, and those never produced."""
+    if not SHAPE_LEDGER.checked:
+        return
+    never = sorted(producible_types() - SEEN)
+    write = terminalreporter.write_line
+    terminalreporter.section("Stripe shape conformance")
+    write(f"{SHAPE_LEDGER.checked} sandbox bodies checked; {len(SEEN)} object types produced: "
+          f"{', '.join(sorted(SEEN))}")
+    write(f"object types the sandbox builds that this run never produced: {', '.join(never) or 'none'}")
+    if SHAPE_LEDGER.problems:
+        write(f"{len(SHAPE_LEDGER.problems)} shape problems, first: {SHAPE_LEDGER.problems[0]}")
+
+
+_SHAPE_MARK = pytest.StashKey[int]()

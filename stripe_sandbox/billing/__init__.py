@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from ..store import INDEXED_FIELDS
 
+# Where an invoice names its subscription (the API version has no top-level ``invoice.subscription``).
+SUBSCRIPTION_OF_INVOICE = "parent.subscription_details.subscription"
+
 # Secondary indexes for the billing objects, so that per-customer, per-subscription and per-clock lists never
 # scan the whole store. Registered here (at import, before any store is opened) to keep ``store.py`` generic.
 INDEXED_FIELDS.update({
     "subscription": ("customer", "test_clock"),
     "subscription_item": ("subscription",),
-    "invoice": ("customer", "subscription"),
+    "invoice": ("customer", SUBSCRIPTION_OF_INVOICE),
     "invoiceitem": ("customer",),
     "invoice_payment": ("invoice",),
     "promotion_code": ("code",),

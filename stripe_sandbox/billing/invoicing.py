@@ -118,7 +118,6 @@ def new_invoice(sb: Any, customer: Obj, *, currency: str, billing_reason: str, s
         "status": "draft",
         "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None, "paid_at": None,
                                "voided_at": None},
-        "subscription": None,
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": clock["id"] if clock else None,
@@ -133,7 +132,6 @@ def new_invoice(sb: Any, customer: Obj, *, currency: str, billing_reason: str, s
     if collection_method == "send_invoice":
         invoice["due_date"] = now + DAY * (days_until_due if days_until_due is not None else 30)
     if subscription is not None:
-        invoice["subscription"] = subscription["id"]
         invoice["parent"] = {"quote_details": None, "type": "subscription_details", "subscription_details": {
             "metadata": dict(subscription.get("metadata") or {}), "subscription": subscription["id"],
             "subscription_proration_date": None}}

@@ -90,6 +90,7 @@ def new_item(sb: Any, sub: Obj, price: Obj, quantity: int, metadata: dict[str, s
         "created": created,
         "current_period_end": span[1],
         "current_period_start": span[0],
+        "current_trial": None,
         "discounts": [],
         "metadata": metadata,
         "plan": plan_of(price),
@@ -213,7 +214,7 @@ def end(sb: Any, sub: Obj, *, when: int, reason: str | None = None, comment: str
     sub["canceled_at"] = sub["canceled_at"] or now
     sub["ended_at"] = when
     if reason or comment or feedback:
-        sub["cancellation_details"] = {"comment": comment, "feedback": feedback,
+        sub["cancellation_details"] = {**sub["cancellation_details"], "comment": comment, "feedback": feedback,
                                        "reason": reason or sub["cancellation_details"]["reason"]}
     sb.store.save(sub)
     emit(sb, "customer.subscription.deleted", sub)

@@ -9,11 +9,13 @@ a page from an earlier attempt cannot finish a later one. Plain HTML forms: no J
 from __future__ import annotations
 
 import hmac
+import io
 from typing import Any
 from urllib.parse import parse_qsl, parse_qs, urlencode, urlsplit, urlunsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
+import segno
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -77,6 +79,15 @@ async def show(request: Request) -> Response:
                        return_url=None)
     type_, method = _method(sb, pi)
     card = type_ == "card"
+    qr_code = (pi["next_action"] or {}).get("paynow_display_qr_code")
+    if qr_code is not None:
+        return _render(
+            title=f"{METHOD_NAMES.get(type_, type_)} test payment", state="pending",
+            explanation="Scan this QR code with your banking app to pay. This is a test page: choose the outcome.",
+            qr_url=qr_code["image_url_svg"], amount=money(pi["amount"], pi["currency"]), method=method,
+            description=pi["description"], action_url=f"/authorize/{pi['id']}",
+            token=request.query_params.get("token", ""), complete_label="Simulate a scan and payment",
+            fail_label="Fail test payment")
     return _render(
         title="3D Secure authentication" if card else f"{METHOD_NAMES.get(type_, type_)} test payment",
         state="pending",
@@ -117,5 +128,21 @@ async def submit(request: Request) -> Response:
     return _render(title="Authentication finished", state="done", message=message, return_url=None)
 
 
+async def qr_image(request: Request) -> Response:
+    """The QR code image of a PaymentIntent's ``*_display_qr_code`` next action (``/qr/{pi}.svg`` or ``.png``)."""
+    sb = request.app.state.sandbox
+    pi_id, _, kind = request.path_params["name"].rpartition(".")
+    pi = sb.store.get(pi_id, "payment_intent")
+    action = (pi or {}).get("next_action") or {}
+    qr_code = action.get(action.get("type") or "") if (action.get("type") or "").endswith("_display_qr_code") \
+        else None
+    if qr_code is None or kind not in ("svg", "png"):
+        return Response("No QR code here.", status_code=404, media_type="text/plain")
+    image, out = segno.make(qr_code["data"], error="m"), io.BytesIO()
+    image.save(out, kind=kind, scale=6, **({"title": "QR code to pay"} if kind == "svg" else {}))
+    return Response(out.getvalue(), media_type="image/svg+xml" if kind == "svg" else "image/png")
+
+
 PAGE_ROUTES.append(Route("/authorize/{pi_id}", show, methods=["GET"]))
+PAGE_ROUTES.append(Route("/qr/{name}", qr_image, methods=["GET"]))
 PAGE_ROUTES.append(Route("/authorize/{pi_id}", submit, methods=["POST"]))

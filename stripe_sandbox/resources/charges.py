@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from .. import cards
 from ..errors import no_such
 from ..events import changed, emit
 from ..ids import new_id
@@ -40,6 +41,7 @@ def _card_details(pm: Obj, amount: int, three_d_secure: Obj | None) -> Obj:
         "brand": card["brand"],
         "checks": dict(card["checks"] or {}),
         "country": card["country"],
+        "electronic_commerce_indicator": None,
         "exp_month": card["exp_month"],
         "exp_year": card["exp_year"],
         "extended_authorization": {"status": "disabled"},
@@ -56,6 +58,7 @@ def _card_details(pm: Obj, amount: int, three_d_secure: Obj | None) -> Obj:
         "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
         "regulated_status": card["regulated_status"],
         "three_d_secure": three_d_secure,
+        "transaction_link_id": None,
         "wallet": None,
     }
 
@@ -77,11 +80,22 @@ def payment_method_details(pm: Obj, amount: int, three_d_secure: Obj | None = No
     elif type_ in ("fpx", "ideal", "p24"):
         details = {**source, "transaction_id": None} if type_ != "p24" else {**source, "reference": None,
                                                                             "verified_name": None}
-    elif type_ in ("grabpay", "alipay"):
-        details = {"transaction_id": None}
     else:
         details = {}
-    return {"type": type_, type_: details}
+    return {"type": type_, type_: {**REDIRECT_DETAILS.get(type_, {}), **details}}
+
+
+_SEPA_GENERATED = {"generated_sepa_debit": None, "generated_sepa_debit_mandate": None, "iban_last4": None,
+                   "verified_name": None}
+# The fields Stripe always shows in a redirect method's charge details (null where the bank tells nothing).
+REDIRECT_DETAILS: dict[str, Obj] = {
+    "alipay": {"fingerprint": None, "transaction_id": None},
+    "grabpay": {"transaction_id": None},
+    "paynow": {"reference": None},
+    "ideal": {"bank": None, "bic": None, **_SEPA_GENERATED},
+    "bancontact": {"bank_code": None, "bank_name": None, "bic": None, "preferred_language": "en", **_SEPA_GENERATED},
+    "klarna": {"payer_details": None, "payment_method_category": None, "preferred_locale": None},
+}
 
 
 def _advice(decline_code: str | None) -> str | None:
@@ -95,16 +109,26 @@ def _advice(decline_code: str | None) -> str | None:
     return "confirm_card_data"
 
 
-def _outcome(status: str, decline_code: str | None, message: str | None) -> Obj:
+# Radar's verdict on a test card (``pm_card_riskLevelElevated``, ``pm_card_radarBlock`` ...): level, score.
+RISK_SCORES = {"normal": 20, "elevated": 65, "highest": 95}
+SELLER_BLOCKED = "Stripe blocked this payment as too risky."
+
+
+def _outcome(status: str, decline_code: str | None, message: str | None, card: cards.TestCard | None = None) -> Obj:
     approved = status != "failed"
+    risk_level = card.risk_level if card is not None else "normal"
+    if card is not None and card.blocked:
+        return {"advice_code": "do_not_try_again", "network_advice_code": None, "network_decline_code": None,
+                "network_status": "not_sent_to_network", "reason": "highest_risk_level", "risk_level": risk_level,
+                "risk_score": RISK_SCORES[risk_level], "seller_message": SELLER_BLOCKED, "type": "blocked"}
     return {
         "advice_code": _advice(decline_code) if not approved else None,
         "network_advice_code": None,
         "network_decline_code": None,
         "network_status": "approved_by_network" if approved else "declined_by_network",
         "reason": None if approved else decline_code,
-        "risk_level": "normal",
-        "risk_score": 20,
+        "risk_level": risk_level,
+        "risk_score": RISK_SCORES[risk_level],
         "seller_message": SELLER_APPROVED if approved else (SELLER_DECLINED if decline_code else message),
         "type": "authorized" if approved else "issuer_declined",
     }
@@ -144,7 +168,7 @@ def new_charge(sb: Any, pi: Obj, pm: Obj, *, status: str, captured: bool = False
         "livemode": False,
         "metadata": dict(pi["metadata"]),
         "on_behalf_of": None,
-        "outcome": _outcome(status, decline_code, failure_message),
+        "outcome": _outcome(status, decline_code, failure_message, _test_card(pm)),
         "paid": status == "succeeded",
         "payment_intent": pi["id"],
         "payment_method": pm["id"],
@@ -165,6 +189,10 @@ def new_charge(sb: Any, pi: Obj, pm: Obj, *, status: str, captured: bool = False
         "transfer_group": pi.get("transfer_group"),
     }
     return sb.store.add(charge)
+
+
+def _test_card(pm: Obj) -> cards.TestCard | None:
+    return cards.by_fingerprint((pm.get("card") or {}).get("fingerprint")) if pm["type"] == "card" else None
 
 
 def mark_paid(sb: Any, charge: Obj, amount_captured: int) -> None:

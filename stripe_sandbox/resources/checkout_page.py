@@ -25,6 +25,7 @@ from ..store import Obj
 from .checkout_discounts import apply_code, in_trial, remove_code
 from .checkout_flow import Card, Payer, current_intent, needs_card, pay, success_redirect
 from .checkout_sessions import expire_session, extras, line_items
+from .payment_intents import action_url
 
 # Form field names (Stripe's own page uses these ids) -> the StripeError ``param`` a refusal names.
 FIELD_OF_PARAM = {"number": "cardNumber", "exp_month": "cardExpiry", "exp_year": "cardExpiry",
@@ -248,8 +249,7 @@ def refusal(state: FormState, err: StripeError) -> FormState:
 def _after_attempt(sb: Any, session: Obj, intent: Obj, state: FormState) -> Response:
     if session["status"] == "complete":
         return RedirectResponse(success_redirect(session), status_code=303)
-    next_action = intent.get("next_action") or {}
-    redirect = (next_action.get("redirect_to_url") or {}).get("url")
+    redirect = action_url(intent)  # a redirect, Alipay's, or PayNow's QR code page
     if intent.get("status") == "requires_action" and redirect:
         return RedirectResponse(redirect, status_code=303)
     error = intent.get("last_payment_error") or intent.get("last_setup_error") or {}

@@ -265,9 +265,10 @@ def session_url(sb: Any, session_id: str) -> str:
 @route("POST", "/v1/checkout/sessions", params=CREATE_PARAMS)
 def create(sb: Any, p: Params) -> Obj:
     mode = p.str("mode", required=True, choices=("payment", "setup", "subscription"))
-    ui_mode = p.str("ui_mode", "hosted", choices=("hosted", "embedded", "custom"))
-    if ui_mode != "hosted":
-        raise invalid_request("The sandbox only serves hosted Checkout (`ui_mode=hosted`).", param="ui_mode")
+    # the pinned API version's names (``hosted``, ``embedded`` and ``custom`` before it)
+    ui_mode = p.str("ui_mode", "hosted_page", choices=("elements", "embedded_page", "form", "hosted_page"))
+    if ui_mode != "hosted_page":
+        raise invalid_request("The sandbox only serves hosted Checkout (`ui_mode=hosted_page`).", param="ui_mode")
     success_url = p.optional_str("success_url")
     if success_url is None:
         raise invalid_request("Missing required param: success_url.", param="success_url",
@@ -337,6 +338,7 @@ def create(sb: Any, p: Params) -> Obj:
         "adaptive_pricing": {"enabled": False},
         "after_expiration": None,
         "allow_promotion_codes": p.bool("allow_promotion_codes"),
+        "allowed_payment_method_types": None,
         "amount_subtotal": subtotal,
         "amount_total": subtotal,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
@@ -395,7 +397,7 @@ def create(sb: Any, p: Params) -> Obj:
         "success_url": success_url,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}
         if mode != "setup" else None,
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": session_url(sb, session_id),
         "wallet_options": None,
     }

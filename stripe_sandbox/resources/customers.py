@@ -23,7 +23,7 @@ def get_customer(sb: Any, customer_id: str, param: str = "customer") -> Obj:
     return customer
 
 
-def _apply(sb: Any, customer: Obj, p: Params) -> None:
+def _apply(sb: Any, customer: Obj, p: Params, attached: Obj | None = None) -> None:
     for name in ("description", "email", "name", "phone"):
         if name in p:
             customer[name] = p.optional_str(name)
@@ -50,6 +50,8 @@ def _apply(sb: Any, customer: Obj, p: Params) -> None:
     if settings is not None:
         if "default_payment_method" in settings:
             pm_id = settings.optional_str("default_payment_method")
+            if attached is not None and pm_id == p.optional_str("payment_method"):
+                pm_id = attached["id"]  # ``pm_card_visa`` twice names the one card attached by this request
             if pm_id is not None and sb.store.get(pm_id, "payment_method") is None:
                 raise no_such("PaymentMethod", pm_id, "invoice_settings[default_payment_method]")
             customer["invoice_settings"]["default_payment_method"] = pm_id
@@ -97,13 +99,14 @@ def create(sb: Any, p: Params) -> Obj:
         if sb.store.get(clock_id, "test_helpers.test_clock") is None:
             raise no_such("test clock", clock_id or "", "test_clock")
         customer["test_clock"] = clock_id
-    _apply(sb, customer, p)
-    sb.store.add(customer)
-    pm_id = p.optional_str("payment_method")
-    if pm_id is not None:
-        from .payment_methods import attach_to_customer  # the payment methods module owns attaching
+    from .payment_methods import attach_to_customer, resolve_payment_method  # it owns attaching
 
-        attach_to_customer(sb, pm_id, customer)
+    pm_id = p.optional_str("payment_method")
+    attached = resolve_payment_method(sb, pm_id, "payment_method") if pm_id is not None else None
+    _apply(sb, customer, p, attached)
+    sb.store.add(customer)
+    if attached is not None:
+        attach_to_customer(sb, attached["id"], customer)
     emit(sb, "customer.created", customer)
     return customer
 

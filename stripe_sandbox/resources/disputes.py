@@ -39,6 +39,8 @@ RESPONSE_DAYS = 7  # the network's deadline for evidence, a stand-in for Stripe'
 OPEN = ("needs_response", "warning_needs_response")
 # Stripe's test mode decides a submitted dispute by these words in ``uncategorized_text``.
 TEST_OUTCOMES = {"winning_evidence": "won", "losing_evidence": "lost"}
+# Visa's reason codes for the reasons the test cards give.
+NETWORK_REASON_CODES = {"fraudulent": "10.4", "product_not_received": "13.1"}
 DISPUTE_FEE = 1500  # Stripe's US dispute fee ($15), charged here in the charge's currency
 
 
@@ -53,7 +55,8 @@ def _evidence() -> Obj:
     return {**{name: None for name in (*TEXT_EVIDENCE, *FILE_EVIDENCE)}, "enhanced_evidence": {}}
 
 
-def open_dispute(sb: Any, charge: Obj, reason: str = "fraudulent") -> Obj:
+def open_dispute(sb: Any, charge: Obj, reason: str = "fraudulent", *, inquiry: bool = False) -> Obj:
+    """A chargeback (the amount and a fee withdrawn at once) or an inquiry (no money moves until it escalates)."""
     now = sb.clock.now_int()
     card = (charge["payment_method_details"] or {}).get("card") or {}
     dispute: Obj = {
@@ -70,23 +73,25 @@ def open_dispute(sb: Any, charge: Obj, reason: str = "fraudulent") -> Obj:
                              "has_evidence": False, "past_due": False, "submission_count": 0,
                              "submission_method": "not_submitted"},
         "intended_submission_method": None,
-        "is_charge_refundable": False,  # a chargeback, not an inquiry: the money has already gone back
+        "is_charge_refundable": inquiry,  # a chargeback's money has already gone back
         "livemode": False,
         "metadata": {},
-        "network_reason_code": "10.4" if reason == "fraudulent" else None,
+        "network_reason_code": NETWORK_REASON_CODES.get(reason),
         "payment_intent": charge["payment_intent"],
-        "payment_method_details": {"card": {"brand": card.get("brand", "visa"), "case_type": "chargeback",
+        "payment_method_details": {"card": {"brand": card.get("brand", "visa"),
+                                            "case_type": "inquiry" if inquiry else "chargeback",
                                             "network": card.get("network") or card.get("brand", "visa"),
-                                            "network_reason_code": "10.4" if reason == "fraudulent" else None},
+                                            "network_reason_code": NETWORK_REASON_CODES.get(reason)},
                                    "type": "card"},
         "reason": reason,
-        "status": "needs_response",
+        "status": "warning_needs_response" if inquiry else "needs_response",
     }
     sb.store.add(dispute)
     charge["disputed"] = True
     sb.store.save(charge)
     emit(sb, "charge.dispute.created", dispute)
-    _move_funds(sb, dispute, "charge.dispute.funds_withdrawn", -dispute["amount"], DISPUTE_FEE)
+    if not inquiry:
+        _move_funds(sb, dispute, "charge.dispute.funds_withdrawn", -dispute["amount"], DISPUTE_FEE)
     return dispute
 
 
@@ -112,8 +117,8 @@ def _dispute_charged_back_cards(sb: Any, pi: Obj) -> None:
     details = charge["payment_method_details"] or {}
     card = cards.by_fingerprint((details.get("card") or {}).get("fingerprint")) if details.get("type") == "card" \
         else None
-    if card is not None and card.disputed:
-        open_dispute(sb, charge)
+    if card is not None and card.dispute is not None:
+        open_dispute(sb, charge, card.dispute, inquiry=card.inquiry)
 
 
 def _close(sb: Any, dispute: Obj, status: str) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..billing import changes as ch, invoicing, preview, renewal, schedules, subscriptions as subs
+from ..billing import SUBSCRIPTION_OF_INVOICE, changes as ch, invoicing, preview, renewal, schedules
+from ..billing import subscriptions as subs
 from ..billing.discounts import create_discount, resolve_discounts
 from ..billing.invoice_items import take_pending
 from ..billing.time import now_for
@@ -172,7 +173,7 @@ def list_(sb: Any, p: Params) -> Obj:
                 and (collection_method is None or invoice["collection_method"] == collection_method))
 
     if sub:
-        collection = sb.store.collection("invoice", "subscription", sub)
+        collection = sb.store.collection("invoice", SUBSCRIPTION_OF_INVOICE, sub)
     elif customer:
         collection = sb.store.collection("invoice", "customer", customer)
     else:

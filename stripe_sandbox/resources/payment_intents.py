@@ -29,7 +29,7 @@ from ..store import Obj
 from .charges import mark_failed, mark_paid, new_charge
 from .events import created_filter
 from .payment_methods import (
-    CARD, ONE_TIME_TYPES, REDIRECT_TYPES, TYPES, attach_to_customer, create_payment_method,
+    CARD, ONE_TIME_TYPES, QR_CODE_TYPES, REDIRECT_TYPES, TYPES, attach_to_customer, create_payment_method,
     resolve_payment_method,
 )
 
@@ -106,11 +106,15 @@ def _method_types(p: Params) -> list[str]:
 
 
 def _method_options(types: list[str]) -> Obj:
-    options: Obj = {}
-    for type_ in types:
-        options[type_] = ({"installments": None, "mandate_options": None, "network": None,
-                           "request_three_d_secure": "automatic"} if type_ == CARD else {})
-    return options
+    return {type_: dict(METHOD_OPTION_DEFAULTS.get(type_, {})) for type_ in types}
+
+
+# The options Stripe shows for each method when none were given (the fields it always returns).
+METHOD_OPTION_DEFAULTS: dict[str, Obj] = {
+    CARD: {"installments": None, "mandate_options": None, "network": None, "request_three_d_secure": "automatic"},
+    "bancontact": {"preferred_language": "en"},
+    "klarna": {"preferred_locale": None},
+}
 
 
 def _shipping(p: Params | None) -> Obj | None:
@@ -172,6 +176,7 @@ def _build(sb: Any, *, amount: int, currency: str, customer: str | None, metadat
     return {
         "id": pi_id,
         "object": "payment_intent",
+        "allowed_payment_method_types": None,
         "amount": amount,
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
@@ -201,6 +206,7 @@ def _build(sb: Any, *, amount: int, currency: str, customer: str | None, metadat
         "payment_method_configuration_details": None,
         "payment_method_options": _method_options(payment_method_types),
         "payment_method_types": payment_method_types,
+        "payment_record": None,
         "processing": None,
         "receipt_email": receipt_email,
         "review": None,
@@ -308,10 +314,24 @@ def _confirm(sb: Any, pi: Obj, pm: Obj | None, return_url: str | None, off_sessi
     return _start_processing(sb, pi, pm)
 
 
+REDIRECTS_NEED_RETURN_URL = (
+    "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some of these "
+    "payment methods might redirect your customer off of your page, you must provide a `return_url`. If you don't "
+    "want to accept redirect-based payment methods, set `automatic_payment_methods[enabled]` to `true` and "
+    "`automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and Payment Intents.")
+
+
 def _check_confirmable(sb: Any, pi: Obj, pm: Obj, return_url: str | None, off_session: bool) -> None:
+    automatic = pi["automatic_payment_methods"] or {}
+    if automatic.get("enabled") and automatic.get("allow_redirects") != "never" and not return_url \
+            and not off_session:
+        # Stripe refuses this whatever the method: another enabled one could redirect. Its error carries the
+        # PaymentIntent (when one exists), and no code or param.
+        stored = sb.store.get(pi["id"], "payment_intent") is not None
+        raise invalid_request(REDIRECTS_NEED_RETURN_URL, payment_intent=dict(pi) if stored else None)
     _check_method(sb, pi, pm)
     type_ = pm["type"]
-    if type_ in REDIRECT_TYPES and not return_url:
+    if type_ in REDIRECT_TYPES and type_ not in QR_CODE_TYPES and not return_url:
         raise invalid_request(
             f"A `return_url` must be specified because this PaymentIntent uses a payment method ({type_}) that "
             "redirects the customer to authorize the payment.", param="return_url")
@@ -377,15 +397,38 @@ def authorize_url(sb: Any, pi: Obj) -> str:
     return f"{sb.base_url}/authorize/{pi['id']}?token={secrets.token_urlsafe(16)}"
 
 
-def _require_action(sb: Any, pi: Obj, pm: Obj, return_url: str | None) -> Obj:
+def _next_action(sb: Any, pi: Obj, pm: Obj, return_url: str | None) -> Obj:
+    """Stripe's next action for the method: Alipay's own redirect, a QR code to scan (PayNow), a redirect, or
+    Stripe.js's 3-D Secure when a card has no return_url. Each leads to the sandbox's authorize page."""
     url = authorize_url(sb, pi)
+    type_ = pm["type"]
+    if type_ == "alipay":
+        return {"type": "alipay_handle_redirect", "alipay_handle_redirect": {
+            "native_data": None, "native_url": None, "return_url": return_url, "url": url}}
+    if type_ == "paynow":
+        image = f"{sb.base_url}/qr/{pi['id']}"
+        # the code holds the authorize page's address: scanning it with a phone opens the test approval
+        return {"type": "paynow_display_qr_code", "paynow_display_qr_code": {
+            "data": url, "hosted_instructions_url": url, "image_url_png": f"{image}.png",
+            "image_url_svg": f"{image}.svg"}}
     if return_url:
-        pi["next_action"] = {"type": "redirect_to_url", "redirect_to_url": {"return_url": return_url, "url": url}}
-    else:
-        # Without a return_url Stripe.js finishes 3-D Secure itself; the page works for it too.
-        pi["next_action"] = {"type": "use_stripe_sdk",
-                             "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url,
-                                                "source": pm["id"]}}
+        return {"type": "redirect_to_url", "redirect_to_url": {"return_url": return_url, "url": url}}
+    # Without a return_url Stripe.js finishes 3-D Secure itself; the page works for it too.
+    return {"type": "use_stripe_sdk",
+            "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url, "source": pm["id"]}}
+
+
+# next action type -> (its field holding the authorize page, its field holding the return_url)
+ACTION_URLS = {
+    "redirect_to_url": ("url", "return_url"),
+    "use_stripe_sdk": ("stripe_js", None),
+    "alipay_handle_redirect": ("url", "return_url"),
+    "paynow_display_qr_code": ("hosted_instructions_url", None),
+}
+
+
+def _require_action(sb: Any, pi: Obj, pm: Obj, return_url: str | None) -> Obj:
+    pi["next_action"] = _next_action(sb, pi, pm, return_url)
     _set_status(sb, pi, "requires_action")
     emit(sb, "payment_intent.requires_action", pi)
     _changed(sb, pi)
@@ -395,16 +438,14 @@ def _require_action(sb: Any, pi: Obj, pm: Obj, return_url: str | None) -> Obj:
 def action_url(pi: Obj) -> str | None:
     """The authorize page URL of a PaymentIntent waiting for its customer."""
     action = pi.get("next_action") or {}
-    if action.get("type") == "redirect_to_url":
-        return action["redirect_to_url"]["url"]
-    if action.get("type") == "use_stripe_sdk":
-        return action["use_stripe_sdk"]["stripe_js"]
-    return None
+    fields = ACTION_URLS.get(action.get("type") or "")
+    return action[action["type"]][fields[0]] if fields else None
 
 
 def return_url_of(pi: Obj) -> str | None:
     action = pi.get("next_action") or {}
-    return action["redirect_to_url"]["return_url"] if action.get("type") == "redirect_to_url" else None
+    fields = ACTION_URLS.get(action.get("type") or "")
+    return action[action["type"]][fields[1]] if fields and fields[1] else None
 
 
 def finish_authentication(sb: Any, pi: Obj, approved: bool) -> Obj:
@@ -468,7 +509,7 @@ def settle(sb: Any, pi_id: str) -> None:
     outcome = cards.bank_outcome(pm[pm["type"]]["fingerprint"])
     if outcome.failure_code:
         mark_failed(sb, charge, outcome.failure_code, outcome.message)
-        pi["last_payment_error"] = _error_object(pm, outcome.failure_code, outcome.message, "card_error",
+        pi["last_payment_error"] = _error_object(pm, outcome.error_code, outcome.message, "card_error",
                                                  charge=charge["id"])
         pi["payment_method"] = None
         _set_status(sb, pi, "requires_payment_method")
@@ -521,6 +562,7 @@ def create(sb: Any, p: Params) -> Obj:
     amount = _amount(p)
     currency = _currency(p)
     assert amount is not None and currency is not None
+    check_minimum(amount, currency)
     customer = _customer_id(sb, p)
     types = _method_types(p) if "payment_method_types" in p else None
     automatic = None
@@ -605,6 +647,8 @@ def _update_fields(sb: Any, pi: Obj, p: Params) -> None:
         pi["amount"] = _amount(p)
     if "currency" in p:
         pi["currency"] = _currency(p)
+    if "amount" in p or "currency" in p:
+        check_minimum(pi["amount"], pi["currency"])
     if "customer" in p:
         pi["customer"] = _customer_id(sb, p)
     if "description" in p:
@@ -717,3 +761,24 @@ def list_(sb: Any, p: Params) -> Obj:
 
     return paginate(store, collection, p, "/v1/payment_intents", where if low is not None or high is not None
                     else None)
+
+
+# -- Stripe's minimum charge amounts ------------------------------------------------------------------------
+# currency -> (minimum in minor units, how Stripe's message writes the amount); docs "Minimum and maximum
+# charge amounts". Currencies not listed have no minimum here.
+MINIMUM_CHARGE: dict[str, tuple[int, str]] = {
+    "usd": (50, "$0.50"), "eur": (50, "€0.50"), "gbp": (30, "£0.30"), "jpy": (50, "¥50"),
+    "aud": (50, "$0.50"), "cad": (50, "$0.50"), "nzd": (50, "$0.50"), "sgd": (50, "$0.50"),
+    "hkd": (400, "$4.00"), "mxn": (1000, "$10.00"), "chf": (50, "CHF 0.50"), "brl": (50, "R$0.50"),
+    "inr": (50, "₹0.50"), "myr": (200, "RM2.00"), "thb": (1000, "฿10.00"), "pln": (200, "2.00 zł"),
+    "dkk": (250, "2.50 kr."), "nok": (300, "3.00 kr"), "sek": (300, "3.00 kr"), "czk": (1500, "15.00 Kč"),
+    "huf": (17500, "175.00 Ft"), "ron": (200, "2.00 lei"), "bgn": (100, "1.00 лв."), "aed": (200, "2.00 AED"),
+}
+
+
+def check_minimum(amount: int, currency: str, param: str = "amount") -> None:
+    """Stripe refuses a charge below its minimum for the currency (a zero amount is a different error)."""
+    minimum = MINIMUM_CHARGE.get(currency)
+    if minimum is not None and 0 < amount < minimum[0]:
+        raise invalid_request(f"Amount must be at least {minimum[1]} {currency}", param=param,
+                              code="amount_too_small")

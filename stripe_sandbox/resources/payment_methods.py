@@ -26,6 +26,8 @@ DELAYED_TYPES = ("bacs_debit", "sepa_debit", "us_bank_account")
 TYPES = (CARD, *REDIRECT_TYPES, *DELAYED_TYPES)
 # Stripe: "Alipay, GrabPay, FPX and PayNow are one-time only" - they cannot be saved to a customer.
 ONE_TIME_TYPES = frozenset({"alipay", "fpx", "grabpay", "paynow"})
+# Methods whose next action shows a QR code to scan rather than sending the customer away: no return_url.
+QR_CODE_TYPES = frozenset({"paynow"})
 TYPE_PARAMS = tuple(t for t in TYPES if t != CARD)
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 
@@ -70,8 +72,9 @@ def _base(sb: Any, type_: str, details: Obj | None, billing: Obj, metadata: dict
 def _card_details(card: cards.TestCard, exp_month: int, exp_year: int, cvc_given: bool) -> Obj:
     return {
         "brand": card.brand,
-        "checks": {"address_line1_check": None, "address_postal_code_check": None,
-                   "cvc_check": "unchecked" if cvc_given else None},
+        "checks": {"address_line1_check": card.address_line1_check,
+                   "address_postal_code_check": card.address_postal_code_check,
+                   "cvc_check": card.cvc_check or ("unchecked" if cvc_given else None)},
         "country": card.country,
         "display_brand": card.brand,
         "exp_month": exp_month,

@@ -45,6 +45,7 @@ def new_product(sb: Any, p: Params, product_id: str | None = None) -> Obj:
         "shippable": None,
         "statement_descriptor": None,
         "tax_code": None,
+        "tax_details": None,
         "type": "service",
         "unit_label": None,
         "updated": now,

@@ -42,6 +42,7 @@ def new_setup_intent(sb: Any, *, customer: str | None = None, payment_method_typ
     si: Obj = {
         "id": si_id,
         "object": "setup_intent",
+        "allowed_payment_method_types": None,
         "application": None,
         "automatic_payment_methods": None,
         "cancellation_reason": None,

@@ -58,7 +58,7 @@ def _timestamp_or_now(p: Params, name: str, now: int) -> int | None:
 
 
 def _trial_settings(p: Params) -> Obj:
-    settings = {"end_behavior": {"missing_payment_method": "create_invoice"}}
+    settings = {"end_behavior": {"billing_cycle_anchor": None, "missing_payment_method": "create_invoice"}}
     given = p.dict("trial_settings")
     if given is not None:
         behavior = given.dict("end_behavior", required=True)
@@ -174,7 +174,7 @@ def subscribe(sb: Any, p: Params, *, at: int | None = None, schedule_id: str | N
         "cancel_at": cancel_at,
         "cancel_at_period_end": bool(p.bool("cancel_at_period_end", False)),
         "canceled_at": None,
-        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "cancellation_details": {"comment": None, "feedback": None, "feedback_option": None, "reason": None},
         "collection_method": collection,
         "created": now,
         "currency": prices[0]["currency"],
@@ -187,7 +187,8 @@ def subscribe(sb: Any, p: Params, *, at: int | None = None, schedule_id: str | N
         "description": p.optional_str("description"),
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "invoice_settings": {"account_tax_ids": None, "custom_fields": None, "description": None, "footer": None,
+                             "issuer": {"type": "self"}},
         "items": {"object": "list", "data": [], "has_more": False, "url": ""},
         "latest_invoice": None,
         "livemode": False,

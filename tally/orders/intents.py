@@ -63,12 +63,14 @@ class PaymentState:
         action = (self.payment_intent or {}).get("next_action") if self.status == "requires_action" else None
         if not action:
             return None
-        kind = action.get("type")
-        url = None
-        if kind == "redirect_to_url":
-            url = (action.get("redirect_to_url") or {}).get("url")
+        kind = str(action.get("type") or "")
+        details = action.get(kind) or {}
+        if kind.endswith("_display_qr_code"):  # PayNow, WeChat Pay...: the page that shows the code to scan
+            url = details.get("hosted_instructions_url")
         elif kind == "use_stripe_sdk":  # no return_url given: Stripe.js handles it (stripe.handleNextAction)
-            url = (action.get("use_stripe_sdk") or {}).get("stripe_js")
+            url = details.get("stripe_js")
+        else:  # redirect_to_url, alipay_handle_redirect
+            url = details.get("url")
         return {"type": kind, "redirect_url": url}
 
     @property

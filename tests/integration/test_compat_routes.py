@@ -208,7 +208,7 @@ def test_credit_order_paid_through_a_payment_intent(tally: Any) -> None:
         assert confirmed.status_code == 200, confirmed.text
         body = confirmed.json()
         assert set(body) == {"status", "nextAction"} and body["status"] == "requires_action"
-        assert body["nextAction"]["type"] == "redirect_to_url"
+        assert body["nextAction"]["type"] == "alipay_handle_redirect"  # Stripe's own type for Alipay
         assert body["nextAction"]["redirectUrl"].startswith(f"{tally.sandbox.url}/authorize/")
 
         assert authorize(body["nextAction"]["redirectUrl"]).status_code == 303

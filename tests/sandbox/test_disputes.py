@@ -128,7 +128,8 @@ def _dispute_events(client: stripe.StripeClient, dispute_id: str, type_: str) ->
 def test_losing_evidence_loses_and_submitting_without_outcome_waits_for_review(
         stripe_client: stripe.StripeClient) -> None:
     lost = stripe_client.v1.disputes.list(params={"payment_intent": _paid(stripe_client).id}).data[0]
-    lost_answer = stripe_client.v1.disputes.update(lost.id, params={"evidence": {"uncategorized_text": "losing_evidence"}})
+    lost_answer = stripe_client.v1.disputes.update(
+        lost.id, params={"evidence": {"uncategorized_text": "losing_evidence"}})
     assert lost_answer.status == "lost" and len(lost_answer.balance_transactions) == 1
     assert _events(stripe_client, lost.id)[-2:] == ["charge.dispute.updated", "charge.dispute.closed"]
     reviewed = stripe_client.v1.disputes.list(params={"payment_intent": _paid(stripe_client).id}).data[0]

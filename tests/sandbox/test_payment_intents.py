@@ -41,6 +41,10 @@ def _event(receiver: WebhookReceiver, event_type: str, object_id: str) -> dict[s
 
 
 def _create(client: stripe.StripeClient, **params: Any) -> stripe.PaymentIntent:
+    """A PaymentIntent; one confirmed without a return_url names its method, as an integration that never
+    redirects must (with automatic payment methods Stripe refuses it: see the test of that rule)."""
+    if params.get("confirm") and "return_url" not in params and "automatic_payment_methods" not in params:
+        params.setdefault("payment_method_types", [(params.get("payment_method_data") or {}).get("type", "card")])
     pi = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd", **params})
     assert_stripe_shape(pi)
     return pi
@@ -54,7 +58,8 @@ def _retrieve(client: stripe.StripeClient, pi_id: str) -> stripe.PaymentIntent:
 
 def _decline(client: stripe.StripeClient, **params: Any) -> stripe.CardError:
     with pytest.raises(stripe.CardError) as err:
-        client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd", "confirm": True, **params})
+        client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd", "confirm": True,
+                                                 "payment_method_types": ["card"], **params})
     assert err.value.http_status == 402
     body = err.value.json_body
     assert body is not None
@@ -185,7 +190,7 @@ def test_two_step_confirm_and_update(stripe_client: stripe.StripeClient) -> None
 
 
 def test_confirm_without_payment_method(stripe_client: stripe.StripeClient) -> None:
-    pi = _create(stripe_client)
+    pi = _create(stripe_client, payment_method_types=["card"])
     with pytest.raises(stripe.InvalidRequestError) as err:
         stripe_client.v1.payment_intents.confirm(pi.id)
     assert err.value.http_status == 400 and err.value.code == "payment_intent_unexpected_state"
@@ -282,7 +287,7 @@ def test_retry_after_decline_succeeds(stripe_client: stripe.StripeClient) -> Non
 
 def test_declines_are_replayed_for_the_same_idempotency_key(stripe_client: stripe.StripeClient) -> None:
     params: Any = {"amount": 500, "currency": "usd", "payment_method": "pm_card_visa_chargeDeclined",
-                   "confirm": True}
+                   "confirm": True, "payment_method_types": ["card"]}
     with pytest.raises(stripe.CardError) as first:
         stripe_client.v1.payment_intents.create(params=params, options={"idempotency_key": "decline-once"})
     with pytest.raises(stripe.CardError) as again:
@@ -393,19 +398,77 @@ def test_grabpay_redirect(stripe_client: stripe.StripeClient, sandbox: SandboxSe
     assert charge.payment_method_details is not None and charge.payment_method_details.type == "grabpay"
 
 
-@pytest.mark.parametrize(("type_", "currency", "extra"), [
-    ("alipay", "usd", {}), ("ideal", "eur", {}), ("bancontact", "eur", {"billing_details": BILLING}),
-    ("p24", "eur", {"billing_details": BILLING}), ("fpx", "myr", {}), ("klarna", "eur", {}), ("paynow", "sgd", {}),
+@pytest.mark.parametrize(("type_", "currency", "extra", "action", "url_field"), [
+    ("alipay", "usd", {}, "alipay_handle_redirect", "url"), ("ideal", "eur", {}, "redirect_to_url", "url"),
+    ("bancontact", "eur", {"billing_details": BILLING}, "redirect_to_url", "url"),
+    ("p24", "eur", {"billing_details": BILLING}, "redirect_to_url", "url"),
+    ("fpx", "myr", {}, "redirect_to_url", "url"), ("klarna", "eur", {}, "redirect_to_url", "url"),
 ])
 def test_redirect_methods_fail_on_the_page(stripe_client: stripe.StripeClient, sandbox: SandboxServer, type_: str,
-                                           currency: str, extra: dict[str, Any]) -> None:
+                                           currency: str, extra: dict[str, Any], action: str,
+                                           url_field: str) -> None:
     pi = _create(stripe_client, currency=currency, payment_method_data={"type": type_, **extra}, confirm=True,
                  return_url=RETURN_URL)
-    assert pi.status == "requires_action" and pi.next_action is not None and pi.next_action.redirect_to_url
-    answer = _submit(sandbox, str(pi.next_action.redirect_to_url.url), "fail")
+    assert pi.status == "requires_action" and pi.next_action is not None and pi.next_action.type == action
+    details = pi.next_action[action]
+    assert details["return_url"] == RETURN_URL
+    answer = _submit(sandbox, str(details[url_field]), "fail")
     assert "redirect_status=failed" in answer.headers["location"]
     failed = _retrieve(stripe_client, pi.id)
     assert failed.status == "requires_payment_method" and failed.last_payment_error is not None
+
+
+def test_paynow_shows_a_qr_code_to_scan_and_needs_no_return_url(stripe_client: stripe.StripeClient,
+                                                              sandbox: SandboxServer) -> None:
+    pi = _create(stripe_client, currency="sgd", payment_method_data={"type": "paynow"}, confirm=True)
+    assert pi.status == "requires_action" and pi.next_action is not None
+    assert pi.next_action.type == "paynow_display_qr_code"
+    qr = pi.next_action.paynow_display_qr_code
+    assert qr is not None and qr.hosted_instructions_url == qr.data
+    svg, png = HTTP.get(str(qr.image_url_svg)), HTTP.get(str(qr.image_url_png))
+    assert svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+    page = HTTP.get(str(qr.hosted_instructions_url)).text
+    assert f'<img src="{qr.image_url_svg}"' in page and 'alt="PayNow QR code for this payment"' in page
+    answer = _submit(sandbox, str(qr.hosted_instructions_url), "complete")
+    assert answer.status_code == 200 and "Authentication complete" in answer.text
+    assert _retrieve(stripe_client, pi.id).status == "succeeded"
+    assert HTTP.get(str(qr.image_url_svg)).status_code == 404  # no code once it is paid
+
+
+def test_automatic_methods_that_may_redirect_need_a_return_url_at_confirmation(
+        stripe_client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.payment_intents.create(params={
+            "amount": 2000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True})
+    assert refused.value.http_status == 400 and refused.value.param is None and refused.value.code is None
+    assert "you must provide a `return_url`" in str(refused.value.user_message)
+    pi = _create(stripe_client, payment_method="pm_card_visa")
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        stripe_client.v1.payment_intents.confirm(pi.id)
+    assert again.value.json_body["error"]["payment_intent"]["id"] == pi.id
+    assert _retrieve(stripe_client, pi.id).status == "requires_confirmation"  # nothing charged
+    never = _create(stripe_client, payment_method="pm_card_visa", confirm=True,
+                    automatic_payment_methods={"enabled": True, "allow_redirects": "never"})
+    assert never.status == "succeeded"
+    assert _create(stripe_client, payment_method="pm_card_visa", confirm=True,
+                   return_url=RETURN_URL).status == "succeeded"
+
+
+@pytest.mark.parametrize(("currency", "amount", "message"), [
+    ("usd", 49, "Amount must be at least $0.50 usd"), ("eur", 10, "Amount must be at least €0.50 eur"),
+    ("gbp", 29, "Amount must be at least £0.30 gbp"), ("jpy", 49, "Amount must be at least ¥50 jpy"),
+])
+def test_amounts_below_the_currency_minimum_are_refused(stripe_client: stripe.StripeClient, currency: str,
+                                                        amount: int, message: str) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        _create(stripe_client, amount=amount, currency=currency)
+    assert (refused.value.code, refused.value.param, refused.value.user_message) == (
+        "amount_too_small", "amount", message)
+    pi = _create(stripe_client, currency=currency)
+    with pytest.raises(stripe.InvalidRequestError) as update:
+        stripe_client.v1.payment_intents.update(pi.id, params={"amount": amount})
+    assert update.value.code == "amount_too_small"
 
 
 # -- bank debits ------------------------------------------------------------------------------------------
@@ -455,7 +518,9 @@ def test_failing_bank_accounts(stripe_client: stripe.StripeClient, sandbox: Sand
     _settle(sandbox)
     failed = _retrieve(stripe_client, pi.id)
     assert failed.status == "requires_payment_method" and failed.last_payment_error is not None
-    assert failed.last_payment_error.code == failure_code
+    # the PaymentIntent's error code is one of the API's; the bank's own code stays on the charge
+    assert failed.last_payment_error.code == (
+        failure_code if failure_code == "insufficient_funds" else "payment_intent_payment_attempt_failed")
     charge = stripe_client.v1.charges.retrieve(str(pi.latest_charge))
     assert charge.status == "failed" and charge.failure_code == failure_code
     _event(receiver, "payment_intent.payment_failed", pi.id)

@@ -216,7 +216,8 @@ def test_trial_without_card_pauses_then_resume_charges(stripe_client: stripe.Str
     assert bill.status == "paid" and bill.amount_paid == 1500 and bill.billing_reason == "subscription_cycle"
     assert s.types("customer.subscription.resumed") == ["customer.subscription.resumed"]
     s.advance(T0 + 51 * DAY + 7200)
-    assert [i.amount_paid for i in s.invoices() if i.subscription == sub.id][-2:] == [1500, 1500]
+    paid = [i.amount_paid for i in s.invoices() if i.parent.subscription_details.subscription == sub.id]
+    assert paid[-2:] == [1500, 1500]
 
 
 def test_paused_subscription_resumes_on_its_old_cycle(stripe_client: stripe.StripeClient) -> None:
