@@ -24,50 +24,55 @@ def serve(
     import uvicorn
 
     from .app import create_app
-    from .process import freeze_startup_objects
+    from .process import freeze_startup_objects, stopped_cleanly
     from .runtime import prepare
 
     if "TALLY_PUBLIC_URL" not in os.environ:
         os.environ["TALLY_PUBLIC_URL"] = f"http://{host}:{port}"
     settings = Settings()
-    runtime = prepare(settings)
-    application = create_app(runtime.services(run_worker=worker))
-    for note in runtime.notes:
-        typer.echo(f"tally: {note}")
-    typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
-    freeze_startup_objects()
-    try:
-        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        runtime.stop()
+    with stopped_cleanly():
+        runtime = prepare(settings)
+        try:
+            application = create_app(runtime.services(run_worker=worker))
+            for note in runtime.notes:
+                typer.echo(f"tally: {note}")
+            typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
+            freeze_startup_objects()
+            uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        finally:
+            runtime.stop()
 
 
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -> None:
     """Run background workers only (scale out: start as many as you like on the same database)."""
-    from .process import freeze_startup_objects
+    from .process import freeze_startup_objects, run_until_signalled, stopped_cleanly
     from .runtime import prepare
     from .stripe_gateway import close_client
     from .worker import WorkerRunner
 
     settings = Settings()
     settings.worker_concurrency = concurrency
-    runtime = prepare(settings, start_sandbox=False)
-    services = runtime.services(run_worker=True, pool_size=max(4, concurrency))
 
     async def main() -> None:
         runner = WorkerRunner(services)
         await runner.start(run_worker=False)
         freeze_startup_objects()
         try:
-            await runner.run()
+            await run_until_signalled(runner.run())
         finally:
             await runner.stop()
             await services.db.dispose()
             await close_client(services.stripe)
 
-    typer.echo(f"tally worker: {concurrency} at once; " + "; ".join(runtime.notes))
-    asyncio.run(main())
+    with stopped_cleanly():
+        runtime = prepare(settings, start_sandbox=False)
+        try:
+            services = runtime.services(run_worker=True, pool_size=max(4, concurrency))
+            typer.echo(f"tally worker: {concurrency} at once; " + "; ".join(runtime.notes))
+            asyncio.run(main())
+        finally:
+            runtime.stop()
 
 
 @app.command()

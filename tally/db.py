@@ -4,7 +4,6 @@ PostgreSQL that Tally starts when no ``TALLY_DATABASE_URL`` is given."""
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,20 +37,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-_embedded: dict[Path, Any] = {}
-
-
 def embedded_database_url(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/pg`` and return its SQLAlchemy URL."""
-    pgdata = (data_dir / "pg").resolve()
-    if pgdata not in _embedded:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
-            import pgserver
+    from . import embedded_pg
 
-            pgdata.mkdir(parents=True, exist_ok=True)
-            _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
-    return sqlalchemy_url(_embedded[pgdata].get_uri())
+    return sqlalchemy_url(embedded_pg.start(data_dir))
 
 
 def sqlalchemy_url(url: str) -> str:

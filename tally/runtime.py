@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from . import embedded_pg
 from .app import Services
 from .config import Settings
 from .db import Database, resolve_database_url
@@ -38,9 +39,14 @@ class Runtime:
         )
 
     def stop(self) -> None:
+        """Stop what ``prepare`` started: the sandbox (and its address file), and this process's hold on the
+        embedded PostgreSQL (stopped if no other Tally process of the data folder holds it)."""
         if self.sandbox is not None:
             self.sandbox.stop()  # type: ignore[attr-defined]
+            self.sandbox = None
             _sandbox_url_file(self.settings).unlink(missing_ok=True)
+        if not self.settings.database_url:
+            embedded_pg.release(self.settings.data_dir)
 
 
 def _sandbox_url_file(settings: Settings) -> Path:

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from tests.integration.purchase_flow import VISA
-from tests.served_tally import TALLY, env_for, served
+from tests.served_tally import TALLY, env_for, postgres_of, served
+from tests.waiting import poll
 
 
 def test_a_worker_beside_tally_serve_uses_its_database_and_sandbox(tmp_path: Path) -> None:
@@ -43,6 +44,9 @@ def test_a_worker_beside_tally_serve_uses_its_database_and_sandbox(tmp_path: Pat
             worker.terminate()
             worker.wait(timeout=30)
             log.close()
+        assert worker.returncode == 0, (tmp_path / "worker.log").read_text()
+    # The worker handed its hold on the embedded PostgreSQL back, so `tally serve` stopped it on its way out.
+    poll(lambda: not postgres_of(tmp_path / "data"), timeout=30, every=0.2, what="the embedded PostgreSQL to stop")
 
 
 def test_a_worker_without_a_running_sandbox_says_what_to_do(tmp_path: Path) -> None:
