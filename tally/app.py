@@ -34,7 +34,10 @@ class Services:
 
 
 def create_app(services: Services) -> FastAPI:
+    from .webhooks.dispatch import load_handlers
+
     settings = services.settings
+    load_handlers()  # a handler module that cannot be imported stops the API here (HandlerModuleError)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
 
 from .config import Settings
 
-app = typer.Typer(help="Tally: credits and subscriptions through Stripe.", no_args_is_help=True,
-                  add_completion=False)
+
+
+class _Tally(typer.Typer):
+    """The `tally` command: an expected failure (``tally.cli_failures``) is one line on stderr, not a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            from .cli_failures import explain
+
+            explained = explain(exc)
+            if explained is None:
+                raise
+            message, code = explained
+            typer.echo(f"tally: {message}", err=True)
+            sys.exit(code)
+
+
+app = _Tally(help="Tally: credits and subscriptions through Stripe.", no_args_is_help=True, add_completion=False)
 
 
 @app.command()
@@ -66,7 +85,7 @@ def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -
             await close_client(services.stripe)
 
     with stopped_cleanly():
-        runtime = prepare(settings, start_sandbox=False)
+        runtime = prepare(settings, start_sandbox=False, create_data=False)
         try:
             services = runtime.services(run_worker=True, pool_size=max(4, concurrency))
             typer.echo(f"tally worker: {concurrency} at once; " + "; ".join(runtime.notes))
@@ -105,7 +124,7 @@ def events_replay(event_id: Annotated[str, typer.Argument(help="Stripe event id 
     from .runtime import prepare
     from .webhooks.cli import replay_event
 
-    runtime = prepare(Settings(), start_sandbox=False)
+    runtime = prepare(Settings(), start_sandbox=False, create_data=False)
     try:
         status = asyncio.run(replay_event(runtime, event_id))
     except TallyError as exc:
@@ -123,9 +142,9 @@ def catalog_sync(
     check: Annotated[bool, typer.Option("--check", help="only validate the catalog file")] = False,
 ) -> None:
     """Validate the catalog (TALLY_CATALOG) and create/update its Products and Prices in Stripe."""
-    from .catalog.service import CatalogError, load_catalog, sync_to_stripe
+    from .catalog.service import CatalogError, SyncResult, load_catalog, sync_to_stripe
     from .errors import TallyError
-    from .stripe_gateway import SANDBOX_KEY, make_client
+    from .stripe_gateway import SANDBOX_KEY, close_client, make_client
 
     settings = Settings()
     try:
@@ -140,9 +159,15 @@ def catalog_sync(
         typer.echo("tally: no STRIPE_SECRET_KEY: `tally serve` syncs the catalog to its sandbox at start-up "
                    "(set STRIPE_API_BASE to sync a sandbox that is already running)")
         return
-    client = make_client(settings.stripe_secret_key or SANDBOX_KEY, settings.stripe_api_base)
+    async def main() -> SyncResult:
+        client = make_client(settings.stripe_secret_key or SANDBOX_KEY, settings.stripe_api_base)
+        try:
+            return await sync_to_stripe(client, catalog)
+        finally:
+            await close_client(client)
+
     try:
-        result = asyncio.run(sync_to_stripe(client, catalog))
+        result = asyncio.run(main())
     except TallyError as exc:
         typer.echo(f"tally: {exc.message}", err=True)
         raise typer.Exit(1) from None
@@ -169,7 +194,7 @@ def ledger_check(
     from .ledger.check import Report, format_report, run_check
 
     async def main() -> Report:
-        db = Database(resolve_database_url(Settings()), pool_size=1)
+        db = Database(resolve_database_url(Settings(), create=False), pool_size=1)
         try:
             return await run_check(db, limit=limit)
         finally:
@@ -214,7 +239,7 @@ def sync(
         typer.echo("tally: no STRIPE_SECRET_KEY: the sandbox lives inside `tally serve`, whose worker syncs "
                    "it; set STRIPE_API_BASE to sync a sandbox that is already running", err=True)
         raise typer.Exit(1)
-    runtime = prepare(settings, start_sandbox=False)
+    runtime = prepare(settings, start_sandbox=False, create_data=False)
     try:
         report = asyncio.run(run_sync(runtime, since=since))
     except TallyError as exc:

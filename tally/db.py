@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from .config import Settings
-from .errors import InvalidRequest
+from .errors import InvalidRequest, StartupError
 
 T = TypeVar("T")
 _DATABASE = "tally.database"  # session.info key: the Database the session came from
@@ -59,10 +59,24 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def resolve_database_url(settings: Settings) -> str:
+def resolve_database_url(settings: Settings, *, create: bool = True) -> str:
+    """The database of these settings: TALLY_DATABASE_URL, else the embedded PostgreSQL of the data folder,
+    created there unless ``create`` is False (commands that read existing data: NoTallyData then)."""
+    from . import embedded_pg
+
     if settings.database_url:
         return sqlalchemy_url(settings.database_url)
+    if not create and not embedded_pg.has_database(settings.data_dir):
+        raise NoTallyData(
+            f"no Tally data in {settings.data_dir.resolve()}: run this in the folder where `tally serve` keeps its "
+            "data (.tally), or set TALLY_DATA_DIR to that folder, or TALLY_DATABASE_URL to your database")
     return embedded_database_url(settings.data_dir)
+
+
+class NoTallyData(StartupError):
+    """A command that reads existing data found neither a database URL nor a data folder with a database."""
+
+    exit_code = 2  # as for a usage error: the command was run in the wrong place
 
 
 class Database:

@@ -15,6 +15,7 @@ from .config import Settings
 from .db import Database, resolve_database_url
 from .migrate import upgrade
 from .stripe_gateway import SANDBOX_KEY, make_client
+from .webhooks.dispatch import load_handlers
 
 WEBHOOK_PATH = "/v1/webhooks/stripe"
 
@@ -69,10 +70,13 @@ def _running_sandbox(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def _persistent_secret(path: Path) -> str:
-    """The sandbox endpoint's signing secret, kept beside the data so restarts keep verifying."""
+def _persistent_secret(path: Path, *, create: bool = True) -> str | None:
+    """The sandbox endpoint's signing secret, kept beside the data so restarts keep verifying (None when it
+    does not exist and ``create`` is False: workers verify no webhooks)."""
     if path.exists():
         return path.read_text().strip()
+    if not create:
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = "whsec_" + secrets.token_urlsafe(32)
     path.write_text(secret)
@@ -80,9 +84,12 @@ def _persistent_secret(path: Path) -> str:
     return secret
 
 
-def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = True) -> Runtime:
-    """Everything ``tally serve`` / ``tally worker`` need before the app starts."""
-    database_url = resolve_database_url(settings)
+def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = True,
+            create_data: bool = True) -> Runtime:
+    """Everything ``tally serve`` / ``tally worker`` need before the app starts. ``create_data=False``: for
+    commands that work on existing data, which refuse to start a new embedded database (``NoTallyData``)."""
+    load_handlers()  # a handler module that cannot be imported stops here, before anything is started
+    database_url = resolve_database_url(settings, create=create_data)
     embedded = f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
     notes = [f"database: {'external' if settings.database_url else embedded}"]
     if migrate:
@@ -95,7 +102,8 @@ def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = T
         notes.append(f"stripe: real Stripe API ({mode} mode)")
         return Runtime(settings, database_url, settings.stripe_secret_key or "", settings.stripe_api_base,
                        secrets_, notes=notes)
-    secret = settings.stripe_webhook_secret or _persistent_secret(settings.data_dir / "sandbox_webhook_secret")
+    secret = settings.stripe_webhook_secret or _persistent_secret(settings.data_dir / "sandbox_webhook_secret",
+                                                                  create=create_data)
     sandbox = None
     api_base = settings.stripe_api_base
     if not start_sandbox and not api_base:
@@ -113,4 +121,5 @@ def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = T
         api_base = sandbox.url
         _sandbox_url_file(settings).write_text(api_base)
     notes.append(f"stripe: offline sandbox at {api_base} (test mode, no real money; no Stripe account needed)")
-    return Runtime(settings, database_url, SANDBOX_KEY, api_base, [secret], sandbox=sandbox, notes=notes)
+    return Runtime(settings, database_url, SANDBOX_KEY, api_base, [secret] if secret else [], sandbox=sandbox,
+                   notes=notes)

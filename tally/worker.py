@@ -51,8 +51,10 @@ class WorkerRunner:
     """Owns the job app's connection pool; optionally runs a worker inside the API process."""
 
     def __init__(self, services: object) -> None:
+        from .webhooks.dispatch import load_handlers
         from .webhooks.inbox import InboxReceiver
 
+        load_handlers()  # a handler module that cannot be imported stops the worker here (HandlerModuleError)
         self.services = services
         self.job_app = make_job_app(services.db.url, services.settings)  # type: ignore[attr-defined]
         self.inbox = InboxReceiver(services.db)  # type: ignore[attr-defined]  # the webhook receiver's

@@ -57,8 +57,9 @@ def external_postgres_reachable() -> bool:
 
 
 @contextmanager
-def fresh_database(kind: str = "auto") -> Iterator[str]:
-    """A new, migrated database; yields its SQLAlchemy URL. ``kind``: auto | external | embedded."""
+def fresh_database(kind: str = "auto", *, migrated: bool = True) -> Iterator[str]:
+    """A new database, migrated unless ``migrated`` is False; yields its SQLAlchemy URL. ``kind``: auto |
+    external | embedded."""
     use_external = kind == "external" or (kind == "auto" and external_postgres_reachable())
     if use_external:
         name = f"tally_test_{uuid.uuid4().hex[:10]}"
@@ -68,7 +69,8 @@ def fresh_database(kind: str = "auto") -> Iterator[str]:
         url = make_url(admin).set(drivername="postgresql+psycopg", database=name).render_as_string(
             hide_password=False)
         try:
-            upgrade(url)
+            if migrated:
+                upgrade(url)
             yield url
         finally:
             with psycopg.connect(admin, autocommit=True) as conn:
@@ -81,7 +83,8 @@ def fresh_database(kind: str = "auto") -> Iterator[str]:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = base.replace("/postgres?", f"/{name}?")
-        upgrade(url)
+        if migrated:
+            upgrade(url)
         yield url
 
 

@@ -49,9 +49,9 @@ def test_a_worker_beside_tally_serve_uses_its_database_and_sandbox(tmp_path: Pat
     poll(lambda: not postgres_of(tmp_path / "data"), timeout=30, every=0.2, what="the embedded PostgreSQL to stop")
 
 
-def test_a_worker_without_a_running_sandbox_says_what_to_do(tmp_path: Path) -> None:
-    done = subprocess.run([str(TALLY), "worker"], cwd=tmp_path, env=env_for(tmp_path), capture_output=True,
-                          text=True, timeout=120)
+def test_a_worker_without_a_running_sandbox_says_what_to_do(tmp_path: Path, database_url: str) -> None:
+    done = subprocess.run([str(TALLY), "worker"], cwd=tmp_path, env={**env_for(tmp_path),
+                          "TALLY_DATABASE_URL": database_url}, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     said = " ".join((done.stdout + done.stderr).split())
     assert "start `tally serve` first" in said and "STRIPE_API_BASE" in said
