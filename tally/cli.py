@@ -104,6 +104,24 @@ def migrate() -> None:
     typer.echo("tally: database is up to date")
 
 
+@app.command("admin-key")
+def admin_key() -> None:
+    """Print the operator's API key (for /admin, /metrics and the admin API): TALLY_API_KEY, else, in sandbox
+    mode, the one kept in the data folder (generated there by the first `tally serve`)."""
+    from .data_folder import operator_api_key
+    from .db import NoTallyData
+
+    settings = Settings()
+    if not settings.api_key and not settings.sandbox_mode:
+        typer.echo("tally: with a real Stripe key no API key is generated: set TALLY_API_KEY (32+ random "
+                   "characters) for Tally and your backend", err=True)
+        raise typer.Exit(1)
+    key = operator_api_key(settings, create=settings.data_dir.is_dir())
+    if key is None:
+        raise NoTallyData(settings.data_dir)
+    typer.echo(key)
+
+
 # --help goes through to the sandbox's own parser, which lists its flags.
 @app.command(add_help_option=False, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sandbox(ctx: typer.Context) -> None:

@@ -67,9 +67,7 @@ def resolve_database_url(settings: Settings, *, create: bool = True) -> str:
     if settings.database_url:
         return sqlalchemy_url(settings.database_url)
     if not create and not embedded_pg.has_database(settings.data_dir):
-        raise NoTallyData(
-            f"no Tally data in {settings.data_dir.resolve()}: run this in the folder where `tally serve` keeps its "
-            "data (.tally), or set TALLY_DATA_DIR to that folder, or TALLY_DATABASE_URL to your database")
+        raise NoTallyData(settings.data_dir)
     return embedded_database_url(settings.data_dir)
 
 
@@ -77,6 +75,11 @@ class NoTallyData(StartupError):
     """A command that reads existing data found neither a database URL nor a data folder with a database."""
 
     exit_code = 2  # as for a usage error: the command was run in the wrong place
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(f"no Tally data in {data_dir.resolve()}: run this in the folder where `tally serve` keeps "
+                         "its data (.tally), or set TALLY_DATA_DIR to that folder, or TALLY_DATABASE_URL to your "
+                         "database")
 
 
 class Database:
