@@ -43,19 +43,25 @@ def serve(
     import uvicorn
 
     from .app import create_app
+    from .banner import banner
     from .process import freeze_startup_objects, stopped_cleanly
     from .runtime import prepare
 
     if "TALLY_PUBLIC_URL" not in os.environ:
         os.environ["TALLY_PUBLIC_URL"] = f"http://{host}:{port}"
     settings = Settings()
+    key_given = settings.api_key is not None
     with stopped_cleanly():
         runtime = prepare(settings)
         try:
             application = create_app(runtime.services(run_worker=worker))
-            for note in runtime.notes:
-                typer.echo(f"tally: {note}")
-            typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
+            if sys.stdout.isatty():
+                typer.echo(banner(settings, stripe_api_base=runtime.stripe_api_base, worker=worker,
+                                  generated_key=not key_given))
+            else:
+                for note in runtime.notes:
+                    typer.echo(f"tally: {note}")
+                typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
             freeze_startup_objects()
             uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
         finally:
@@ -65,6 +71,7 @@ def serve(
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -> None:
     """Run background workers only (scale out: start as many as you like on the same database)."""
+    from .observability.routes import configure_logs
     from .process import freeze_startup_objects, run_until_signalled, stopped_cleanly
     from .runtime import prepare
     from .stripe_gateway import close_client
@@ -74,6 +81,7 @@ def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -
     settings.worker_concurrency = concurrency
 
     async def main() -> None:
+        configure_logs(settings)
         runner = WorkerRunner(services)
         await runner.start(run_worker=False)
         freeze_startup_objects()

@@ -16,6 +16,7 @@ from typing import Any
 import procrastinate
 
 from .db import libpq_url
+from .observability.logging import quiet_periodic_tasks
 
 log = logging.getLogger("tally.worker")
 
@@ -44,6 +45,7 @@ def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:
         else:
             blueprint = module.blueprint
         app.add_tasks_from(blueprint, namespace=module_name.split(".")[1])
+    quiet_periodic_tasks({periodic.task.name for periodic in app.periodic_registry.periodic_tasks.values()})
     return app
 
 
