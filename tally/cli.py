@@ -178,7 +178,7 @@ def catalog_sync(
     except CatalogError as exc:
         typer.echo(f"tally: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"tally: catalog {settings.catalog_path}: {len(catalog.packs)} packs, {len(catalog.plans)} plans")
+    typer.echo(f"tally: catalog {settings.catalog_path}: {len(catalog.packs)} packs")
     if check:
         return
     if settings.sandbox_mode and not settings.stripe_api_base:
