@@ -9,7 +9,11 @@ import pytest
 import stripe
 
 from stripe_sandbox import SandboxConfig, SandboxServer
+from tests import leftovers
 from tests.stripe_shapes import checked_client
+
+# This run's temporary folder, before any fixture makes one: removed at the end (tests/leftovers.py).
+RUN_FOLDER = leftovers.start()
 
 # Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
 # 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
@@ -44,3 +48,31 @@ def tally(database_url: str):  # type: ignore[no-untyped-def]
 
     with TallyServer(database_url) as server:
         yield server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Failures included: stop what the run holds, fail the run if it left a process running, delete its
+    temporary folder."""
+    from tally import embedded_pg
+
+    embedded_pg.release_all()  # the suite's own embedded PostgreSQL (tests.tally_harness.fresh_database)
+    left = leftovers.finish(RUN_FOLDER)
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("FAILED: the test run left processes running (now stopped):", red=True)
+            for line in left:
+                reporter.write_line(f"  {line}")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that configures Tally's logging itself: the root logger's handlers and level put back."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -76,16 +76,21 @@ def fresh_database(kind: str = "auto", *, migrated: bool = True) -> Iterator[str
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
-        # One embedded server per test run; a new database in it per call.
+        # One embedded server per test run, in the run's own temporary folder (tests/leftovers.py stops it at
+        # the end); a new database in it per call.
         base = embedded_database_url(Path(tempfile.gettempdir()) / "tally-test-embedded")
         name = f"tally_test_{uuid.uuid4().hex[:10]}"
         admin = base.replace("postgresql+psycopg", "postgresql")
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = base.replace("/postgres?", f"/{name}?")
-        if migrated:
-            upgrade(url)
-        yield url
+        try:
+            if migrated:
+                upgrade(url)
+            yield url
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -105,6 +110,8 @@ class TallyServer:
         self.sandbox = SandboxServer(SandboxConfig(
             port=0, webhook_url=self.url + WEBHOOK_PATH, webhook_secret=self.webhook_secret,
             async_settle_seconds=1.0))
+        # Logs: left to pytest's capture (shown with a failing test), not written among the progress dots.
+        settings.setdefault("TALLY_LOG_FORMAT", "plain")
         self.settings = Settings(
             TALLY_DATABASE_URL=database_url, TALLY_PUBLIC_URL=self.url, TALLY_API_KEY=self.api_key,
             TALLY_JWT_SECRET="test-jwt-secret-" + "x" * 32, TALLY_DATA_DIR=tempfile.mkdtemp(prefix="tally-"),

@@ -34,16 +34,6 @@ CVC_PATTERN = re.compile(r"(?i)cvc\W{1,6}" + CVC)
 SANDBOX_LOGGERS = ("stripe_sandbox",)
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The server below points the JSON log handler at this test's capture; put the previous one back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def pay(tally: TallyServer, session_id: str, card: str) -> httpx.Response:
     with httpx.Client(base_url=tally.sandbox.url, timeout=30) as page:
         return page.post(f"/c/pay/{session_id}", data={
@@ -137,7 +127,7 @@ def found(secrets: dict[str, str], text: str) -> list[str]:
 def test_no_secret_or_card_data_in_the_logs(database_url: str, capfd: pytest.CaptureFixture[str],
                                             caplog: pytest.LogCaptureFixture, restore_logging: None) -> None:
     caplog.set_level(logging.DEBUG)
-    with TallyServer(database_url, TALLY_LOG_LEVEL="DEBUG") as tally:
+    with TallyServer(database_url, TALLY_LOG_LEVEL="DEBUG", TALLY_LOG_FORMAT="json") as tally:
         handled = full_run(tally)
         configured = {"STRIPE_SECRET_KEY": SANDBOX_KEY, "the webhook secret": tally.webhook_secret,
                       "TALLY_JWT_SECRET": tally.settings.jwt_secret, "TALLY_API_KEY": tally.api_key}
