@@ -32,9 +32,10 @@ DEFAULT_EXTERNAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def external_admin_url() -> str:
-    """The external PostgreSQL server the tests create their databases on: the server of
-    ``TALLY_DATABASE_URL`` when it is set (as in production), else the machine's own at 127.0.0.1:5432."""
-    given = os.environ.get("TALLY_DATABASE_URL")
+    """The external PostgreSQL server the tests create (and drop) their databases on: the server of
+    ``TALLY_TEST_DATABASE_URL`` when it is set, else the machine's own at 127.0.0.1:5432. Never
+    ``TALLY_DATABASE_URL``: that may be a real Tally's database, whose server the suite must not touch."""
+    given = os.environ.get("TALLY_TEST_DATABASE_URL")
     if not given:
         return DEFAULT_EXTERNAL
     return make_url(sqlalchemy_url(given)).set(drivername="postgresql", database="postgres").render_as_string(
