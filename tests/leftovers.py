@@ -2,9 +2,9 @@
 
 Everything temporary goes under one folder of this run's own (``TMPDIR`` and ``tempfile.tempdir`` point at it,
 so pytest's ``tmp_path``, every ``mkdtemp`` and every child process's temporary files land there). At the end,
-failures included (tests/conftest.py, once the embedded PostgreSQL this process holds is stopped), the run fails
-if a process it started is still alive (a child, or a PostgreSQL server on a data folder under the run's folder), and the
-folder is deleted."""
+failures included (tests/conftest.py, once the embedded PostgreSQL this process holds is stopped), the run
+fails if a process it started is still alive (a child, or a PostgreSQL server on a data folder under the run's
+folder), and the folder is deleted."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
