@@ -12,7 +12,8 @@ from typing import Any
 
 _RESET, _DIM, _RED, _YELLOW, _GREEN = "\x1b[0m", "\x1b[2m", "\x1b[31m", "\x1b[33m", "\x1b[32m"
 # Keys every line carries, or that the line's own shape already shows.
-_QUIET_KEYS = {"event", "timestamp", "level", "logger", "request_id", "exception", "route"}
+_QUIET_KEYS = {"event", "timestamp", "level", "logger", "request_id", "exception", "route", "message",
+               "color_message", "taskName"}
 
 
 class ExceptionText:

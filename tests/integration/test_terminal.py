@@ -4,6 +4,7 @@ periodic no-op jobs kept out; JSON lines when stderr is not a terminal or TALLY_
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -14,8 +15,9 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tally.observability.logging import RoutineJobs, log_format, quiet_periodic_tasks
+from tally.observability.logging import RoutineJobs, configure_logging, log_format, quiet_periodic_tasks
 from tests.integration.purchase_flow import VISA
 from tests.served_tally import TALLY, env_for, served
 from tests.tally_harness import free_port
@@ -139,3 +141,20 @@ def test_periodic_jobs_that_ran_are_debug_lines() -> None:
         assert RoutineJobs().filter(routine) and routine.levelno == logging.DEBUG
     finally:
         root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_an_error_is_one_readable_line_without_secrets() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream, fmt="console")
+    try:
+        raise ValueError("the card was declined")
+    except ValueError:
+        logging.getLogger("tally.orders").exception("fulfilment failed for key sk_test_abcdef123456")
+    logging.getLogger("tally.worker").warning("job worker stopped; starting it again in 1 s")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert re.fullmatch(r"\d\d:\d\d:\d\d  ERROR tally\.orders  fulfilment failed for key \[redacted\]  "
+                        r"\(ValueError: the card was declined\)", lines[0]), lines[0]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d  WARNING tally\.worker  job worker stopped; starting it again in 1 s",
+                        lines[1]), lines[1]
