@@ -17,6 +17,10 @@ RUN_FOLDER = leftovers.start()
 
 # Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
 # 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
+# Apps built in this process (TallyServer, the schema and header tests) leave logging alone: their lines go to
+# pytest's capture (shown with a failing test), not to stderr among the progress dots. Processes the tests
+# start log JSON into their pipes (tests/served_tally.py, tests/faults/harness.py, tests/integration/test_worker.py).
+os.environ.setdefault("TALLY_LOG_FORMAT", "plain")
 for _limit in ("TALLY_RATE_LIMIT_USER", "TALLY_RATE_LIMIT_IP", "TALLY_RATE_LIMIT_API_KEY", "TALLY_RATE_LIMIT_LOGIN"):
     os.environ.setdefault(_limit, "100000/minute")
 
