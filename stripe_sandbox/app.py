@@ -25,6 +25,7 @@ from .config import SandboxConfig
 from .errors import StripeError, authentication, idempotency, invalid_request, unknown_param
 from .forms import parse_form
 from .ids import new_id
+from .page_headers import PageHeaders
 from .params import Params
 from .routing import ROUTES, Router
 from .state import RequestInfo, Sandbox
@@ -187,6 +188,7 @@ def create_app(config: SandboxConfig | None = None, sb: Sandbox | None = None) -
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sandbox = sb
+    app.add_middleware(PageHeaders)  # the hosted pages' security headers (the API below skips it)
     app.middleware_stack = _api_first(app, api)
     return app
 

@@ -10,6 +10,7 @@ from typing import Any
 import stripe
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from .auth.routes import router as auth_router
 from .auth.service import TokenVerifier
@@ -34,7 +35,10 @@ class Services:
 
 
 def create_app(services: Services) -> FastAPI:
+    from .webhooks.dispatch import load_handlers
+
     settings = services.settings
+    load_handlers()  # a handler module that cannot be imported stops the API here (HandlerModuleError)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,8 +55,10 @@ def create_app(services: Services) -> FastAPI:
             await services.db.dispose()
             await close_client(services.stripe)
 
-    app = FastAPI(title="Tally", version="0.1.0", lifespan=lifespan,
-                  description="Credits and subscriptions through Stripe, with an exactly-once ledger.")
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from Tally itself (assets from
+    # the fastapi-offline package, under /static-offline-docs), so they work offline and behind a strict CSP.
+    app = FastAPIOffline(title="Tally", version="0.1.0", lifespan=lifespan,
+                         description="Credits and subscriptions through Stripe, with an exactly-once ledger.")
     app.state.settings = settings
     app.state.services = services
     app.state.db = services.db

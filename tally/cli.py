@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
 
@@ -12,8 +13,26 @@ from .config import Settings
 from .ledger.cli import credits_app
 from .reversals.cli import disputes
 
-app = typer.Typer(help="Tally: credits and subscriptions through Stripe.", no_args_is_help=True,
-                  add_completion=False)
+
+
+class _Tally(typer.Typer):
+    """The `tally` command: an expected failure (``tally.cli_failures``) is one line on stderr, not a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            from .cli_failures import explain
+
+            explained = explain(exc)
+            if explained is None:
+                raise
+            message, code = explained
+            typer.echo(f"tally: {message}", err=True)
+            sys.exit(code)
+
+
+app = _Tally(help="Tally: credits and subscriptions through Stripe.", no_args_is_help=True, add_completion=False)
 
 
 @app.command()
@@ -26,50 +45,63 @@ def serve(
     import uvicorn
 
     from .app import create_app
-    from .process import freeze_startup_objects
+    from .banner import banner
+    from .process import freeze_startup_objects, stopped_cleanly
     from .runtime import prepare
 
     if "TALLY_PUBLIC_URL" not in os.environ:
         os.environ["TALLY_PUBLIC_URL"] = f"http://{host}:{port}"
     settings = Settings()
-    runtime = prepare(settings)
-    application = create_app(runtime.services(run_worker=worker))
-    for note in runtime.notes:
-        typer.echo(f"tally: {note}")
-    typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
-    freeze_startup_objects()
-    try:
-        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        runtime.stop()
+    key_given = settings.api_key is not None
+    with stopped_cleanly():
+        runtime = prepare(settings)
+        try:
+            application = create_app(runtime.services(run_worker=worker))
+            if sys.stdout.isatty():
+                typer.echo(banner(settings, stripe_api_base=runtime.stripe_api_base, worker=worker,
+                                  generated_key=not key_given))
+            else:
+                for note in runtime.notes:
+                    typer.echo(f"tally: {note}")
+                typer.echo(f"tally: serving on {settings.public_url}  (open it in a browser; Ctrl+C stops)")
+            freeze_startup_objects()
+            uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        finally:
+            runtime.stop()
 
 
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(help="jobs at once")] = 8) -> None:
     """Run background workers only (scale out: start as many as you like on the same database)."""
-    from .process import freeze_startup_objects
+    from .observability.routes import configure_logs
+    from .process import freeze_startup_objects, run_until_signalled, stopped_cleanly
     from .runtime import prepare
     from .stripe_gateway import close_client
     from .worker import WorkerRunner
 
     settings = Settings()
     settings.worker_concurrency = concurrency
-    runtime = prepare(settings, start_sandbox=False)
-    services = runtime.services(run_worker=True, pool_size=max(4, concurrency))
 
     async def main() -> None:
+        configure_logs(settings)
         runner = WorkerRunner(services)
         await runner.start(run_worker=False)
         freeze_startup_objects()
         try:
-            await runner.run()
+            await run_until_signalled(runner.run())
         finally:
             await runner.stop()
             await services.db.dispose()
             await close_client(services.stripe)
 
-    typer.echo(f"tally worker: {concurrency} at once; " + "; ".join(runtime.notes))
-    asyncio.run(main())
+    with stopped_cleanly():
+        runtime = prepare(settings, start_sandbox=False, create_data=False)
+        try:
+            services = runtime.services(run_worker=True, pool_size=max(4, concurrency))
+            typer.echo(f"tally worker: {concurrency} at once; " + "; ".join(runtime.notes))
+            asyncio.run(main())
+        finally:
+            runtime.stop()
 
 
 @app.command()
@@ -80,6 +112,24 @@ def migrate() -> None:
 
     upgrade(resolve_database_url(Settings()))
     typer.echo("tally: database is up to date")
+
+
+@app.command("admin-key")
+def admin_key() -> None:
+    """Print the operator's API key (for /admin, /metrics and the admin API): TALLY_API_KEY, else, in sandbox
+    mode, the one kept in the data folder (generated there by the first `tally serve`)."""
+    from .data_folder import operator_api_key
+    from .db import NoTallyData
+
+    settings = Settings()
+    if not settings.api_key and not settings.sandbox_mode:
+        typer.echo("tally: with a real Stripe key no API key is generated: set TALLY_API_KEY (32+ random "
+                   "characters) for Tally and your backend", err=True)
+        raise typer.Exit(1)
+    key = operator_api_key(settings, create=settings.data_dir.is_dir())
+    if key is None:
+        raise NoTallyData(settings.data_dir)
+    typer.echo(key)
 
 
 # --help goes through to the sandbox's own parser, which lists its flags.
@@ -102,7 +152,7 @@ def events_replay(event_id: Annotated[str, typer.Argument(help="Stripe event id 
     from .runtime import prepare
     from .webhooks.cli import replay_event
 
-    runtime = prepare(Settings(), start_sandbox=False)
+    runtime = prepare(Settings(), start_sandbox=False, create_data=False)
     try:
         status = asyncio.run(replay_event(runtime, event_id))
     except TallyError as exc:
@@ -120,9 +170,9 @@ def catalog_sync(
     check: Annotated[bool, typer.Option("--check", help="only validate the catalog file")] = False,
 ) -> None:
     """Validate the catalog (TALLY_CATALOG) and create/update its Products and Prices in Stripe."""
-    from .catalog.service import CatalogError, load_catalog, sync_to_stripe
+    from .catalog.service import CatalogError, SyncResult, load_catalog, sync_to_stripe
     from .errors import TallyError
-    from .stripe_gateway import SANDBOX_KEY, make_client
+    from .stripe_gateway import SANDBOX_KEY, close_client, make_client
 
     settings = Settings()
     try:
@@ -130,16 +180,22 @@ def catalog_sync(
     except CatalogError as exc:
         typer.echo(f"tally: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"tally: catalog {settings.catalog_path}: {len(catalog.packs)} packs, {len(catalog.plans)} plans")
+    typer.echo(f"tally: catalog {settings.catalog_path}: {len(catalog.packs)} packs")
     if check:
         return
     if settings.sandbox_mode and not settings.stripe_api_base:
         typer.echo("tally: no STRIPE_SECRET_KEY: `tally serve` syncs the catalog to its sandbox at start-up "
                    "(set STRIPE_API_BASE to sync a sandbox that is already running)")
         return
-    client = make_client(settings.stripe_secret_key or SANDBOX_KEY, settings.stripe_api_base)
+    async def main() -> SyncResult:
+        client = make_client(settings.stripe_secret_key or SANDBOX_KEY, settings.stripe_api_base)
+        try:
+            return await sync_to_stripe(client, catalog)
+        finally:
+            await close_client(client)
+
     try:
-        result = asyncio.run(sync_to_stripe(client, catalog))
+        result = asyncio.run(main())
     except TallyError as exc:
         typer.echo(f"tally: {exc.message}", err=True)
         raise typer.Exit(1) from None
@@ -166,7 +222,7 @@ def ledger_check(
     from .ledger.check import Report, format_report, run_check
 
     async def main() -> Report:
-        db = Database(resolve_database_url(Settings()), pool_size=1)
+        db = Database(resolve_database_url(Settings(), create=False), pool_size=1)
         try:
             return await run_check(db, limit=limit)
         finally:
@@ -215,7 +271,7 @@ def sync(
         typer.echo("tally: no STRIPE_SECRET_KEY: the sandbox lives inside `tally serve`, whose worker syncs "
                    "it; set STRIPE_API_BASE to sync a sandbox that is already running", err=True)
         raise typer.Exit(1)
-    runtime = prepare(settings, start_sandbox=False)
+    runtime = prepare(settings, start_sandbox=False, create_data=False)
     try:
         report = asyncio.run(run_sync(runtime, since=since))
     except TallyError as exc:

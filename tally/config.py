@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     sync_grace_seconds: int = Field(600, ge=0, alias="TALLY_SYNC_GRACE_SECONDS")
     # Operations (tally.observability, tally.admin): /metrics bearer token (else the API key), JSON logs.
     metrics_token: str | None = Field(None, alias="TALLY_METRICS_TOKEN")
-    log_format: str = Field("json", alias="TALLY_LOG_FORMAT")  # json | plain (leave logging as it is)
+    # auto: readable lines on a terminal, JSON otherwise | json | console | plain (leave logging as it is)
+    log_format: Literal["auto", "json", "console", "plain"] = Field("auto", alias="TALLY_LOG_FORMAT")
     log_level: str = Field("INFO", alias="TALLY_LOG_LEVEL")
     # Rate limits (tally.security): every mutating route per user and per client IP, login per IP; "N/period"
     # strings of the `limits` library, several joined by ";". Shared by all API nodes through TALLY_REDIS_URL.

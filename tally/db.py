@@ -4,7 +4,6 @@ PostgreSQL that Tally starts when no ``TALLY_DATABASE_URL`` is given."""
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from .config import Settings
-from .errors import InvalidRequest
+from .errors import InvalidRequest, StartupError
 
 T = TypeVar("T")
 _DATABASE = "tally.database"  # session.info key: the Database the session came from
@@ -38,20 +37,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-_embedded: dict[Path, Any] = {}
-
-
 def embedded_database_url(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/pg`` and return its SQLAlchemy URL."""
-    pgdata = (data_dir / "pg").resolve()
-    if pgdata not in _embedded:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
-            import pgserver
+    from . import embedded_pg
 
-            pgdata.mkdir(parents=True, exist_ok=True)
-            _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
-    return sqlalchemy_url(_embedded[pgdata].get_uri())
+    return sqlalchemy_url(embedded_pg.start(data_dir))
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -69,10 +59,27 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def resolve_database_url(settings: Settings) -> str:
+def resolve_database_url(settings: Settings, *, create: bool = True) -> str:
+    """The database of these settings: TALLY_DATABASE_URL, else the embedded PostgreSQL of the data folder,
+    created there unless ``create`` is False (commands that read existing data: NoTallyData then)."""
+    from . import embedded_pg
+
     if settings.database_url:
         return sqlalchemy_url(settings.database_url)
+    if not create and not embedded_pg.has_database(settings.data_dir):
+        raise NoTallyData(settings.data_dir)
     return embedded_database_url(settings.data_dir)
+
+
+class NoTallyData(StartupError):
+    """A command that reads existing data found neither a database URL nor a data folder with a database."""
+
+    exit_code = 2  # as for a usage error: the command was run in the wrong place
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(f"no Tally data in {data_dir.resolve()}: run this in the folder where `tally serve` keeps "
+                         "its data (.tally), or set TALLY_DATA_DIR to that folder, or TALLY_DATABASE_URL to your "
+                         "database")
 
 
 class Database:

@@ -10,6 +10,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
+class StartupError(Exception):
+    """Tally cannot start, or a command cannot run, as configured: the message says what is wrong and how to
+    fix it. Commands print it as one line (no traceback) and exit with ``exit_code``."""
+
+    exit_code = 1
+
+
 class TallyError(Exception):
     status = 400
     type = "invalid_request"

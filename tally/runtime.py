@@ -3,17 +3,17 @@ offline sandbox started beside the service), and the webhook secret."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-import click
-
+from . import data_folder, embedded_pg
 from .app import Services
 from .config import Settings
 from .db import Database, resolve_database_url
+from .errors import StartupError
 from .migrate import upgrade
 from .stripe_gateway import SANDBOX_KEY, make_client
+from .webhooks.dispatch import load_handlers
 
 WEBHOOK_PATH = "/v1/webhooks/stripe"
 
@@ -38,49 +38,27 @@ class Runtime:
         )
 
     def stop(self) -> None:
+        """Stop what ``prepare`` started: the sandbox (and its address file), and this process's hold on the
+        embedded PostgreSQL (stopped if no other Tally process of the data folder holds it)."""
         if self.sandbox is not None:
             self.sandbox.stop()  # type: ignore[attr-defined]
-            _sandbox_url_file(self.settings).unlink(missing_ok=True)
+            self.sandbox = None
+            data_folder.withdraw_sandbox(self.settings)
+        if not self.settings.database_url:
+            embedded_pg.release(self.settings.data_dir)
 
 
-def _sandbox_url_file(settings: Settings) -> Path:
-    """Where `tally serve` says which sandbox it started, so that `tally worker` and the other commands run
-    beside it on the same data folder use the same offline Stripe."""
-    return settings.data_dir / "sandbox.url"
-
-
-class NoSandboxRunning(click.ClickException):
-    """A ClickException so that every `tally` command that needs Stripe prints it as one plain line."""
-
-
-def _running_sandbox(settings: Settings) -> str:
-    path = _sandbox_url_file(settings)
-    if not path.exists():
-        raise NoSandboxRunning(
-            f"no Stripe key and no sandbox running for {settings.data_dir}: start `tally serve` first (it runs the "
-            "offline Stripe sandbox and writes its address there), or set STRIPE_API_BASE (a sandbox you started "
-            "with `tally sandbox`), or STRIPE_SECRET_KEY")
-    return path.read_text().strip()
-
-
-def _persistent_secret(path: Path) -> str:
-    """The sandbox endpoint's signing secret, kept beside the data so restarts keep verifying."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = "whsec_" + secrets.token_urlsafe(32)
-    path.write_text(secret)
-    path.chmod(0o600)
-    return secret
-
-
-def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = True) -> Runtime:
-    """Everything ``tally serve`` / ``tally worker`` need before the app starts."""
-    database_url = resolve_database_url(settings)
+def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = True,
+            create_data: bool = True) -> Runtime:
+    """Everything ``tally serve`` / ``tally worker`` need before the app starts. ``create_data=False``: for
+    commands that work on existing data, which refuse to start a new embedded database (``NoTallyData``)."""
+    load_handlers()  # a handler module that cannot be imported stops here, before anything is started
+    database_url = resolve_database_url(settings, create=create_data)
     embedded = f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
     notes = [f"database: {'external' if settings.database_url else embedded}"]
     if migrate:
         upgrade(database_url)
+    settings.api_key = data_folder.operator_api_key(settings, create=create_data)
     if not settings.sandbox_mode:
         if not settings.stripe_webhook_secret:
             notes.append("warning: STRIPE_WEBHOOK_SECRET is not set; webhooks will be refused")
@@ -89,22 +67,40 @@ def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = T
         notes.append(f"stripe: real Stripe API ({mode} mode)")
         return Runtime(settings, database_url, settings.stripe_secret_key or "", settings.stripe_api_base,
                        secrets_, notes=notes)
-    secret = settings.stripe_webhook_secret or _persistent_secret(settings.data_dir / "sandbox_webhook_secret")
+    secret = data_folder.webhook_secret(settings, create=create_data)
     sandbox = None
     api_base = settings.stripe_api_base
     if not start_sandbox and not api_base:
-        api_base = _running_sandbox(settings)
+        api_base = data_folder.running_sandbox(settings)
     elif start_sandbox and not api_base:
-        from stripe_sandbox import SandboxConfig, SandboxServer
-
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        sandbox = SandboxServer(SandboxConfig(
-            port=settings.sandbox_port,
-            data_path=str(settings.data_dir / "sandbox.sqlite"),
-            webhook_url=settings.public_url.rstrip("/") + WEBHOOK_PATH,
-            webhook_secret=secret,
-        )).start()
+        sandbox = _start_sandbox(settings, secret)
         api_base = sandbox.url
-        _sandbox_url_file(settings).write_text(api_base)
     notes.append(f"stripe: offline sandbox at {api_base} (test mode, no real money; no Stripe account needed)")
-    return Runtime(settings, database_url, SANDBOX_KEY, api_base, [secret], sandbox=sandbox, notes=notes)
+    return Runtime(settings, database_url, SANDBOX_KEY, api_base, [secret] if secret else [], sandbox=sandbox,
+                   notes=notes)
+
+
+def _start_sandbox(settings: Settings, webhook_secret: str | None) -> Any:
+    """The sandbox beside `tally serve`, on TALLY_SANDBOX_PORT, else on the port it had last time (a new one
+    only if another program took it), its state in the data folder."""
+    from stripe_sandbox import SandboxConfig, SandboxServer
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    wanted = settings.sandbox_port or data_folder.kept_sandbox_port(settings)
+    ports = [wanted] if settings.sandbox_port else [wanted, 0] if wanted else [0]
+    for port in ports:
+        config = SandboxConfig(port=port, data_path=str(settings.data_dir / "sandbox.sqlite"),
+                               webhook_url=settings.public_url.rstrip("/") + WEBHOOK_PATH,
+                               webhook_secret=webhook_secret)
+        try:
+            server = SandboxServer(config)
+        except OSError as exc:
+            if port == ports[-1]:
+                raise StartupError(f"the sandbox cannot listen on port {port} (TALLY_SANDBOX_PORT): "
+                                   f"{exc.strerror}; choose another port, or 0 for any free one") from exc
+            continue
+        server.start()
+        data_folder.keep_sandbox_port(settings, server.config.port)
+        data_folder.announce_sandbox(settings, server.url)
+        return server
+    raise AssertionError("unreachable: the last port either binds or raises")

@@ -16,6 +16,7 @@ from typing import Any
 import procrastinate
 
 from .db import libpq_url
+from .observability.logging import quiet_periodic_tasks
 
 log = logging.getLogger("tally.worker")
 
@@ -44,6 +45,7 @@ def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:
         else:
             blueprint = module.blueprint
         app.add_tasks_from(blueprint, namespace=module_name.split(".")[1])
+    quiet_periodic_tasks({periodic.task.name for periodic in app.periodic_registry.periodic_tasks.values()})
     return app
 
 
@@ -51,8 +53,10 @@ class WorkerRunner:
     """Owns the job app's connection pool; optionally runs a worker inside the API process."""
 
     def __init__(self, services: object) -> None:
+        from .webhooks.dispatch import load_handlers
         from .webhooks.inbox import InboxReceiver
 
+        load_handlers()  # a handler module that cannot be imported stops the worker here (HandlerModuleError)
         self.services = services
         self.job_app = make_job_app(services.db.url, services.settings)  # type: ignore[attr-defined]
         self.inbox = InboxReceiver(services.db)  # type: ignore[attr-defined]  # the webhook receiver's

@@ -9,10 +9,18 @@ import pytest
 import stripe
 
 from stripe_sandbox import SandboxConfig, SandboxServer, hooks
+from tests import leftovers
 from tests.stripe_shapes import SEEN, SHAPE_LEDGER, checked_client, producible_types
+
+# This run's temporary folder, before any fixture makes one: removed at the end (tests/leftovers.py).
+RUN_FOLDER = leftovers.start()
 
 # Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
 # 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
+# Apps built in this process (TallyServer, the schema and header tests) leave logging alone: their lines go to
+# pytest's capture (shown with a failing test), not to stderr among the progress dots. Processes the tests
+# start log JSON into their pipes (tests/served_tally.py, tests/faults/harness.py, tests/integration/test_worker.py).
+os.environ.setdefault("TALLY_LOG_FORMAT", "plain")
 for _limit in ("TALLY_RATE_LIMIT_USER", "TALLY_RATE_LIMIT_IP", "TALLY_RATE_LIMIT_API_KEY", "TALLY_RATE_LIMIT_LOGIN"):
     os.environ.setdefault(_limit, "100000/minute")
 
@@ -80,3 +88,31 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 _SHAPE_MARK = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Failures included: stop what the run holds, fail the run if it left a process running, delete its
+    temporary folder."""
+    from tally import embedded_pg
+
+    embedded_pg.release_all()  # the suite's own embedded PostgreSQL (tests.tally_harness.fresh_database)
+    left = leftovers.finish(RUN_FOLDER)
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("FAILED: the test run left processes running (now stopped):", red=True)
+            for line in left:
+                reporter.write_line(f"  {line}")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that configures Tally's logging itself: the root logger's handlers and level put back."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 SERVING = re.compile(r"^tally: serving on (\S+)")
 SANDBOX_AT = re.compile(r"^tally: stripe: offline sandbox at (\S+)")
@@ -70,11 +71,11 @@ def _wait_started(served: ServedTally, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def stop_served(served: ServedTally) -> None:
+def stop_served(served: ServedTally, sig: int = signal.SIGINT) -> None:
     """Ctrl+C, as a user stops it (uvicorn shuts down, the embedded PostgreSQL and the sandbox stop); killed
     only if it does not stop in time. Signals go to its own process group (start_new_session), nothing else."""
     if served.process.poll() is None:
-        os.killpg(served.process.pid, signal.SIGINT)
+        os.killpg(served.process.pid, sig)
         try:
             served.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -98,6 +99,17 @@ def served(home: Path, *args: str) -> Iterator[ServedTally]:
         yield tally
     finally:
         stop_served(tally)
+
+
+def postgres_of(data_dir: Path) -> list[psutil.Process]:
+    """The embedded PostgreSQL server processes running on ``data_dir``'s database."""
+    pgdata = str((data_dir / "pg").resolve())
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if pgdata in cmdline and any(part.endswith("/postgres") for part in cmdline[:1]):
+            found.append(process)
+    return found
 
 
 def env_for(home: Path) -> dict[str, str]:

@@ -32,9 +32,10 @@ DEFAULT_EXTERNAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def external_admin_url() -> str:
-    """The external PostgreSQL server the tests create their databases on: the server of
-    ``TALLY_DATABASE_URL`` when it is set (as in production), else the machine's own at 127.0.0.1:5432."""
-    given = os.environ.get("TALLY_DATABASE_URL")
+    """The external PostgreSQL server the tests create (and drop) their databases on: the server of
+    ``TALLY_TEST_DATABASE_URL`` when it is set, else the machine's own at 127.0.0.1:5432. Never
+    ``TALLY_DATABASE_URL``: that may be a real Tally's database, whose server the suite must not touch."""
+    given = os.environ.get("TALLY_TEST_DATABASE_URL")
     if not given:
         return DEFAULT_EXTERNAL
     return make_url(sqlalchemy_url(given)).set(drivername="postgresql", database="postgres").render_as_string(
@@ -57,8 +58,9 @@ def external_postgres_reachable() -> bool:
 
 
 @contextmanager
-def fresh_database(kind: str = "auto") -> Iterator[str]:
-    """A new, migrated database; yields its SQLAlchemy URL. ``kind``: auto | external | embedded."""
+def fresh_database(kind: str = "auto", *, migrated: bool = True) -> Iterator[str]:
+    """A new database, migrated unless ``migrated`` is False; yields its SQLAlchemy URL. ``kind``: auto |
+    external | embedded."""
     use_external = kind == "external" or (kind == "auto" and external_postgres_reachable())
     if use_external:
         name = f"tally_test_{uuid.uuid4().hex[:10]}"
@@ -68,21 +70,28 @@ def fresh_database(kind: str = "auto") -> Iterator[str]:
         url = make_url(admin).set(drivername="postgresql+psycopg", database=name).render_as_string(
             hide_password=False)
         try:
-            upgrade(url)
+            if migrated:
+                upgrade(url)
             yield url
         finally:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
-        # One embedded server per test run; a new database in it per call.
+        # One embedded server per test run, in the run's own temporary folder (tests/leftovers.py stops it at
+        # the end); a new database in it per call.
         base = embedded_database_url(Path(tempfile.gettempdir()) / "tally-test-embedded")
         name = f"tally_test_{uuid.uuid4().hex[:10]}"
         admin = base.replace("postgresql+psycopg", "postgresql")
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = base.replace("/postgres?", f"/{name}?")
-        upgrade(url)
-        yield url
+        try:
+            if migrated:
+                upgrade(url)
+            yield url
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -102,6 +111,8 @@ class TallyServer:
         self.sandbox = SandboxServer(SandboxConfig(
             port=0, webhook_url=self.url + WEBHOOK_PATH, webhook_secret=self.webhook_secret,
             async_settle_seconds=1.0))
+        # Logs: left to pytest's capture (shown with a failing test), not written among the progress dots.
+        settings.setdefault("TALLY_LOG_FORMAT", "plain")
         self.settings = Settings(
             TALLY_DATABASE_URL=database_url, TALLY_PUBLIC_URL=self.url, TALLY_API_KEY=self.api_key,
             TALLY_JWT_SECRET="test-jwt-secret-" + "x" * 32, TALLY_DATA_DIR=tempfile.mkdtemp(prefix="tally-"),

@@ -123,7 +123,8 @@ def _login(request: Request, next_path: str, error: str | None = None, status_co
     settings = request.app.state.settings
     return render(request, "admin/login.html", {
         "next": next_path, "error": error, "csrf_token": load_session(request).csrf,
-        "api_key_configured": bool(settings.api_key)}, status_code=status_code)
+        "api_key_configured": bool(settings.api_key), "sandbox_mode": settings.sandbox_mode},
+        status_code=status_code)
 
 
 @router.post("/login")

@@ -80,10 +80,14 @@ def _currency(value: str) -> str:
 
 
 @router.get("/v1/catalog", response_model=CatalogOut, responses={400: {"description": "Invalid currency"}})
-async def read_catalog(catalog: CatalogDep, currency: CurrencyQuery = None) -> CatalogOut:
-    """The packs for sale (and plans). Prices are in minor units; buy a pack by its id. With ``currency``,
-    the packs sold in that currency, at their price in it."""
-    return CatalogOut.of(catalog, _currency(currency) if currency else None)
+async def read_catalog(request: Request, catalog: CatalogDep, currency: CurrencyQuery = None) -> CatalogOut:
+    """The packs for sale and the subscription plans (as ``GET /v1/plans`` lists them). Prices are in minor
+    units; buy a pack by its id. With ``currency``, the packs and plans sold in that currency, at their price
+    in it."""
+    from ..subscriptions.plans import plan_book
+
+    book = plan_book(request.app.state.settings)
+    return CatalogOut.of(catalog, book, _currency(currency) if currency else None)
 
 
 @router.get("/v1/payment-methods", response_model=PaymentMethodsOut,

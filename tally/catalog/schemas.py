@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from ..subscriptions.plans import PlanBook
+from ..subscriptions.schemas import PlanOut
 from .service import Catalog
 
 
@@ -17,24 +19,14 @@ class PackOut(BaseModel):
     lookup_key: str
 
 
-class PlanOut(BaseModel):
-    id: str
-    name: str
-    amount: int
-    currency: str
-    interval: str
-    coins: int
-    lookup_key: str
-
-
 class CatalogOut(BaseModel):
     packs: list[PackOut]
-    plans: list[PlanOut]
+    plans: list[PlanOut]  # the subscription plans of the plans file (TALLY_PLANS), as GET /v1/plans lists them
 
     @classmethod
-    def of(cls, catalog: Catalog, currency: str | None = None) -> CatalogOut:
-        """The catalog in its primary prices, or, with ``currency``, the packs sold in that currency at
-        their price in it (same shape: one currency per view, as one order has one currency)."""
+    def of(cls, catalog: Catalog, book: PlanBook, currency: str | None = None) -> CatalogOut:
+        """The catalog in its primary prices, or, with ``currency``, the packs and plans sold in that currency
+        at their price in it (same shape: one currency per view, as one order has one currency)."""
         packs = []
         for p in catalog.packs.values():
             code = currency or p.currency
@@ -42,11 +34,8 @@ class CatalogOut(BaseModel):
             if amount is not None:
                 packs.append(PackOut(id=p.id, name=p.name, amount=amount, currency=code, coins=p.coins,
                                      bonus=p.bonus, lookup_key=p.lookup_key))
-        return cls(
-            packs=packs,
-            plans=[PlanOut(id=p.id, name=p.name, amount=p.amount, currency=p.currency, interval=p.interval,
-                           coins=p.coins, lookup_key=p.lookup_key) for p in catalog.plans.values()
-                   if currency in (None, p.currency)])
+        plans = [PlanOut.of(p) for p in book.ranked() if currency in (None, p.currency)]
+        return cls(packs=packs, plans=plans)
 
 
 class PaymentMethodsOut(BaseModel):

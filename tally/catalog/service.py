@@ -1,49 +1,86 @@
-"""The catalog: credit packs (and, later, plans) read from a TOML file, validated strictly, and synced to
-Stripe Products/Prices found again by lookup key. Prices come only from here, never from a client."""
+"""The catalog: credit packs read from a TOML file, validated strictly (pydantic models: one error per wrong
+field), and synced to Stripe Products/Prices found again by lookup key. Prices come only from here, never from
+a client. Subscription plans have a file of their own (``tally.subscriptions.plans``)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import stripe
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .. import currency as money
 from ..stripe_gateway import idempotency_key, stripe_call, update_key
 from .payment_methods import methods_for, retired_reason
+from .toml_file import FileModel, currency_code, parse_toml, read_toml
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-PACK_FIELDS = {"id", "name", "amount", "currency", "coins", "bonus", "lookup_key", "description", "prices",
-               "expires_after_days"}
-MAX_CREDIT_DAYS = 36500  # a hundred years: "never" is written by leaving the field out
-PLAN_FIELDS = {"id", "name", "amount", "currency", "interval", "coins", "lookup_key", "description"}
-INTERVALS = ("day", "week", "month", "year")
 MAX_COINS = 10**12  # far above any sane pack; keeps ledger sums well inside BIGINT
+MAX_CREDIT_DAYS = 36500  # a hundred years: "never" is written by leaving the field out
+
+EntryId = Annotated[str, StringConstraints(pattern=ID_PATTERN.pattern)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Coins = Annotated[int, Field(ge=0, le=MAX_COINS)]
 
 
 class CatalogError(ValueError):
-    """The catalog file is unreadable or breaks a rule; the message names the offending entry."""
+    """The catalog file is unreadable or breaks a rule; the message names each offending entry and key."""
 
 
-@dataclass(frozen=True)
-class Pack:
-    id: str
-    name: str
+class Pack(FileModel):
+    """A ``[[packs]]`` entry of the catalog file, as the rest of Tally uses it."""
+
+    id: EntryId
+    name: Name
+    currency: str  # lower-case ISO code (before ``amount``: the amount is checked against it)
     amount: int  # minor units of `currency`
-    currency: str  # lower-case ISO code
-    coins: int
-    bonus: int
-    lookup_key: str
+    coins: Annotated[int, Field(ge=1, le=MAX_COINS)]
+    bonus: Coins = 0
+    lookup_key: Annotated[str, StringConstraints(min_length=1, max_length=200)]  # default tally_pack_<id>
     description: str | None = None
     # The pack's price in other currencies (minor units): Checkout and PaymentIntent orders sell it in any of
     # them, one currency per order. ``amount``/``currency`` stay the primary price, the default everywhere.
-    prices: dict[str, int] = field(default_factory=dict, hash=False)
+    prices: dict[str, int] = {}
     # The pack's credits (and bonus) expire this many days after payment; None: never.
-    expires_after_days: int | None = None
+    expires_after_days: Annotated[int, Field(ge=1, le=MAX_CREDIT_DAYS)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_lookup_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "lookup_key" not in data and isinstance(data.get("id"), str):
+            return {**data, "lookup_key": f"tally_pack_{data['id']}"}
+        return data
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return currency_code(value)
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, amount: int, info: ValidationInfo) -> int:
+        if "currency" in info.data:
+            money.check_amount(amount, info.data["currency"])
+        return amount
+
+    @field_validator("prices")
+    @classmethod
+    def _other_prices(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        """``prices = { eur = 459, myr = 2290 }``: the pack in other currencies, minor units each."""
+        primary = info.data.get("currency")
+        prices: dict[str, int] = {}
+        for code, amount in value.items():
+            currency = money.normalize(code)
+            money.check_amount(amount, currency)
+            if currency == primary and amount != info.data.get("amount"):
+                raise ValueError(f"prices.{code} contradicts the pack's amount")
+            if currency != primary:
+                prices[currency] = amount
+        return prices
 
     @property
     def product_id(self) -> str:
@@ -69,22 +106,51 @@ class Pack:
         return self.coins + self.bonus
 
 
-@dataclass(frozen=True)
-class Plan:
-    id: str
-    name: str
-    amount: int
-    currency: str
-    interval: str
-    coins: int
-    lookup_key: str
-    description: str | None = None
+class CatalogFile(FileModel):
+    """The catalog file: ``[[packs]]`` and ``[payment_methods]``."""
+
+    packs: list[Pack]
+    payment_methods: dict[str, list[Annotated[str, StringConstraints(min_length=1)]]] = {}
+    plans: None = None  # refused with a message: see _no_plans
+
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _no_plans(cls, value: Any) -> None:
+        raise ValueError("subscription plans live in the plans file (TALLY_PLANS), not in the catalog")
+
+    @field_validator("packs")
+    @classmethod
+    def _packs(cls, packs: list[Pack]) -> list[Pack]:
+        if not packs:
+            raise ValueError("the catalog has no [[packs]]")
+        _unique([p.id for p in packs], "pack id")
+        _unique([p.lookup_key_in(c) for p in packs for c in p.currencies], "lookup_key")
+        return packs
+
+    @field_validator("payment_methods")
+    @classmethod
+    def _payment_methods(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {}
+        for code, types in value.items():
+            for type_ in types:
+                reason = retired_reason(type_)
+                if reason:
+                    raise ValueError(f"{code}: {reason}")
+            result[money.normalize(code)] = list(dict.fromkeys(t.strip().lower() for t in types))
+        return result
+
+
+def _unique(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what} {value!r}")
+        seen.add(value)
 
 
 @dataclass(frozen=True)
 class Catalog:
     packs: dict[str, Pack]
-    plans: dict[str, Plan] = field(default_factory=dict)
     payment_methods: dict[str, list[str]] = field(default_factory=dict)
 
     def pack(self, pack_id: str) -> Pack | None:
@@ -99,10 +165,6 @@ class Catalog:
         return self.packs.get(reference) or next(
             (p for p in self.packs.values() if p.lookup_key == reference), None)
 
-    def plan_by_reference(self, reference: str) -> Plan | None:
-        return self.plans.get(reference) or next(
-            (p for p in self.plans.values() if p.lookup_key == reference), None)
-
     def pack_matching(self, *, amount: int, currency: str, coins: int, bonus: int) -> Pack | None:
         """The pack with exactly this primary price, coins and bonus (for clients that describe a pack
         instead of naming it; they still never choose the price)."""
@@ -112,147 +174,12 @@ class Catalog:
 
 # -- loading and validation ----------------------------------------------------------------------
 def load_catalog(path: Path | str) -> Catalog:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"cannot read the catalog {path}: {exc.strerror}") from None
-    return parse_catalog(text, source=str(path))
+    return parse_catalog(read_toml(path, "catalog", CatalogError), source=str(path))
 
 
 def parse_catalog(text: str, *, source: str = "catalog") -> Catalog:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"packs", "plans", "payment_methods"}
-    if unknown:
-        raise CatalogError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
-    packs = [_pack(entry, i, source) for i, entry in enumerate(_tables(data.get("packs", []), "packs", source))]
-    plans = [_plan(entry, i, source) for i, entry in enumerate(_tables(data.get("plans", []), "plans", source))]
-    if not packs:
-        raise CatalogError(f"{source}: the catalog has no [[packs]]")
-    _unique([p.id for p in packs], "pack id", source)
-    _unique([p.id for p in plans], "plan id", source)
-    _unique([p.lookup_key_in(c) for p in packs for c in p.currencies] + [p.lookup_key for p in plans],
-            "lookup_key", source)
-    return Catalog(packs={p.id: p for p in packs}, plans={p.id: p for p in plans},
-                   payment_methods=_payment_methods(data.get("payment_methods", {}), source))
-
-
-def _tables(value: Any, name: str, source: str) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise CatalogError(f"{source}: '{name}' must be an array of tables ([[{name}]])")
-    return value
-
-
-def _common(entry: dict[str, Any], allowed: set[str], where: str) -> dict[str, Any]:
-    unknown = set(entry) - allowed
-    if unknown:
-        raise CatalogError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    entry_id = entry.get("id")
-    if not isinstance(entry_id, str) or not ID_PATTERN.match(entry_id):
-        raise CatalogError(f"{where}: 'id' must match {ID_PATTERN.pattern}")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise CatalogError(f"{where} ({entry_id}): 'name' must be a non-empty string")
-    try:
-        currency = money.normalize(_str(entry, "currency", where))
-        money.check_amount(entry.get("amount"), currency)  # type: ignore[arg-type]
-    except money.CurrencyError as exc:
-        raise CatalogError(f"{where} ({entry_id}): {exc}") from None
-    coins = _int(entry, "coins", where, minimum=1)
-    lookup_key = entry.get("lookup_key", None)
-    if lookup_key is not None and (not isinstance(lookup_key, str) or not 0 < len(lookup_key) <= 200):
-        raise CatalogError(f"{where} ({entry_id}): 'lookup_key' must be a string of at most 200 characters")
-    description = entry.get("description")
-    if description is not None and not isinstance(description, str):
-        raise CatalogError(f"{where} ({entry_id}): 'description' must be a string")
-    return {"id": entry_id, "name": name.strip(), "amount": entry["amount"], "currency": currency,
-            "coins": coins, "lookup_key": lookup_key, "description": description}
-
-
-def _pack(entry: dict[str, Any], index: int, source: str) -> Pack:
-    where = f"{source}: packs[{index}]"
-    common = _common(entry, PACK_FIELDS, where)
-    bonus = _int(entry, "bonus", where, minimum=0, default=0)
-    common["lookup_key"] = common["lookup_key"] or f"tally_pack_{common['id']}"
-    prices = _other_prices(entry.get("prices", {}), common["currency"], common["amount"],
-                           f"{where} ({common['id']})")
-    expires = entry.get("expires_after_days")
-    if expires is not None:
-        expires = _int(entry, "expires_after_days", f"{where} ({common['id']})", minimum=1)
-        if expires > MAX_CREDIT_DAYS:
-            raise CatalogError(f"{where} ({common['id']}): 'expires_after_days' must be at most {MAX_CREDIT_DAYS}")
-    return Pack(bonus=bonus, prices=prices, expires_after_days=expires, **common)
-
-
-def _other_prices(value: Any, primary: str, primary_amount: int, where: str) -> dict[str, int]:
-    """``prices = { eur = 459, myr = 2290 }``: the pack in other currencies, minor units each."""
-    if not isinstance(value, dict):
-        raise CatalogError(f"{where}: 'prices' must be a table of currency = amount (minor units)")
-    prices: dict[str, int] = {}
-    for code, amount in value.items():
-        try:
-            currency = money.normalize(code)
-            money.check_amount(amount, currency)
-        except money.CurrencyError as exc:
-            raise CatalogError(f"{where}: prices.{code}: {exc}") from None
-        if currency == primary and amount != primary_amount:
-            raise CatalogError(f"{where}: prices.{code} contradicts the pack's amount")
-        if currency != primary:
-            prices[currency] = amount
-    return prices
-
-
-def _plan(entry: dict[str, Any], index: int, source: str) -> Plan:
-    where = f"{source}: plans[{index}]"
-    common = _common(entry, PLAN_FIELDS, where)
-    interval = entry.get("interval")
-    if interval not in INTERVALS:
-        raise CatalogError(f"{where} ({common['id']}): 'interval' must be one of {', '.join(INTERVALS)}")
-    common["lookup_key"] = common["lookup_key"] or f"tally_plan_{common['id']}"
-    return Plan(interval=interval, **common)
-
-
-def _str(entry: dict[str, Any], key: str, where: str) -> str:
-    value = entry.get(key)
-    if not isinstance(value, str):
-        raise CatalogError(f"{where}: '{key}' must be a string")
-    return value
-
-
-def _int(entry: dict[str, Any], key: str, where: str, *, minimum: int, default: int | None = None) -> int:
-    value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COINS:
-        raise CatalogError(f"{where}: '{key}' must be an integer from {minimum} to {MAX_COINS}")
-    return value
-
-
-def _unique(values: list[str], what: str, source: str) -> None:
-    seen: set[str] = set()
-    for value in values:
-        if value in seen:
-            raise CatalogError(f"{source}: duplicate {what} {value!r}")
-        seen.add(value)
-
-
-def _payment_methods(value: Any, source: str) -> dict[str, list[str]]:
-    if not isinstance(value, dict):
-        raise CatalogError(f"{source}: [payment_methods] must be a table of currency = [types]")
-    result: dict[str, list[str]] = {}
-    for code, types in value.items():
-        try:
-            currency = money.normalize(code)
-        except money.CurrencyError as exc:
-            raise CatalogError(f"{source}: payment_methods: {exc}") from None
-        if not isinstance(types, list) or not all(isinstance(t, str) and t for t in types):
-            raise CatalogError(f"{source}: payment_methods.{code} must be a list of payment method types")
-        for type_ in types:
-            reason = retired_reason(type_)
-            if reason:
-                raise CatalogError(f"{source}: payment_methods.{code}: {reason}")
-        result[currency] = list(dict.fromkeys(t.strip().lower() for t in types))
-    return result
+    parsed = parse_toml(text, CatalogFile, source=source, error=CatalogError)
+    return Catalog(packs={p.id: p for p in parsed.packs}, payment_methods=parsed.payment_methods)
 
 
 # -- Stripe ---------------------------------------------------------------------------------------
@@ -379,38 +306,15 @@ class PriceBook:
         self._prices.pop(self._key(pack, currency), None)
 
 
-@dataclass(frozen=True)
-class PriceMatch:
-    """What a client's price reference (a Stripe price id or a lookup key) names in the catalog."""
-
-    pack: Pack | None = None
-    plan: Plan | None = None
-
-
 async def match_price_reference(client: stripe.StripeClient, catalog: Catalog, prices: PriceBook,
-                                reference: str) -> PriceMatch:
-    """The catalog pack or plan behind ``reference``: a pack/plan id, a lookup key, or the Stripe price id
-    that a lookup key currently points at. Anything else (an archived price, another product's price, a
-    price made in the dashboard) matches nothing: a client may name a price, never invent one."""
+                                reference: str) -> Pack | None:
+    """The catalog pack behind ``reference``: a pack id, a lookup key, or the Stripe price id that a lookup key
+    currently points at. Anything else (an archived price, another product's price, a price made in the
+    dashboard) matches nothing: a client may name a price, never invent one. Plans: ``match_plan_price``."""
     pack = catalog.pack_by_reference(reference)
-    if pack is not None:
-        return PriceMatch(pack=pack)
-    plan = catalog.plan_by_reference(reference)
-    if plan is not None:
-        return PriceMatch(plan=plan)
-    if not reference.startswith("price_"):
-        return PriceMatch()
+    if pack is not None or not reference.startswith("price_"):
+        return pack
     for candidate in catalog.packs.values():
         if await prices.price_id(client, candidate) == reference:
-            return PriceMatch(pack=candidate)
-    # Plans are synced by the subscriptions work; recognise their prices by lookup key meanwhile.
-    async with stripe_call("looking up a price"):
-        try:
-            price = (await client.v1.prices.retrieve_async(reference)).to_dict()
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:
-                return PriceMatch()
-            raise
-    lookup_key = price.get("lookup_key")
-    plan = catalog.plan_by_reference(lookup_key) if isinstance(lookup_key, str) else None
-    return PriceMatch(plan=plan) if plan is not None and price.get("active") else PriceMatch()
+            return candidate
+    return None

@@ -160,8 +160,8 @@ async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Reques
                                          prices: PriceBookDep) -> StripeCheckoutOut:
     """Checkout for the catalog price ``priceId`` names (a Stripe price id or a lookup key)."""
     principal = await _principal(request, body.userId, body.userEmail)
-    match = await match_price_reference(request.app.state.stripe, catalog, prices, body.priceId)
-    if match.pack is None:
+    pack = await match_price_reference(request.app.state.stripe, catalog, prices, body.priceId)
+    if pack is None:
         plan = await match_plan_price(request.app.state.stripe, plan_book_of(request), plan_prices_of(request),
                                       body.priceId)
         if plan is not None:  # a recurring price: Checkout in subscription mode
@@ -172,18 +172,15 @@ async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Reques
                     plan_id=plan[0].id, interval=plan[1], success_url=body.successUrl, cancel_url=body.cancelUrl)
             return StripeCheckoutOut(data=StripeCheckoutData(sessionId=subscribed.session_id,
                                                              url=subscribed.checkout_url))
-    if match.plan is not None:
-        raise InvalidRequest(f"priceId {body.priceId!r} is the catalog plan {match.plan.id!r}, which is not sold as "
-                             "a subscription here: use a plan's lookup key from GET /v1/plans "
-                             "(plan:<id>:month or plan:<id>:year).", param="priceId")
-    if match.pack is None:
+    if pack is None:
         keys = ", ".join(p.lookup_key for p in catalog.packs.values())
         raise InvalidRequest(f"priceId {body.priceId!r} is not in the catalog (client-chosen prices are refused). "
-                             f"Use a pack's lookup key or its current Stripe price id: {keys}.", param="priceId")
+                             f"Use a pack's lookup key or its current Stripe price id ({keys}), or a plan's lookup "
+                             "key from GET /v1/plans (plan:<id>:month or plan:<id>:year).", param="priceId")
     async with request.app.state.db.transaction() as session:
         started = await service.create_checkout(
             session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
-            prices=prices, principal=principal, pack_id=match.pack.id, success_url=body.successUrl,
+            prices=prices, principal=principal, pack_id=pack.id, success_url=body.successUrl,
             cancel_url=body.cancelUrl)
     return StripeCheckoutOut(data=StripeCheckoutData(sessionId=started.session_id, url=started.checkout_url))
 

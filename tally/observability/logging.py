@@ -1,4 +1,5 @@
-"""Structured JSON logs: one JSON object per line, through structlog, for structlog's loggers and for the
+"""Structured logs: one JSON object per line (or, for a person at a terminal, one readable line: see
+``tally.observability.console``), through structlog, for structlog's loggers and for the
 standard ``logging`` loggers the rest of Tally (and its libraries) use.
 
 Every line carries what is bound in the request's (or job's) context: ``request_id`` from the middleware, and
@@ -115,24 +116,46 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
-    """JSON lines on stderr for structlog and stdlib loggers. Idempotent: a second call replaces the handler
-    (tests build several apps in one process)."""
+def log_format(setting: str) -> str:
+    """TALLY_LOG_FORMAT as used: ``auto`` is ``console`` when stderr is a terminal (a person reads it), else
+    ``json`` (a process manager or a log shipper does)."""
+    if setting == "auto":
+        return "console" if _isatty(sys.stderr) else "json"
+    return setting
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def configure_logging(level: str = "INFO", *, stream: Any = None, fmt: str = "json") -> None:
+    """Lines on stderr for structlog and stdlib loggers: JSON, or ``fmt="console"`` for a person. Idempotent: a
+    second call replaces the handler (tests build several apps in one process)."""
+    from .console import AcceptedDeliveries, ExceptionText, PersonRenderer
+
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+    verbose = logging.getLevelName(level.upper()) == logging.DEBUG
+    rendering = [ExceptionText(verbose=verbose), redact_processor,
+                 PersonRenderer(colors=_isatty(sys.stderr))] if fmt == "console" else \
+        [structlog.processors.format_exc_info, redact_processor, structlog.processors.JSONRenderer(_dumps)]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, redact_processor,
-                    structlog.processors.JSONRenderer(_dumps)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
     )
     handler = logging.StreamHandler(stream or _CurrentStderr())
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
+    handler.addFilter(RoutineJobs())
+    if fmt == "console":
+        handler.addFilter(AcceptedDeliveries())
     root = logging.getLogger()
     for existing in list(root.handlers):
         if existing.get_name() == _HANDLER_NAME:
@@ -146,6 +169,36 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
     for chatty in ("pgserver", "stripe", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.NOTSET if root.level <= logging.DEBUG
                                            else max(logging.WARNING, root.level))
+
+
+# procrastinate's lines that say nothing happened: its start-up and shutdown, and each run of a periodic job
+# (deferred, started, succeeded: every few seconds, with nothing to do most of the time; a job that did
+# something says so in its own lines, and a failure is logged at ERROR).
+_ROUTINE_ALWAYS = {"loading_blueprint", "registering_periodic_task", "start_worker", "stopping_worker",
+                   "stop_worker"}
+_ROUTINE_PERIODIC = {"periodic_task_deferred", "start_job", "job_success"}
+_periodic_tasks: set[str] = set()
+
+
+def quiet_periodic_tasks(task_names: set[str]) -> None:
+    """Name the periodic tasks whose routine runs ``RoutineJobs`` lowers to DEBUG (``tally.worker``)."""
+    _periodic_tasks.update(task_names)
+
+
+class RoutineJobs(logging.Filter):
+    """Lowers procrastinate's routine lines (``_ROUTINE_*``) to DEBUG: dropped unless TALLY_LOG_LEVEL=DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not record.name.startswith("procrastinate"):
+            return True
+        action = getattr(record, "action", None)
+        job = getattr(record, "job", None)
+        task = job.get("task_name") if isinstance(job, dict) else getattr(record, "task_name", None)
+        if action in _ROUTINE_ALWAYS or (action in _ROUTINE_PERIODIC and task in _periodic_tasks):
+            if logging.getLogger().level > logging.DEBUG:
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
 
 
 def get_logger(name: str) -> Any:

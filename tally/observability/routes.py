@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ..auth.deps import bearer_token
 from ..config import Settings
 from ..errors import Unauthenticated
-from .logging import configure_logging
+from .logging import configure_logging, log_format
 from .metrics import HttpMetrics, database_families, render
 from .middleware import ObservabilityMiddleware
 
@@ -39,11 +39,17 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
+def configure_logs(settings: Settings) -> None:
+    fmt = log_format(settings.log_format)
+    if fmt != "plain":
+        configure_logging(settings.log_level, fmt=fmt)
+
+
 def install_observability(app: FastAPI, settings: Settings) -> None:
-    """JSON logs (unless ``TALLY_LOG_FORMAT=plain``), the request middleware and ``/metrics``. Call it after
-    the other middlewares so that it is the outermost one and sees every response, 413s and CORS included."""
-    if settings.log_format == "json":
-        configure_logging(settings.log_level)
+    """Logs (JSON, or readable lines on a terminal; left alone with ``TALLY_LOG_FORMAT=plain``), the request
+    middleware and ``/metrics``. Call it after the other middlewares so that it is the outermost one and sees
+    every response, 413s and CORS included."""
+    configure_logs(settings)
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.http_metrics)
     app.include_router(router)

@@ -8,8 +8,9 @@ inline script or style); this middleware keeps whatever a route set and fills in
   ``Strict-Transport-Security`` when the public URL is https (browsers ignore it over plain http);
 - other HTML (the ``/outbox`` developer page, the admin pages): the same strict policy as the pages unless
   the route set its own.
-- the API docs (``/docs``, ``/redoc``) load Swagger/ReDoc from their CDN with an inline bootstrap script,
-  so they get no CSP, only the framing and sniffing headers.
+- the API docs (``/docs``, ``/redoc``, their assets served by Tally from the fastapi-offline package): a policy
+  that allows nothing from elsewhere, with FastAPI's inline bootstrap script and Swagger UI's inline styles
+  (ReDoc also runs a worker from a blob).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ HTML_CSP = ("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; b
             "object-src 'none'")
 HSTS = "max-age=63072000; includeSubDomains"
 DOCS_PREFIXES = ("/docs", "/redoc")
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; "
+            "object-src 'none'")
 
 ALWAYS = {
     "X-Content-Type-Options": "nosniff",
@@ -47,8 +51,8 @@ class SecurityHeaders:
                     headers.setdefault(name, value)
                 if self.https:
                     headers.setdefault("Strict-Transport-Security", HSTS)
-                if not docs and headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault("Content-Security-Policy", HTML_CSP)
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else HTML_CSP)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

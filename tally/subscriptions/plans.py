@@ -2,10 +2,9 @@
 strictly, and synced to Stripe as one Product per plan and one recurring Price per interval, found again by
 lookup key ``plan:<id>:<interval>``.
 
-Why a file of its own rather than the catalog's ``[[plans]]``: the catalog's ``Plan`` has one amount and one
-interval and no features, and its parser refuses unknown fields, so an extended ``[[plans]]`` table could not
-live in the catalog file without breaking it. When the catalog grows annual prices and features, this module
-can read them from there instead; nothing else changes (the rest of Tally only sees ``PlanBook``).
+The one plan model of Tally: ``GET /v1/plans``, ``GET /v1/catalog``, the pages and the compatibility routes all
+read this file (the catalog file holds packs only). Validated through pydantic models (``PlanEntry``): every
+wrong field is reported with the file and the key.
 
 Upgrade credit rule (one place, used by ``service.change_plan``)::
 
@@ -21,19 +20,19 @@ plan's full credits, and the credits for the unused old time are not taken back 
 from __future__ import annotations
 
 import asyncio
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, Annotated, Any
 
 import stripe
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .. import currency as money
 from ..catalog.service import ID_PATTERN
+from ..catalog.toml_file import FileModel, currency_code, parse_toml, read_toml
 from ..stripe_gateway import idempotency_key, stripe_call, update_key
 
 PLAN_INTERVALS = ("month", "year")
-PLAN_FIELDS = {"id", "name", "rank", "currency", "month", "year", "features", "description", "credits_expire", "rollover_cap"}
 MAX_CREDITS = 10**12
 
 
@@ -100,6 +99,10 @@ class PlanBook:
     def get(self, plan_id: str) -> SubscriptionPlan | None:
         return self.plans.get(plan_id)
 
+    def ranked(self) -> list[SubscriptionPlan]:
+        """The plans from the lowest rank to the highest (how they are listed)."""
+        return sorted(self.plans.values(), key=lambda p: p.rank)
+
     def by_lookup_key(self, lookup_key: str | None) -> tuple[SubscriptionPlan, PlanPrice] | None:
         parsed = parse_lookup_key(lookup_key)
         if parsed is None:
@@ -127,86 +130,75 @@ class PlanBook:
 
 
 # -- loading --------------------------------------------------------------------------------------
+class PlanPriceEntry(FileModel):
+    """``month = { amount = 900, credits = 1000 }``."""
+
+    amount: int  # minor units of the plan's currency
+    credits: Annotated[int, Field(ge=0, le=MAX_CREDITS)] = 0
+
+
+class PlanEntry(FileModel):
+    """A ``[[plans]]`` entry of the plans file."""
+
+    id: Annotated[str, StringConstraints(pattern=ID_PATTERN.pattern)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    rank: int = 0
+    currency: str
+    month: PlanPriceEntry | None = None
+    year: PlanPriceEntry | None = None
+    features: list[Annotated[str, StringConstraints(min_length=1)]] = []
+    description: str | None = None
+    credits_expire: Literal["never", "period_end"] = "never"
+    rollover_cap: Annotated[int, Field(ge=0, le=MAX_CREDITS)] = 0
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return currency_code(value)
+
+    @field_validator("month", "year")
+    @classmethod
+    def _amount(cls, price: PlanPriceEntry | None, info: ValidationInfo) -> PlanPriceEntry | None:
+        if price is not None and "currency" in info.data:
+            money.check_amount(price.amount, info.data["currency"])
+        return price
+
+    @model_validator(mode="after")
+    def _priced(self) -> PlanEntry:
+        if self.month is None and self.year is None:
+            raise ValueError("a plan needs a 'month' or a 'year' price")
+        if self.rollover_cap and self.credits_expire != "period_end":
+            raise ValueError("'rollover_cap' needs credits_expire = \"period_end\"")
+        return self
+
+    def plan(self) -> SubscriptionPlan:
+        prices = {interval: PlanPrice(interval, spec.amount, spec.credits)
+                  for interval, spec in (("month", self.month), ("year", self.year)) if spec is not None}
+        return SubscriptionPlan(id=self.id, name=self.name, rank=self.rank, currency=self.currency, prices=prices,
+                                features=tuple(dict.fromkeys(self.features)), description=self.description,
+                                credits_expire=self.credits_expire, rollover_cap=self.rollover_cap)
+
+
+class PlansFile(FileModel):
+    plans: list[PlanEntry] = []
+
+    @field_validator("plans")
+    @classmethod
+    def _unique_ids(cls, plans: list[PlanEntry]) -> list[PlanEntry]:
+        ids = [p.id for p in plans]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate plan id {duplicates[0]!r}")
+        return plans
+
+
 def load_plans(path: Path | str) -> PlanBook:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlanError(f"cannot read the plans file {path}: {exc.strerror}") from None
-    return parse_plans(text, source=str(path))
+    return parse_plans(read_toml(path, "plans file", PlanError), source=str(path))
 
 
 def parse_plans(text: str, *, source: str = "plans") -> PlanBook:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"plans"}
-    if unknown:
-        raise PlanError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
-    entries = data.get("plans", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise PlanError(f"{source}: 'plans' must be an array of tables ([[plans]])")
-    plans: dict[str, SubscriptionPlan] = {}
-    for index, entry in enumerate(entries):
-        plan = _plan(entry, f"{source}: plans[{index}]")
-        if plan.id in plans:
-            raise PlanError(f"{source}: duplicate plan id {plan.id!r}")
-        plans[plan.id] = plan
-    return PlanBook(plans)
-
-
-def _plan(entry: dict[str, Any], where: str) -> SubscriptionPlan:
-    unknown = set(entry) - PLAN_FIELDS
-    if unknown:
-        raise PlanError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    plan_id = entry.get("id")
-    if not isinstance(plan_id, str) or not ID_PATTERN.match(plan_id):
-        raise PlanError(f"{where}: 'id' must match {ID_PATTERN.pattern}")
-    where = f"{where} ({plan_id})"
-    name = entry.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise PlanError(f"{where}: 'name' must be a non-empty string")
-    rank = entry.get("rank", 0)
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        raise PlanError(f"{where}: 'rank' must be an integer")
-    try:
-        currency = money.normalize(str(entry.get("currency", "")))
-    except money.CurrencyError as exc:
-        raise PlanError(f"{where}: {exc}") from None
-    prices: dict[str, PlanPrice] = {}
-    for interval in PLAN_INTERVALS:
-        spec = entry.get(interval)
-        if spec is None:
-            continue
-        if not isinstance(spec, dict) or set(spec) - {"amount", "credits"}:
-            raise PlanError(f"{where}: '{interval}' must be {{ amount = <minor units>, credits = <n> }}")
-        try:
-            money.check_amount(spec.get("amount"), currency)  # type: ignore[arg-type]
-        except money.CurrencyError as exc:
-            raise PlanError(f"{where}: {interval}.amount: {exc}") from None
-        credits = spec.get("credits", 0)
-        if isinstance(credits, bool) or not isinstance(credits, int) or not 0 <= credits <= MAX_CREDITS:
-            raise PlanError(f"{where}: {interval}.credits must be an integer from 0 to {MAX_CREDITS}")
-        prices[interval] = PlanPrice(interval, spec["amount"], credits)
-    if not prices:
-        raise PlanError(f"{where}: a plan needs a 'month' or a 'year' price")
-    features = entry.get("features", [])
-    if not isinstance(features, list) or not all(isinstance(f, str) and f for f in features):
-        raise PlanError(f"{where}: 'features' must be a list of strings")
-    description = entry.get("description")
-    if description is not None and not isinstance(description, str):
-        raise PlanError(f"{where}: 'description' must be a string")
-    credits_expire = entry.get("credits_expire", "never")
-    if credits_expire not in CREDITS_EXPIRE:
-        raise PlanError(f"{where}: 'credits_expire' must be one of {', '.join(CREDITS_EXPIRE)}")
-    rollover_cap = entry.get("rollover_cap", 0)
-    if isinstance(rollover_cap, bool) or not isinstance(rollover_cap, int) or not 0 <= rollover_cap <= MAX_CREDITS:
-        raise PlanError(f"{where}: 'rollover_cap' must be an integer from 0 to {MAX_CREDITS}")
-    if rollover_cap and credits_expire != "period_end":
-        raise PlanError(f"{where}: 'rollover_cap' needs credits_expire = \"period_end\"")
-    return SubscriptionPlan(id=plan_id, name=name.strip(), rank=rank, currency=currency, prices=prices,
-                            features=tuple(dict.fromkeys(features)), description=description,
-                            credits_expire=credits_expire, rollover_cap=rollover_cap)
+    parsed = parse_toml(text, PlansFile, source=source, error=PlanError)
+    return PlanBook({entry.id: entry.plan() for entry in parsed.plans})
 
 
 # -- Stripe ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ..catalog.routes import get_catalog
 from ..errors import NotFound
 from . import billing, mirror, service
 from .plans import PlanBook, PlanPrices, plan_book
-from .schemas import (CancelIn, ChangeIn, PlanOut, PlanPriceOut, PlansOut, PortalOut, SubscriptionCheckoutIn,
+from .schemas import (CancelIn, ChangeIn, PlanOut, PlansOut, PortalOut, SubscriptionCheckoutIn,
                       SubscriptionCheckoutOut, SubscriptionOut)
 
 router = APIRouter(tags=["subscriptions"])
@@ -37,9 +37,7 @@ def plan_prices_of(request: Request) -> PlanPrices:
 @router.get("/v1/plans", response_model=PlansOut)
 async def list_plans(request: Request) -> PlansOut:
     """The subscription plans: a monthly and/or yearly price each (minor units), credits per period, features."""
-    return PlansOut(data=[PlanOut(id=p.id, name=p.name, features=list(p.features), prices=[
-        PlanPriceOut(interval=i, amount=pr.amount, currency=p.currency, credits=pr.credits, lookup_key=p.lookup_key(i))
-        for i, pr in p.prices.items()]) for p in sorted(plan_book_of(request).plans.values(), key=lambda p: p.rank)])
+    return PlansOut(data=[PlanOut.of(p) for p in plan_book_of(request).ranked()])
 
 
 @router.post("/v1/subscriptions/checkout", response_model=SubscriptionCheckoutOut,

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .plans import SubscriptionPlan
+
 Interval = Literal["month", "year"]
 
 
@@ -73,6 +75,12 @@ class PlanOut(BaseModel):
     name: str
     features: list[str]
     prices: list[PlanPriceOut]
+
+    @classmethod
+    def of(cls, plan: SubscriptionPlan) -> PlanOut:
+        return cls(id=plan.id, name=plan.name, features=list(plan.features), prices=[
+            PlanPriceOut(interval=i, amount=price.amount, currency=plan.currency, credits=price.credits,
+                         lookup_key=plan.lookup_key(i)) for i, price in plan.prices.items()])
 
 
 class PlansOut(BaseModel):

@@ -18,9 +18,9 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..config import Settings
+from ..errors import StartupError
 
-# Domain modules whose import registers handlers; imported lazily (by the worker and the receiver), and a
-# module that does not exist yet is tolerated.
+# Domain modules whose import registers handlers; imported when the API or a worker starts (load_handlers).
 HANDLER_MODULES: tuple[str, ...] = ("tally.orders.handlers", "tally.subscriptions.handlers",
                                     "tally.reversals.handlers")
 # Extra handler modules, comma-separated (plug-ins, tests, the benchmark): set it on API and worker processes.
@@ -69,19 +69,33 @@ def handler_modules() -> tuple[str, ...]:
 
 
 def load_handlers() -> dict[str, Handler]:
-    """Import every handler module once; a module that is not written yet is skipped, any other import
-    error (a bug inside a handler module) propagates."""
+    """Import every handler module once. Called when the API and the workers start: a module named in
+    TALLY_HANDLER_MODULES that cannot be imported (a typo, a missing dependency, a broken module) stops
+    them there, since otherwise every event of its types would be recorded as ``ignored``, which is final."""
     for name in handler_modules():
         if name in _loaded:
             continue
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
-            continue
+        if name in HANDLER_MODULES:
+            importlib.import_module(name)  # Tally's own: a failure is a bug, with its traceback
+        else:
+            _import_extra(name)
         _loaded.add(name)
     return HANDLERS
+
+
+class HandlerModuleError(StartupError):
+    """A module named in TALLY_HANDLER_MODULES cannot be imported."""
+
+
+def _import_extra(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - whatever the import raised, the module's handlers are missing
+        reason = f"{type(exc).__name__}: {exc}"
+        raise HandlerModuleError(
+            f"cannot import the handler module {name!r} named in {EXTRA_HANDLER_MODULES_ENV} ({reason}); its "
+            f"events would be recorded as ignored. Fix the name or the module (it must be importable from "
+            f"this process's PYTHONPATH), or remove it from {EXTRA_HANDLER_MODULES_ENV}") from exc
 
 
 def handler_for(event_type: str) -> Handler | None:

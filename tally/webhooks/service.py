@@ -170,16 +170,20 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
             ids = [r.id for r in rows]
             deadline = time.monotonic() + BATCH_SECONDS
             done: list[str] = []
+            types: list[str] = []
             statuses: list[str] = []
             for row in rows:
                 if done and time.monotonic() > deadline:
                     break
                 statuses.append(await _handle(session, services, row.id, row.type, row.payload))
                 done.append(row.id)
+                types.append(row.type)
                 if should_commit(session):  # it holds a lock others queue behind (tally.db.commit_soon)
                     break
             if done:
                 await session.execute(DONE_SQL, {"ids": done, "statuses": statuses})
+        for event_id, event_type, status in zip(done, types, statuses, strict=True):
+            _log_done(event_id, event_type, status)
     except Exception:
         if not ids or limit <= 1:
             raise
@@ -208,7 +212,15 @@ async def process_event(db: Database, services: Any, jobs: procrastinate.App, ev
         except Exception as exc:  # noqa: BLE001 - any handler error is the event's failure, kept on its row
             return await _fail(session, services, jobs, row.id, row.attempts + 1, exc)
         await session.execute(DONE_SQL, {"ids": [row.id], "statuses": [status]})
-        return Outcome(status)
+    _log_done(row.id, row.type, status)
+    return Outcome(status)
+
+
+def _log_done(event_id: str, event_type: str, status: str) -> None:
+    """One line per event once its outcome is committed (a batch that rolls back logs nothing); at DEBUG for an
+    event no handler wanted (the sandbox's own product and price events at every start, for one)."""
+    log.log(logging.DEBUG if status == "ignored" else logging.INFO, "webhook",
+            extra={"stripe_event_id": event_id, "stripe_event_type": event_type, "status": status})
 
 
 async def _fail(session: AsyncSession, services: Any, jobs: procrastinate.App, event_id: str, attempts: int,

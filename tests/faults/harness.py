@@ -124,7 +124,8 @@ class Cluster:
         return {**os.environ, "TALLY_DATABASE_URL": self.database_url, "STRIPE_API_BASE": self.sandbox.url,
                 "STRIPE_WEBHOOK_SECRET": self.secret, "TALLY_JWT_SECRET": self.jwt_secret,
                 "TALLY_PUBLIC_URL": self.url, "TALLY_DATA_DIR": str(self.logs / "data"),
-                "TALLY_HANDLER_MODULES": PROBE_MODULE, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra}
+                "TALLY_HANDLER_MODULES": PROBE_MODULE, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+                "TALLY_LOG_FORMAT": "json", **extra}
 
     def _spawn(self, name: str, command: list[str], **extra_env: str) -> Proc:
         with self._lock:

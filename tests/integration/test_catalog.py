@@ -21,7 +21,10 @@ pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
 def test_get_catalog_lists_the_packs_synced_to_stripe(tally: Any) -> None:
     with tally.client() as anonymous:  # the catalog is public
         body = anonymous.get("/v1/catalog").json()
-    assert [p["id"] for p in body["packs"]] == ["starter", "plus", "pro", "mega"] and body["plans"] == []
+    assert [p["id"] for p in body["packs"]] == ["starter", "plus", "pro", "mega"]
+    with tally.client() as anonymous:  # one plan model: the catalog lists the plans of the plans file
+        assert body["plans"] == anonymous.get("/v1/plans").json()["data"]
+    assert [p["id"] for p in body["plans"]] == ["basic", "pro"]
     assert set(body["packs"][0]) == {"id", "name", "amount", "currency", "coins", "bonus", "lookup_key"}
     for pack in body["packs"]:
         prices = sdk(tally).v1.prices.list(params={"lookup_keys": [pack["lookup_key"]]}).data

@@ -5,15 +5,12 @@ transactions and invoice. Real HTTP, real Postgres, the sandbox; no mock of Stri
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tally.config import DEFAULT_CATALOG
 from tests.integration.purchase_flow import (STRIPE_HTTPX_WARNING, authorize, new_user, pay, sdk, sql,
                                              wait_processed, wait_until)
 from tests.integration.subscription_flow import plan_prices
@@ -276,11 +273,7 @@ def test_webhook_aliases_are_the_same_receiver(tally: Any, path: str) -> None:
 # -- CORS, the setting, recurring prices: a second Tally with its own configuration ------------------------
 @pytest.fixture(scope="module")
 def configured(database_url: str) -> Iterator[TallyServer]:
-    catalog = Path(tempfile.mkdtemp(prefix="tally-catalog-")) / "catalog.toml"
-    catalog.write_text(DEFAULT_CATALOG.read_text() + '\n[[plans]]\nid = "monthly"\nname = "Monthly"\n'
-                       'amount = 999\ncurrency = "usd"\ninterval = "month"\ncoins = 1200\n')
-    with TallyServer(database_url, TALLY_CORS_ORIGINS=f"{FRONTEND}, http://localhost:5173",
-                     TALLY_CATALOG=str(catalog)) as server:
+    with TallyServer(database_url, TALLY_CORS_ORIGINS=f"{FRONTEND}, http://localhost:5173") as server:
         yield server
 
 
@@ -324,14 +317,14 @@ def test_recurring_plan_price_starts_a_subscription_checkout(tally: Any) -> None
         assert again.status_code == 409 and again.json()["success"] is False
 
 
-def test_catalog_plan_without_a_subscription_plan_is_a_clear_400(configured: TallyServer) -> None:
+def test_a_price_that_is_neither_a_pack_nor_a_plan_is_a_clear_400(configured: TallyServer) -> None:
     user = new_user()
     with configured.client(user) as client:
         for price in ("monthly", "tally_plan_monthly"):
             message = _family_error(client.post("/api/stripe/create-checkout-session", json={
                 "priceId": price, "userId": user, "userEmail": f"{user}@example.com", "successUrl": SUCCESS_URL,
                 "cancelUrl": CANCEL_URL}), 400)
-            assert "not sold as a subscription" in message and "GET /v1/plans" in message
+            assert "not in the catalog" in message and "GET /v1/plans" in message
 
 
 def test_compat_routes_can_be_turned_off(database_url: str) -> None:

@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tally.observability.logging import configure_logging, get_logger, redact
 from tests.integration.purchase_flow import DECLINED, checkout, new_user, pay, wait_processed, wait_until
 
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
+# The logging tests below point Tally's log handler at a stream of their own; restore_logging puts it back.
+pytestmark = [pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning"),
+              pytest.mark.usefixtures("restore_logging")]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -106,12 +108,9 @@ def test_every_response_carries_a_request_id(tally: Any) -> None:
 def test_request_log_lines_are_json_with_the_request_id(tally: Any) -> None:
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
-    try:
-        response = httpx.get(tally.url + "/healthz", headers={"X-Request-Id": "req-log-test-0001"})
-        assert response.status_code == 200
-        wait_until(lambda: "req-log-test-0001" in stream.getvalue(), "the request's log line")
-    finally:
-        configure_logging("INFO")
+    response = httpx.get(tally.url + "/healthz", headers={"X-Request-Id": "req-log-test-0001"})
+    assert response.status_code == 200
+    wait_until(lambda: "req-log-test-0001" in stream.getvalue(), "the request's log line")
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if "req-log-test-0001" in line]
     line = lines[0]
     assert line["event"] == "request" and line["route"] == "/healthz" and line["status"] == 200
@@ -121,13 +120,10 @@ def test_request_log_lines_are_json_with_the_request_id(tally: Any) -> None:
 def test_request_log_line_names_the_signed_in_user(tally: Any) -> None:
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
-    try:
-        with tally.client("log-user-7") as client:
-            response = client.get("/v1/credits", headers={"X-Request-Id": "req-log-user-0007"})
-        assert response.status_code == 200
-        wait_until(lambda: "req-log-user-0007" in stream.getvalue(), "the request's log line")
-    finally:
-        configure_logging("INFO")
+    with tally.client("log-user-7") as client:
+        response = client.get("/v1/credits", headers={"X-Request-Id": "req-log-user-0007"})
+    assert response.status_code == 200
+    wait_until(lambda: "req-log-user-0007" in stream.getvalue(), "the request's log line")
     line = next(json.loads(x) for x in stream.getvalue().splitlines() if "req-log-user-0007" in x)
     assert line["event"] == "request" and line["user_id"] == "log-user-7"
 
@@ -135,15 +131,12 @@ def test_request_log_line_names_the_signed_in_user(tally: Any) -> None:
 def test_logs_never_carry_secrets_or_card_numbers() -> None:
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
-    try:
-        get_logger("tally.test").info(
-            "charging", user_id="user-1", stripe_customer_id="cus_123", card="4242 4242 4242 4242",
-            note="key sk_test_abcdef123 and whsec_s3cr3t and Bearer eyJhbGciOi.eyJzdWIiOi.c2ln used",
-            headers={"Authorization": "Bearer abc", "Stripe-Signature": "t=1,v1=ff"}, pan=4000056655665556,
-            client="pi_123_secret_456", order_total=4999)
-        logging.getLogger("tally.stdlib").warning("card 5555-5555-5555-4444 from a stdlib logger")
-    finally:
-        configure_logging("INFO")
+    get_logger("tally.test").info(
+        "charging", user_id="user-1", stripe_customer_id="cus_123", card="4242 4242 4242 4242",
+        note="key sk_test_abcdef123 and whsec_s3cr3t and Bearer eyJhbGciOi.eyJzdWIiOi.c2ln used",
+        headers={"Authorization": "Bearer abc", "Stripe-Signature": "t=1,v1=ff"}, pan=4000056655665556,
+        client="pi_123_secret_456", order_total=4999)
+    logging.getLogger("tally.stdlib").warning("card 5555-5555-5555-4444 from a stdlib logger")
     text = stream.getvalue()
     for secret in ("4242 4242 4242 4242", "sk_test_abcdef123", "whsec_s3cr3t", "eyJhbGciOi", "Bearer abc",
                    "v1=ff", "4000056655665556", "pi_123_secret_456", "5555-5555-5555-4444"):
@@ -167,10 +160,7 @@ def test_log_lines_render_whatever_they_are_given() -> None:
     neither knows are logged by their repr, never dropped or raised."""
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
-    try:
-        get_logger("tally.test").info("odd values", huge=2**70, thing=object(), by_number={1: "a"}, text="é ✓")
-    finally:
-        configure_logging("INFO")
+    get_logger("tally.test").info("odd values", huge=2**70, thing=object(), by_number={1: "a"}, text="é ✓")
     (line,) = (json.loads(x) for x in stream.getvalue().splitlines())
     assert line["huge"] == 2**70 and line["thing"].startswith("<object object at")
     assert line["by_number"] == {"1": "a"} and line["text"] == "é ✓" and line["event"] == "odd values"

@@ -43,7 +43,7 @@ def start_worker(database_url: str, sandbox_url: str, *, concurrency: int = 8,
                  extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TALLY_DATABASE_URL": database_url, "STRIPE_SECRET_KEY": "sk_test_x",
            "STRIPE_API_BASE": sandbox_url, "STRIPE_WEBHOOK_SECRET": "whsec_unused_by_workers",
-           "TALLY_DATA_DIR": tempfile.mkdtemp(prefix="tally-worker-"),
+           "TALLY_DATA_DIR": tempfile.mkdtemp(prefix="tally-worker-"), "TALLY_LOG_FORMAT": "json",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(extra_env or {})}
     return subprocess.Popen([str(TALLY), "worker", "--concurrency", str(concurrency)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

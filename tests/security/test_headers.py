@@ -83,8 +83,13 @@ async def test_hsts_when_the_public_url_is_https() -> None:
     assert "Strict-Transport-Security" not in plain.headers
 
 
-async def test_the_api_docs_keep_working_without_a_csp() -> None:
-    """Swagger UI boots with an inline script from its CDN: no CSP there, but no framing either."""
+async def test_the_api_docs_load_nothing_from_elsewhere() -> None:
+    """Swagger UI's assets come from Tally itself (fastapi-offline); its inline bootstrap script is allowed,
+    nothing from another origin is (tests/e2e/test_docs_offline.py renders it in a browser)."""
     docs = await get(Settings(), "/docs")
-    assert docs.status_code == 200 and "Content-Security-Policy" not in docs.headers
-    assert docs.headers["X-Frame-Options"] == "DENY"
+    assert docs.status_code == 200 and docs.headers["X-Frame-Options"] == "DENY"
+    policy = docs.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "http" not in policy
+    assert "cdn" not in docs.text and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
+    bundle = await get(Settings(), "/static-offline-docs/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and bundle.headers["X-Content-Type-Options"] == "nosniff"

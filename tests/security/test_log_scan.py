@@ -15,7 +15,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -32,16 +31,6 @@ CVC = "739"
 CARD_PATTERNS = [re.compile(r"(?<!\d)" + r"[ -]?".join(number) + r"(?!\d)") for number in (VISA, DECLINED)]
 CVC_PATTERN = re.compile(r"(?i)cvc\W{1,6}" + CVC)
 SANDBOX_LOGGERS = ("stripe_sandbox",)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The server below points the JSON log handler at this test's capture; put the previous one back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def pay(tally: TallyServer, session_id: str, card: str) -> httpx.Response:
@@ -137,7 +126,7 @@ def found(secrets: dict[str, str], text: str) -> list[str]:
 def test_no_secret_or_card_data_in_the_logs(database_url: str, capfd: pytest.CaptureFixture[str],
                                             caplog: pytest.LogCaptureFixture, restore_logging: None) -> None:
     caplog.set_level(logging.DEBUG)
-    with TallyServer(database_url, TALLY_LOG_LEVEL="DEBUG") as tally:
+    with TallyServer(database_url, TALLY_LOG_LEVEL="DEBUG", TALLY_LOG_FORMAT="json") as tally:
         handled = full_run(tally)
         configured = {"STRIPE_SECRET_KEY": SANDBOX_KEY, "the webhook secret": tally.webhook_secret,
                       "TALLY_JWT_SECRET": tally.settings.jwt_secret, "TALLY_API_KEY": tally.api_key}

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ PACK = '[[packs]]\nid = "p"\nname = "P"\namount = 499\ncurrency = "usd"\ncoins =
 def test_default_catalog_has_four_growing_packs() -> None:
     catalog = load_catalog(DEFAULT_CATALOG)
     packs = list(catalog.packs.values())
-    assert len(packs) == 4 and catalog.plans == {}
+    assert len(packs) == 4
     assert (packs[0].amount, packs[-1].amount) == (499, 9999)
     assert all(p.currency == "usd" for p in packs)
     bonus_share = [p.bonus / p.coins for p in packs]
@@ -31,28 +32,38 @@ def test_jpy_amounts_are_whole_yen() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("", "no [[packs]]"),
-    ("packs = 3", "array of tables"),
-    ("[[packs]]\nid = 'x'", "'name'"),
-    (PACK.replace("499", "4.99"), "integers"),
-    (PACK.replace("499", "0"), "positive"),
-    (PACK.replace("499", '"499"'), "integers"),
-    (PACK.replace('"usd"', '"dollars"'), "three-letter"),
+    ("", "catalog.toml: packs: required"),
+    ("packs = []", "the catalog has no [[packs]]"),
+    ("packs = 3", "packs: Input should be a valid list"),
+    ("[[packs]]\nid = 'x'", "packs[0] (x).name: required"),
+    (PACK.replace("499", "4.99"), "packs[0] (p).amount: Input should be a valid integer"),
+    (PACK.replace("499", "0"), "packs[0] (p).amount: amounts must be positive"),
+    (PACK.replace("499", '"499"'), "amount: Input should be a valid integer"),
+    (PACK.replace('"usd"', '"dollars"'), "currency: 'dollars' is not a three-letter"),
     (PACK.replace('"usd"', '"kwd"').replace("499", "4995"), "divisible by 10"),
-    (PACK.replace("coins = 500", "coins = 0"), "'coins'"),
-    (PACK + "bonus = -1\n", "'bonus'"),
-    (PACK + "price = 1\n", "unknown field"),
+    (PACK.replace("coins = 500", "coins = 0"), "packs[0] (p).coins: Input should be greater than or equal to 1"),
+    (PACK + "bonus = -1\n", "packs[0] (p).bonus: Input should be greater than or equal to 0"),
+    (PACK + "price = 1\n", "packs[0] (p).price: unknown field"),
     (PACK + PACK, "duplicate pack id"),
-    (PACK.replace('id = "p"', 'id = "Bad Id"'), "'id'"),
-    (PACK + "[extra]\n", "unknown section"),
-    (PACK + "[payment_methods]\nusd = 'card'\n", "list of payment method types"),
-    (PACK + "[[plans]]\nid = 'm'\nname = 'M'\namount = 999\ncurrency = 'usd'\ncoins = 1\ninterval = 'hour'\n",
-     "'interval'"),
+    (PACK.replace('id = "p"', 'id = "Bad Id"'), "packs[0] (Bad Id).id: String should match pattern"),
+    (PACK + "[extra]\n", "extra: unknown field"),
+    (PACK + "[payment_methods]\nusd = 'card'\n", "payment_methods.usd: Input should be a valid list"),
+    (PACK + "[[plans]]\nid = 'm'\nname = 'M'\n", "plans: subscription plans live in the plans file (TALLY_PLANS)"),
     ("not toml [", "not valid TOML"),
 ])
 def test_bad_catalogs_are_refused_with_a_clear_message(text: str, message: str) -> None:
-    with pytest.raises(CatalogError, match=message.replace("[", r"\[")):
-        parse_catalog(text)
+    with pytest.raises(CatalogError, match=re.escape(message)):
+        parse_catalog(text, source="catalog.toml")
+
+
+def test_every_wrong_field_is_reported_on_its_own_line() -> None:
+    text = PACK.replace("499", "0").replace("coins = 500", "coins = 0") + "colour = 'red'\n"
+    with pytest.raises(CatalogError) as refused:
+        parse_catalog(text, source="shop.toml")
+    assert str(refused.value).splitlines() == [
+        "shop.toml: packs[0] (p).amount: amounts must be positive",
+        "shop.toml: packs[0] (p).coins: Input should be greater than or equal to 1",
+        "shop.toml: packs[0] (p).colour: unknown field (a typo?)"]
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

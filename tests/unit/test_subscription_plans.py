@@ -30,7 +30,11 @@ def test_lookup_keys() -> None:
     ('[[plans]]\nid = "a"\nname = "A"\ncurrency = "usd"\n', "needs a 'month' or a 'year'"),
     ('[[plans]]\nid = "a"\nname = "A"\ncurrency = "usd"\nmonth = { amount = 0, credits = 1 }\n', "positive"),
     ('[[plans]]\nid = "a"\nname = "A"\ncurrency = "usd"\nmonth = { amount = 1, credits = 1 }\nextra = 1\n',
-     "unknown field"),
+     r"plans\[0\] \(a\)\.extra: unknown field"),
+    ('[[plans]]\nid = "a"\nname = "A"\ncurrency = "usd"\nyear = { amount = 1, credits = -1 }\n',
+     r"plans\[0\] \(a\)\.year\.credits: Input should be greater than or equal to 0"),
+    ('[[plans]]\nid = "a"\nname = "A"\ncurrency = "usd"\nmonth = { amount = 1 }\n[[plans]]\nid = "a"\nname = "B"\n'
+     'currency = "usd"\nmonth = { amount = 2 }\n', "duplicate plan id 'a'"),
 ])
 def test_bad_plans_are_refused(text: str, message: str) -> None:
     with pytest.raises(PlanError, match=message):

@@ -21,3 +21,14 @@
   }
   schedule();
 })();
+
+// After a submit the server refused, the page comes back with the fields marked: put the focus on the first
+// invalid field (its error is its description), else on the alert that says what went wrong, so that keyboard
+// and screen reader users start where the problem is instead of at the top of the page.
+(function () {
+  "use strict";
+  var target = document.querySelector('[aria-invalid="true"]') || document.querySelector('[role="alert"]');
+  if (!target) return;
+  if (!target.matches("input, select, textarea, button, a[href]")) target.setAttribute("tabindex", "-1");
+  target.focus();
+})();
