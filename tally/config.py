@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     compat_routes: bool = Field(True, alias="TALLY_COMPAT_ROUTES")
     max_body_bytes: int = Field(64 * 1024, alias="TALLY_MAX_BODY_BYTES")
     seller_name: str = Field("Tally Demo", alias="TALLY_SELLER_NAME")
+    # Checkout lets buyers type a promotion code (Stripe's recommended default); `tally promo` makes codes.
+    allow_promotion_codes: bool = Field(True, alias="TALLY_PROMOTION_CODES")
     # Port of the Stripe sandbox started beside `tally serve` when no Stripe key is set (0: any free port).
     sandbox_port: int = Field(0, alias="TALLY_SANDBOX_PORT")
     worker_concurrency: int = Field(8, alias="TALLY_WORKER_CONCURRENCY")

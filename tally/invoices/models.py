@@ -31,7 +31,8 @@ class Invoice(Base):
     sequence: Mapped[int] = mapped_column(Integer)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
-    amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)  # what was charged, after any discount
+    amount_discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     currency: Mapped[str] = mapped_column(String(3))
     customer_name: Mapped[str | None] = mapped_column(String(255))
     customer_email: Mapped[str | None] = mapped_column(String(320))

@@ -35,7 +35,9 @@ from ..errors import Forbidden, InvalidRequest, NotFound, UpstreamUnavailable
 from ..invoices.models import Invoice
 from ..invoices.service import invoice_for_order, issue_invoice
 from ..ledger import service as ledger
+from ..receipts import service as receipts
 from ..stripe_gateway import idempotency_key, stripe_call
+from .discounts import AppliedDiscount, discount_line, discount_of
 from .models import Order
 
 log = logging.getLogger("tally.orders")
@@ -92,6 +94,8 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     methods = catalog.payment_method_types(code)
     if methods:
         params["payment_method_types"] = methods
+    if settings.allow_promotion_codes:
+        params["allow_promotion_codes"] = True  # the buyer may type a code; coins stay the pack's
     async with stripe_call("creating checkout"):
         checkout = (await client.v1.checkout.sessions.create_async(
             params=params,  # type: ignore[arg-type]
@@ -195,13 +199,15 @@ async def apply_session_state(session: AsyncSession, client: stripe.StripeClient
     """Bring the order in line with a freshly retrieved Checkout Session: paid → fulfil; expired →
     expired; a failed payment attempt → failed (a later success still fulfils). Idempotent."""
     pi = _payment_intent(checkout)
-    if checkout.get("payment_status") == "paid":
+    # A code that took the whole price leaves nothing to pay: the session completes "no_payment_required".
+    free = checkout.get("status") == "complete" and checkout.get("payment_status") == "no_payment_required"
+    if checkout.get("payment_status") == "paid" or free:
         details = checkout.get("customer_details") or {}
         return await fulfil_paid_order(
             session, order_id=order_id, settings=settings, payment_intent_id=_id(checkout.get("payment_intent")),
             checkout_session_id=checkout.get("id"), paid_amount=checkout.get("amount_total"),
             paid_currency=checkout.get("currency"), customer_name=details.get("name"),
-            customer_email=details.get("email"))
+            customer_email=details.get("email"), discount=await discount_of(client, checkout))
     if checkout.get("status") == "expired":
         return await mark_expired(session, order_id=order_id)
     # A declined attempt on an open session (the buyer may retry on the page), or a delayed method that
@@ -256,7 +262,8 @@ async def apply_payment_intent_state(session: AsyncSession, *, settings: Setting
 async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: Settings,
                             payment_intent_id: str | None = None, checkout_session_id: str | None = None,
                             paid_amount: int | None = None, paid_currency: str | None = None,
-                            customer_name: str | None = None, customer_email: str | None = None) -> Order:
+                            customer_name: str | None = None, customer_email: str | None = None,
+                            discount: AppliedDiscount | None = None) -> Order:
     """Credit a paid order exactly once, in the caller's transaction: order → paid; ledger transaction
     ``order:{id}:purchase`` with coins and bonus entries (each with ``balance_after``); the wallet balance;
     the invoice with the next gap-free number. Call only with state just retrieved from Stripe. A second
@@ -266,6 +273,8 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
         raise OrderNotFoundYet(order_id)
     if order.status in ("paid", "refunded"):
         return order
+    if discount is not None:
+        apply_discount(order, discount)
     if paid_amount is not None and (paid_amount != order.amount or paid_currency != order.currency):
         # Money was taken, so the pack is still granted; the mismatch needs a human, not a silent change.
         log.error("order %s paid %s %s but was created for %s %s", order.id, paid_amount, paid_currency,
@@ -284,11 +293,26 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
     if checkout_session_id and not order.stripe_checkout_session_id:
         order.stripe_checkout_session_id = checkout_session_id
     await session.flush()
-    await issue_invoice(session, order_id=order.id, user_id=order.user_id, amount=order.amount,
+    invoice = await issue_invoice(session, order_id=order.id, user_id=order.user_id, amount=order.amount,
                         currency=order.currency, description=description, coins=order.coins, bonus=order.bonus,
+                        unit_amount=order.price_before_discount,
+                        discount_line=discount_line(discount, order.currency) if discount else None,
                         customer_name=customer_name or user.name or customer_email or user.email,
                         customer_email=customer_email or user.email, seller_name=settings.seller_name)
+    await receipts.order_paid(session, settings, order=order, invoice=invoice)
     return order
+
+
+def apply_discount(order: Order, discount: AppliedDiscount) -> None:
+    """The price after the buyer's promotion code: recorded on the order before it is fulfilled (the coins
+    stay the pack's). A discount larger than the price (Stripe never gives one) takes the whole price."""
+    price = order.price_before_discount
+    taken = min(discount.amount, price)
+    order.amount_subtotal = price
+    order.amount_discount = taken
+    order.amount = price - taken
+    order.promotion_code = discount.promotion_code
+    order.stripe_promotion_code_id = discount.stripe_promotion_code_id
 
 
 async def mark_failed(session: AsyncSession, *, order_id: str, message: str | None) -> Order | None:
@@ -410,7 +434,9 @@ async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient,
     async with stripe_call("listing refunds"):
         listed = await client.v1.refunds.list_async(params={"charge": charge_id, "limit": 100})
     refunds = sorted((r.to_dict() for r in listed.data), key=lambda r: (r.get("created") or 0, r["id"]))
-    return await apply_refunds(session, order_id=order.id, refunds=refunds)
+    order = await apply_refunds(session, order_id=order.id, refunds=refunds)
+    await receipts.refunds_recorded(session, settings, order=order, refunds=refunds)
+    return order
 
 
 async def apply_refunds(session: AsyncSession, *, order_id: str, refunds: list[dict[str, Any]]) -> Order:

@@ -85,6 +85,7 @@ async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, 
             "metadata": metadata, "subscription_data": {"metadata": metadata},
             "success_url": success_url or f"{base}/account?subscription=started",
             "cancel_url": cancel_url or f"{base}/pricing",
+            **({"allow_promotion_codes": True} if settings.allow_promotion_codes else {}),
         }, options={"idempotency_key": idempotency_key("subscription_checkout", record.id, "create")})
     record.stripe_checkout_session_id = checkout.id
     await session.flush()
