@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from ..billing.invoicing import interval_text
 from ..errors import StripeError
+from ..i18n import translator
 from ..pages import format_amount, render
 from ..routing import PAGE_ROUTES
 from ..store import Obj
@@ -60,12 +61,13 @@ def _locked_email(sb: Any, session: Obj) -> str | None:
 
 
 def _button(session: Obj) -> str:
+    _ = translator(session["locale"])
     if session["mode"] == "setup":
-        return "Save card"
+        return _("Save card")
     if session["mode"] == "subscription":
-        return "Subscribe"
+        return _("Subscribe")
     verb = {"donate": "Donate", "book": "Book"}.get(session["submit_type"] or "", "Pay")
-    return f"{verb} {format_amount(session['amount_total'], session['currency'])}"
+    return f"{_(verb)} {format_amount(session['amount_total'], session['currency'])}"
 
 
 def per_interval(amount: int, currency: str, price: Obj) -> str:
@@ -90,11 +92,13 @@ def _recurring_summary(sb: Any, session: Obj, items: list[Obj]) -> Obj:
     price_text = per_interval(recurring_total, session["currency"], first)
     names = " and ".join(item["name"] for item in items)
     days = _trial_days(sb, session) if in_trial(sb, session) else None
+    _ = translator(session["locale"])
     if days:
-        return {"heading": f"Try {names}", "total": f"{days} days free",
-                "then": f"then {price_text} after {days}-day trial", "due_label": "Total due today"}
-    return {"heading": f"Subscribe to {names}", "total": price_text, "then": None,
-            "due_label": "Total due today"}
+        return {"heading": _("Try {names}", names=names), "total": _("{days} days free", days=days),
+                "then": _("then {price} after {days}-day trial", price=price_text, days=days),
+                "due_label": _("Total due today")}
+    return {"heading": _("Subscribe to {names}", names=names), "total": price_text, "then": None,
+            "due_label": _("Total due today")}
 
 
 def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 200) -> Response:
@@ -126,7 +130,7 @@ def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 2
         promo = sb.store.get(entry["promotion_code"] or "", "promotion_code")
         coupon = sb.store.objects[entry["coupon"]]
         applied = promo["code"] if promo else (coupon.get("name") or coupon["id"])
-    return render("checkout.html", status, session=session, items=items, total=total, subtotal=subtotal,
+    return render("checkout.html", status, locale=session["locale"], session=session, items=items, total=total, subtotal=subtotal,
                   discount=discount, applied=applied, summary=summary, button=_button(session),
                   needs_card=needs_card(session), locked_email=_locked_email(sb, session), values=state.values,
                   errors=state.errors, alert=state.alert)
