@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .. import currency as money
 from ..auth.service import Principal
 from ..catalog.service import Catalog, Pack, PriceBook
+from ..checkout_locale import checkout_locale
 from ..config import Settings
 from ..customers.models import User
 from ..customers.service import ensure_stripe_customer, ensure_user
@@ -62,7 +63,7 @@ class CheckoutStarted:
 async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
                           catalog: Catalog, prices: PriceBook, principal: Principal, pack_id: str,
                           success_url: str | None = None, cancel_url: str | None = None,
-                          currency: str | None = None) -> CheckoutStarted:
+                          currency: str | None = None, locale: str | None = None) -> CheckoutStarted:
     """A pending order for one catalog pack and its Stripe Checkout Session, in ``currency`` (any currency
     the catalog prices the pack in; default its primary one). The price comes from the catalog only, through
     the pack's Stripe Price in that currency. If Stripe fails, the caller's transaction rolls back and no
@@ -76,8 +77,10 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     customer_id = await ensure_stripe_customer(session, client, user)
     # The order row is written once, with its session id, after Stripe answered: its id (made here) is all the
     # request needs, and a failure before then leaves nothing to roll back.
+    language = checkout_locale(locale)
     order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=amount,
-                  currency=code, coins=pack.coins, bonus=pack.bonus, status="pending")
+                  currency=code, coins=pack.coins, bonus=pack.bonus, status="pending", locale=language)
+    remember_locale(user, language)
     base = settings.public_url.rstrip("/")
     metadata = {"order_id": order.id, "user_id": user.id, "pack_id": pack.id}
     params: dict[str, Any] = {
@@ -96,6 +99,8 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
         params["payment_method_types"] = methods
     if settings.allow_promotion_codes:
         params["allow_promotion_codes"] = True  # the buyer may type a code; coins stay the pack's
+    if language is not None:
+        params["locale"] = language
     async with stripe_call("creating checkout"):
         checkout = (await client.v1.checkout.sessions.create_async(
             params=params,  # type: ignore[arg-type]
@@ -109,6 +114,12 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     session.add(order)
     await session.flush()
     return CheckoutStarted(order.id, checkout["id"], checkout["url"])
+
+
+def remember_locale(user: User, language: str | None) -> None:
+    """The buyer's language, for emails that follow no order of theirs (renewals)."""
+    if language is not None and language != "auto":
+        user.locale = language
 
 
 def price_in_currency(pack: Pack, currency: str | None) -> tuple[str, int]:
