@@ -110,10 +110,10 @@ def _routers(settings: Settings) -> list[Any]:
 
     routers.append(doctor_router)  # /admin/health(.json): the doctor's report (before /admin's own routes)
     from .admin.routes import router as admin_router
+    from .price_changes.routes import router as price_changes_router
     from .promotions.routes import router as promotions_router
 
-    routers.append(promotions_router)  # /admin/promotions (before /admin's own routes)
-
+    routers += [promotions_router, price_changes_router]  # /admin/promotions, /admin/price-changes (before /admin)
     routers.append(admin_router)  # the operator dashboard at /admin (API key or admin JWT)
     from .pages.routes import router as pages_router
 
