@@ -96,8 +96,9 @@ def _routers(settings: Settings) -> list[Any]:
     from .invoices.routes import router as invoices_router
     from .ledger.routes import router as credits_router
     from .orders.routes import router as orders_router
+    from .tax.routes import router as tax_router  # start-up only: the sandbox's Stripe Tax settings
 
-    routers += [catalog_router, orders_router, credits_router, invoices_router]
+    routers += [catalog_router, orders_router, credits_router, invoices_router, tax_router]
     from .email.routes import router as email_router
     from .subscriptions.routes import router as subscriptions_router
 
