@@ -72,6 +72,9 @@ def refresh_totals(sb: Any, session: Obj) -> None:
     session["amount_subtotal"] = subtotal
     session["amount_total"] = remaining
     session["total_details"]["amount_discount"] = discount
+    from .checkout_tax import refresh as refresh_tax  # tax follows the discounted amounts
+
+    refresh_tax(sb, session)
 
 
 def _product_of(sb: Any, item: Obj) -> str | None:
