@@ -25,7 +25,8 @@ ZH: dict[str, str] = {
     "Use any future expiry date and any CVC.": "可使用任意未来的有效期和任意安全码。",
     "Save card": "保存银行卡", "Tax": "税费", "Calculated from your address": "根据您的地址计算",
     "Billing address": "账单地址", "Country": "国家或地区", "State or province": "州或省", "Postal code": "邮政编码",
-    "Business tax ID (optional, e.g. FR12345678901)": "企业税号（可选，例如 FR12345678901）", "Subscribe": "订阅", "Donate": "捐款", "Book": "预订",
+    "Business tax ID (optional, e.g. FR12345678901)": "企业税号（可选，例如 FR12345678901）",
+    "Subscribe": "订阅", "Donate": "捐款", "Book": "预订",
     "Subscribe to {names}": "订阅 {names}", "Try {names}": "试用 {names}", "{days} days free": "{days} 天免费",
     "then {price} after {days}-day trial": "{days} 天试用期后 {price}",
     # portal.html

@@ -1,13 +1,13 @@
 """The sandbox's tax table: standard rates by country (and state or province where it applies), the tax ID
 formats it checks, and the rule it applies. A small table for testing, not tax advice.
 
-| where | rate | type |
-|---|---|---|
-| EU members | the standard VAT rate of each (AT 20, BE 21, BG 20, CY 19, CZ 21, DE 19, DK 25, EE 24, ES 21, FI 25.5, FR 20, GR 24, HR 25, HU 27, IE 23, IT 22, LT 21, LU 17, LV 21, MT 18, NL 21, PL 23, PT 23, RO 21, SE 25, SI 22, SK 23) | vat |
-| GB | 20 | vat |
-| US: CA 7.25, NY 4, TX 6.25, WA 6.5 (state rates; other states: not collecting) | | sales_tax |
-| CA | GST 5; HST ON 13, NS 14, NB 15, NL 15, PE 15 (in place of GST) | gst / hst |
-| AU | 10 | gst |
+- EU members: each one's standard VAT rate (AT 20, BE 21, BG 20, CY 19, CZ 21, DE 19, DK 25, EE 24, ES 21,
+  FI 25.5, FR 20, GR 24, HR 25, HU 27, IE 23, IT 22, LT 21, LU 17, LV 21, MT 18, NL 21, PL 23, PT 23, RO 21,
+  SE 25, SI 22, SK 23), type ``vat``;
+- GB: 20, ``vat``;
+- US states: CA 7.25, NY 4, TX 6.25, WA 6.5, ``sales_tax`` (other states: not collecting);
+- Canada: GST 5, or HST in place of it (ON 13, NS 14, NB 15, NL 15, PE 15);
+- AU: GST 10.
 
 The rule (Stripe Tax's, simplified): a buyer in the seller's country, or a consumer in the EU, pays the
 buyer's country's rate; an EU business with a valid VAT ID (``eu_vat``, verified) buying from a seller in

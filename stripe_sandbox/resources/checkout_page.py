@@ -273,7 +273,8 @@ async def submit(request: Request) -> Response:
 
 
 TAX_ID_TYPES = (("gb_vat", re.compile(r"GB\d")), ("eu_vat", re.compile(r"[A-Z]{2}[0-9A-Z]")),
-                ("ca_gst_hst", re.compile(r"\d{9}RT")), ("us_ein", re.compile(r"\d{2}-")), ("au_abn", re.compile(r"\d{11}$")))
+                ("ca_gst_hst", re.compile(r"\d{9}RT")), ("us_ein", re.compile(r"\d{2}-")),
+                ("au_abn", re.compile(r"\d{11}$")))
 
 
 def _locate(sb: Any, session: Obj, form: dict[str, str], state: FormState) -> Response | None:

@@ -39,6 +39,7 @@ from ..ledger import service as ledger
 from ..receipts import service as receipts
 from ..stripe_gateway import idempotency_key, stripe_call
 from .discounts import AppliedDiscount, discount_line, discount_of
+from .taxes import AppliedTax, tax_of
 from .models import Order
 
 log = logging.getLogger("tally.orders")
@@ -101,6 +102,8 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
         params["allow_promotion_codes"] = True  # the buyer may type a code; coins stay the pack's
     if language is not None:
         params["locale"] = language
+    if settings.tax_mode == "automatic":
+        params.update(AUTOMATIC_TAX)
     async with stripe_call("creating checkout"):
         checkout = (await client.v1.checkout.sessions.create_async(
             params=params,  # type: ignore[arg-type]
@@ -114,6 +117,14 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     session.add(order)
     await session.flush()
     return CheckoutStarted(order.id, checkout["id"], checkout["url"])
+
+
+# Stripe Tax on the session (the production method's recommended Checkout defaults): the billing address and a
+# business tax ID are asked for, and saved on the customer, so the tax and the invoice name the right place.
+AUTOMATIC_TAX: dict[str, Any] = {
+    "automatic_tax": {"enabled": True}, "billing_address_collection": "required",
+    "tax_id_collection": {"enabled": True}, "customer_update": {"address": "auto", "name": "auto"},
+}
 
 
 def remember_locale(user: User, language: str | None) -> None:
@@ -218,7 +229,8 @@ async def apply_session_state(session: AsyncSession, client: stripe.StripeClient
             session, order_id=order_id, settings=settings, payment_intent_id=_id(checkout.get("payment_intent")),
             checkout_session_id=checkout.get("id"), paid_amount=checkout.get("amount_total"),
             paid_currency=checkout.get("currency"), customer_name=details.get("name"),
-            customer_email=details.get("email"), discount=await discount_of(client, checkout))
+            customer_email=details.get("email"), discount=await discount_of(client, checkout),
+            tax=await tax_of(client, checkout))
     if checkout.get("status") == "expired":
         return await mark_expired(session, order_id=order_id)
     # A declined attempt on an open session (the buyer may retry on the page), or a delayed method that
@@ -274,7 +286,7 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
                             payment_intent_id: str | None = None, checkout_session_id: str | None = None,
                             paid_amount: int | None = None, paid_currency: str | None = None,
                             customer_name: str | None = None, customer_email: str | None = None,
-                            discount: AppliedDiscount | None = None) -> Order:
+                            discount: AppliedDiscount | None = None, tax: AppliedTax | None = None) -> Order:
     """Credit a paid order exactly once, in the caller's transaction: order → paid; ledger transaction
     ``order:{id}:purchase`` with coins and bonus entries (each with ``balance_after``); the wallet balance;
     the invoice with the next gap-free number. Call only with state just retrieved from Stripe. A second
@@ -284,8 +296,8 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
         raise OrderNotFoundYet(order_id)
     if order.status in ("paid", "refunded"):
         return order
-    if discount is not None:
-        apply_discount(order, discount)
+    if discount is not None or tax is not None:
+        apply_price(order, discount, tax)
     if paid_amount is not None and (paid_amount != order.amount or paid_currency != order.currency):
         # Money was taken, so the pack is still granted; the mismatch needs a human, not a silent change.
         log.error("order %s paid %s %s but was created for %s %s", order.id, paid_amount, paid_currency,
@@ -307,23 +319,28 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
     invoice = await issue_invoice(session, order_id=order.id, user_id=order.user_id, amount=order.amount,
                         currency=order.currency, description=description, coins=order.coins, bonus=order.bonus,
                         unit_amount=order.price_before_discount,
-                        discount_line=discount_line(discount, order.currency) if discount else None,
+                        discount_line=discount_line(discount, order.currency) if discount else None, tax=tax,
                         customer_name=customer_name or user.name or customer_email or user.email,
                         customer_email=customer_email or user.email, seller_name=settings.seller_name)
     await receipts.order_paid(session, settings, order=order, invoice=invoice)
     return order
 
 
-def apply_discount(order: Order, discount: AppliedDiscount) -> None:
-    """The price after the buyer's promotion code: recorded on the order before it is fulfilled (the coins
-    stay the pack's). A discount larger than the price (Stripe never gives one) takes the whole price."""
+def apply_price(order: Order, discount: AppliedDiscount | None, tax: AppliedTax | None) -> None:
+    """What the buyer was charged, recorded on the order before it is fulfilled (the coins stay the pack's): the
+    price less the promotion code's discount (never more than the price), plus any tax added on top of it."""
     price = order.price_before_discount
-    taken = min(discount.amount, price)
+    taken = min(discount.amount, price) if discount is not None else 0
     order.amount_subtotal = price
     order.amount_discount = taken
-    order.amount = price - taken
-    order.promotion_code = discount.promotion_code
-    order.stripe_promotion_code_id = discount.stripe_promotion_code_id
+    order.amount = price - taken + (tax.exclusive if tax is not None else 0)
+    if discount is not None:
+        order.promotion_code = discount.promotion_code
+        order.stripe_promotion_code_id = discount.stripe_promotion_code_id
+    if tax is not None:
+        order.amount_tax = tax.amount
+        order.tax_details = {"lines": tax.lines, "address": tax.address, "tax_ids": tax.tax_ids,
+                             "reverse_charge": tax.reverse_charge}
 
 
 async def mark_failed(session: AsyncSession, *, order_id: str, message: str | None) -> Order | None:

@@ -68,7 +68,7 @@ async def order_paid(session: AsyncSession, settings: Settings, *, order: Order,
         **_common(settings, locale), "pack": order.pack_name, "coins": coins,
         "price": format_money(order.price_before_discount, order.currency, locale),
         "discount": format_money(order.amount_discount, order.currency, locale) if order.amount_discount else None,
-        "code": order.promotion_code, "tax": format_money(0, order.currency, locale),
+        "code": order.promotion_code, "tax": format_money(order.amount_tax, order.currency, locale),
         "total": format_money(order.amount, order.currency, locale),
         "day": format_day(invoice.issued_at or datetime.now(UTC), locale), "number": invoice.number})
     email = render("receipt", message, to, attachment=(f"{invoice.number}.pdf", f"invoice:{invoice.number}"))

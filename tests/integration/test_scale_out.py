@@ -24,7 +24,7 @@ def test_a_worker_beside_tally_serve_uses_its_database_and_sandbox(tmp_path: Pat
         assert started.status_code == 200, started.text
         order = started.json()
         paid = httpx.post(f"{tally.sandbox.url}/c/pay/{order['session_id']}", timeout=30, data={
-            "email": "so@example.com", "cardNumber": VISA, "cardExpiry": "12 / 34", "cardCvc": "123",
+            "email": "so@example.com", "cardNumber": VISA, "cardExpiry": "12 / 34", "country": "US", "cardCvc": "123",
             "billingName": "Ada Lovelace"})
         assert paid.status_code in (200, 303)
         time.sleep(2)  # the webhook is stored; with no worker anywhere, nothing credits it

@@ -31,8 +31,7 @@ def upgrade() -> None:
     op.drop_constraint(op.f("ck_orders_positive"), "orders", type_="check")
     op.create_check_constraint(op.f("ck_orders_positive"), "orders", "amount >= 0 AND coins > 0 AND bonus >= 0")
     op.create_check_constraint(op.f("ck_orders_discount_range"), "orders",
-                               "amount_discount >= 0 AND (amount_subtotal IS NULL AND amount_discount = 0 "
-                               "OR amount + amount_discount = amount_subtotal)")
+                               "amount_discount >= 0 AND (amount_subtotal IS NOT NULL OR amount_discount = 0)")
     op.create_index("ix_orders_stripe_promotion_code_id", "orders", ["stripe_promotion_code_id"],
                     postgresql_where=sa.text("stripe_promotion_code_id IS NOT NULL"))
     op.add_column("invoices", sa.Column("amount_discount", sa.BigInteger(), server_default="0", nullable=False))
