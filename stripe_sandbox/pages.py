@@ -11,6 +11,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from .i18n import language, translator
+
 ENV = Environment(loader=PackageLoader("stripe_sandbox", "templates"), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
 
@@ -48,10 +50,13 @@ def format_amount(amount: int, currency: str) -> str:
 
 
 ENV.filters["money"] = lambda amount, currency: format_amount(int(amount), currency)
+ENV.globals["_"] = translator(None)  # pages rendered without a locale speak English
+ENV.globals["lang"] = "en"
 
 
-def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = ENV.get_template(template).render(**context)
+def render(template: str, status: int = 200, *, locale: str | None = None, **context: Any) -> HTMLResponse:
+    """``locale``: the Checkout or portal session's; the page's words follow it (``stripe_sandbox.i18n``)."""
+    html = ENV.get_template(template).render(**context, _=translator(locale), lang=language(locale))
     # Hosted pages hold card forms: never cached, never framed.
     headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
     return HTMLResponse(html, status_code=status, headers=headers)

@@ -106,8 +106,9 @@ def _routers(settings: Settings) -> list[Any]:
     from .ledger.operator_routes import router as operator_credits_router
     from .ledger.routes import router as credits_router
     from .orders.routes import router as orders_router
+    from .tax.routes import router as tax_router  # start-up only: the sandbox's Stripe Tax settings
 
-    routers += [catalog_router, orders_router, credits_router, operator_credits_router, invoices_router]
+    routers += [catalog_router, orders_router, credits_router, operator_credits_router, invoices_router, tax_router]
     from .email.routes import router as email_router
     from .subscriptions.routes import router as subscriptions_router
 
@@ -120,7 +121,10 @@ def _routers(settings: Settings) -> list[Any]:
 
     routers.append(doctor_router)  # /admin/health(.json): the doctor's report (before /admin's own routes)
     from .admin.routes import router as admin_router
+    from .price_changes.routes import router as price_changes_router
+    from .promotions.routes import router as promotions_router
 
+    routers += [promotions_router, price_changes_router]  # /admin/promotions, /admin/price-changes (before /admin)
     routers.append(admin_router)  # the operator dashboard at /admin (API key or admin JWT)
     from .pages.routes import router as pages_router
 

@@ -204,6 +204,13 @@ def catalog_sync(
     typer.echo(f"tally: catalog synced ({len(result.created)} objects created)")
 
 
+from .promotions.cli import promo_app  # noqa: E402 - registered beside the other sub-apps
+
+app.add_typer(promo_app, name="promo")
+from .price_changes.cli import plans_app  # noqa: E402
+
+app.add_typer(plans_app, name="plans")
+
 ledger_app = typer.Typer(help="The credits ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 

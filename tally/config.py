@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     seller_name: str = Field("Tally Demo", alias="TALLY_SELLER_NAME")
     # Where operator notices go (a new dispute); sandbox mode: operator@localhost, caught on /outbox.
     operator_email: str | None = Field(None, alias="TALLY_OPERATOR_EMAIL")
+    # Checkout lets buyers type a promotion code (Stripe's recommended default); `tally promo` makes codes.
+    allow_promotion_codes: bool = Field(True, alias="TALLY_PROMOTION_CODES")
+    # Tax (tally.tax): automatic = Stripe Tax (the default in sandbox mode, where `tally serve` also gives the
+    # sandbox a head office in TALLY_TAX_HEAD_OFFICE); off = no tax. Unset with a real key: off.
+    tax: Literal["automatic", "off"] | None = Field(None, alias="TALLY_TAX")
+    tax_head_office: str = Field("DE", min_length=2, max_length=2, alias="TALLY_TAX_HEAD_OFFICE")
     # Port of the Stripe sandbox started beside `tally serve` when no Stripe key is set (0: any free port).
     sandbox_port: int = Field(0, alias="TALLY_SANDBOX_PORT")
     worker_concurrency: int = Field(8, alias="TALLY_WORKER_CONCURRENCY")
@@ -90,6 +96,9 @@ class Settings(BaseSettings):
     @property
     def operator_email_address(self) -> str | None:
         return self.operator_email or ("operator@localhost" if self.sandbox_mode else None)
+    def tax_mode(self) -> str:
+        """``automatic`` or ``off``: TALLY_TAX, else automatic in sandbox mode and off with a real key."""
+        return self.tax or ("automatic" if self.sandbox_mode else "off")
 
     @property
     def live_mode(self) -> bool:

@@ -8,7 +8,7 @@ from .db import Base
 
 # Each domain's models module registers its tables on Base.metadata when imported.
 for _domain in ("customers", "webhooks", "catalog", "orders", "ledger", "invoices", "subscriptions", "email",
-                "reconcile", "reversals"):
+                "reconcile", "reversals", "price_changes"):
     try:
         importlib.import_module(f"tally.{_domain}.models")
     except ModuleNotFoundError as exc:

@@ -24,7 +24,7 @@ RESTART_SECONDS = 1.0  # before starting procrastinate's worker again after it e
 
 # Domains whose tasks.py declares ``blueprint``.
 TASK_MODULES = ("tally.webhooks.tasks", "tally.subscriptions.tasks", "tally.email.tasks",
-                "tally.reconcile.tasks", "tally.ledger.tasks")
+                "tally.reconcile.tasks", "tally.ledger.tasks", "tally.price_changes.tasks")
 
 
 def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:

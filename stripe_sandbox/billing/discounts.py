@@ -80,7 +80,7 @@ def check_promotion_code(sb: Any, promo: Obj, *, customer: Obj | None, amount: i
         raise invalid_request(f"This promotion code requires a minimum order amount: {code}.", param=param,
                               code="promotion_code_invalid")
     if restrictions.get("first_time_transaction") and customer is not None and \
-            len(sb.store.collection("invoice", "customer", customer["id"])) > 0:
+            has_prior_transactions(sb, customer):
         raise invalid_request(
             f"This promotion code cannot be redeemed because the associated customer has prior transactions: "
             f"{code}.", param=param, code="promotion_code_invalid")
@@ -231,6 +231,7 @@ def new_coupon(sb: Any, p: Params) -> Obj:
         "id": coupon_id,
         "object": "coupon",
         "amount_off": amount,
+        "applies_to": _applies_to(sb, p.dict("applies_to")),
         "created": now,
         "currency": currency,
         "duration": duration,
@@ -245,6 +246,32 @@ def new_coupon(sb: Any, p: Params) -> Obj:
         "valid": True,
     }
     return coupon
+
+
+def _applies_to(sb: Any, p: Params | None) -> Obj | None:
+    """``applies_to[products][]``: the products a coupon discounts (none named: every product)."""
+    if p is None:
+        return None
+    p.only("products")
+    products = p.str_list("products")
+    for i, product in enumerate(products):
+        if sb.store.get(product, "product") is None:
+            raise no_such("product", product, f"applies_to[products][{i}]")
+    return {"products": products}
+
+
+def coupon_applies_to(coupon: Obj, product: str | None) -> bool:
+    """Whether ``coupon`` discounts an item of ``product`` (a coupon restricted to products skips others)."""
+    restricted = coupon.get("applies_to")
+    return restricted is None or product in restricted["products"]
+
+
+def has_prior_transactions(sb: Any, customer: Obj) -> bool:
+    """Stripe's "prior transactions" of a first-time-only code: an invoice, or a successful payment."""
+    if len(sb.store.collection("invoice", "customer", customer["id"])) > 0:
+        return True
+    return any(sb.store.objects[charge_id]["status"] == "succeeded"
+               for charge_id in sb.store.collection("charge", "customer", customer["id"]).ids)
 
 
 def discount_created_event(sb: Any, discount: Obj) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..billing.discounts import Redemption, amount_off, create_discount, get_coupon, resolve_discounts
+from ..billing.discounts import (Redemption, amount_off, coupon_applies_to, create_discount, get_coupon,
+                                 resolve_discounts)
 from ..errors import StripeError, invalid_request
 from ..params import Params
 from ..store import Obj
@@ -20,6 +21,7 @@ from ..store import Obj
 UNKNOWN_CODE = "This code is invalid."
 EXPIRED_CODE = "This code has expired."
 USED_UP_CODE = "This code has already been used the maximum number of times."
+NOT_FOR_THESE_ITEMS = "This code is not valid for the items in this order."
 
 
 def session_discount(redemption: Redemption) -> Obj:
@@ -54,17 +56,30 @@ def refresh_totals(sb: Any, session: Obj) -> None:
     items = _extras(sb, session)["line_items"]
     trial = session["mode"] == "subscription" and in_trial(sb, session)
     subtotal = 0 if trial else sum(item["amount_subtotal"] for item in items)
-    remaining = subtotal
+    discount = 0
+    weights = [0] * len(items)
     for entry in session["discounts"] or []:
-        remaining -= amount_off(sb.store.objects[entry["coupon"]], remaining)
-    discount = subtotal - remaining
-    shares = _spread(discount, [item["amount_subtotal"] for item in items]) if not trial else [0] * len(items)
+        # A coupon restricted to products discounts only their items (``applies_to``).
+        coupon = sb.store.objects[entry["coupon"]]
+        weights = [item["amount_subtotal"] if coupon_applies_to(coupon, _product_of(sb, item)) else 0
+                   for item in items]
+        discount += amount_off(coupon, sum(weights) - discount)
+    remaining = subtotal - discount
+    shares = _spread(discount, weights) if not trial else [0] * len(items)
     for item, share in zip(items, shares):
         item["amount_discount"] = share
         item["amount_total"] = item["amount_subtotal"] - share
     session["amount_subtotal"] = subtotal
     session["amount_total"] = remaining
     session["total_details"]["amount_discount"] = discount
+    from .checkout_tax import refresh as refresh_tax  # tax follows the discounted amounts
+
+    refresh_tax(sb, session)
+
+
+def _product_of(sb: Any, item: Obj) -> str | None:
+    price = sb.store.get(item["price"], "price") if isinstance(item["price"], str) else item["price"]
+    return price["product"] if price else None
 
 
 def _spread(total: int, weights: list[int]) -> list[int]:
@@ -108,6 +123,9 @@ def check_typed_code(sb: Any, session: Obj, code: str) -> Redemption:
         raise invalid_request(USED_UP_CODE, param="promotionCode", code="promotion_code_invalid")
     if not promo["active"]:
         raise invalid_request(UNKNOWN_CODE, param="promotionCode", code="promotion_code_invalid")
+    items = _extras(sb, session)["line_items"]
+    if not any(coupon_applies_to(coupon, _product_of(sb, item)) for item in items):
+        raise invalid_request(NOT_FOR_THESE_ITEMS, param="promotionCode", code="promotion_code_invalid")
     customer = sb.store.get(session["customer"] or "", "customer")
     # Any other rule (customer, minimum amount, currency, first order) with the API's own message.
     [redemption] = resolve_discounts(sb, [Params({"promotion_code": promo["id"]}, "discounts[0]")],

@@ -17,6 +17,7 @@ from ..params import Params
 from ..store import Obj
 from ..errors import invalid_request
 from .checkout_discounts import recheck, redeem_for_payment
+from .checkout_tax import details_at_completion
 from .checkout_sessions import extras
 
 
@@ -197,6 +198,7 @@ def complete(sb: Any, session: Obj, payment_status: str) -> None:
         "phone": None,
         "tax_exempt": "none",
         "tax_ids": [],
+        **details_at_completion(sb, session),
     }
     session["status"] = "complete"
     session["url"] = None

@@ -19,9 +19,12 @@ from starlette.routing import Route
 
 from ..billing.invoicing import interval_text
 from ..errors import StripeError
+from ..i18n import translator
 from ..pages import format_amount, render
 from ..routing import PAGE_ROUTES
 from ..store import Obj
+from ..params import Params
+from . import checkout_tax
 from .checkout_discounts import apply_code, in_trial, remove_code
 from .checkout_flow import Card, Payer, current_intent, needs_card, pay, success_redirect
 from .checkout_sessions import expire_session, extras, line_items
@@ -61,12 +64,13 @@ def _locked_email(sb: Any, session: Obj) -> str | None:
 
 
 def _button(session: Obj) -> str:
+    _ = translator(session["locale"])
     if session["mode"] == "setup":
-        return "Save card"
+        return _("Save card")
     if session["mode"] == "subscription":
-        return "Subscribe"
+        return _("Subscribe")
     verb = {"donate": "Donate", "book": "Book"}.get(session["submit_type"] or "", "Pay")
-    return f"{verb} {format_amount(session['amount_total'], session['currency'])}"
+    return f"{_(verb)} {format_amount(session['amount_total'], session['currency'])}"
 
 
 def per_interval(amount: int, currency: str, price: Obj) -> str:
@@ -91,11 +95,13 @@ def _recurring_summary(sb: Any, session: Obj, items: list[Obj]) -> Obj:
     price_text = per_interval(recurring_total, session["currency"], first)
     names = " and ".join(item["name"] for item in items)
     days = _trial_days(sb, session) if in_trial(sb, session) else None
+    _ = translator(session["locale"])
     if days:
-        return {"heading": f"Try {names}", "total": f"{days} days free",
-                "then": f"then {price_text} after {days}-day trial", "due_label": "Total due today"}
-    return {"heading": f"Subscribe to {names}", "total": price_text, "then": None,
-            "due_label": "Total due today"}
+        return {"heading": _("Try {names}", names=names), "total": _("{days} days free", days=days),
+                "then": _("then {price} after {days}-day trial", price=price_text, days=days),
+                "due_label": _("Total due today")}
+    return {"heading": _("Subscribe to {names}", names=names), "total": price_text, "then": None,
+            "due_label": _("Total due today")}
 
 
 def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 200) -> Response:
@@ -127,10 +133,37 @@ def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 2
         promo = sb.store.get(entry["promotion_code"] or "", "promotion_code")
         coupon = sb.store.objects[entry["coupon"]]
         applied = promo["code"] if promo else (coupon.get("name") or coupon["id"])
-    return render("checkout.html", status, session=session, items=items, total=total, subtotal=subtotal,
+    return render("checkout.html", status, locale=session["locale"], session=session, tax=_tax_view(session),
+                  countries=COUNTRIES, items=items, total=total, subtotal=subtotal,
                   discount=discount, applied=applied, summary=summary, button=_button(session),
                   needs_card=needs_card(session), locked_email=_locked_email(sb, session), values=state.values,
                   errors=state.errors, alert=state.alert)
+
+
+COUNTRIES = (("AT", "Austria"), ("AU", "Australia"), ("BE", "Belgium"), ("BR", "Brazil"), ("CA", "Canada"),
+             ("CH", "Switzerland"), ("CN", "China"), ("DE", "Germany"), ("DK", "Denmark"), ("ES", "Spain"),
+             ("FI", "Finland"), ("FR", "France"), ("GB", "United Kingdom"), ("IE", "Ireland"), ("IN", "India"),
+             ("IT", "Italy"), ("JP", "Japan"), ("MY", "Malaysia"), ("NL", "Netherlands"), ("NO", "Norway"),
+             ("PL", "Poland"), ("PT", "Portugal"), ("SE", "Sweden"), ("SG", "Singapore"), ("US", "United States"))
+
+
+def _tax_view(session: Obj) -> Obj | None:
+    """The tax line: its amount and label once an address is known, else a note that it depends on one."""
+    if not checkout_tax.enabled(session):
+        return None
+    if session["automatic_tax"]["status"] != "complete":
+        return {"known": False}
+    taxes = session["total_details"].get("breakdown", {}).get("taxes") or []
+    first = taxes[0] if taxes else None
+    reason = first["taxability_reason"] if first else "not_collecting"
+    rate = first["rate"] if first else None
+    label = "Tax"
+    if reason == "reverse_charge":
+        label = "VAT reverse charge"
+    elif rate is not None and reason == "standard_rated":
+        label = f"{rate['display_name']} ({rate['percentage']:g} %){' included' if rate['inclusive'] else ''}"
+    return {"known": True, "label": label,
+            "amount": format_amount(session["total_details"]["amount_tax"], session["currency"])}
 
 
 def _closed(session: Obj | None, status: int = 200) -> Response:
@@ -229,11 +262,48 @@ async def submit(request: Request) -> Response:
     payer, card, state = _read_payer(sb, session, form)
     if payer is None:
         return _page(sb, session, state, 400)
+    if checkout_tax.enabled(session):
+        located = _locate(sb, session, form, state)
+        if located is not None:
+            return located
     try:
         intent = pay(sb, session, card, payer)
     except StripeError as err:
         return _page(sb, session, refusal(state, err), 402 if err.status == 402 else 400)
     return _after_attempt(sb, session, intent, state)
+
+
+TAX_ID_TYPES = (("gb_vat", re.compile(r"GB\d")), ("eu_vat", re.compile(r"[A-Z]{2}[0-9A-Z]")),
+                ("ca_gst_hst", re.compile(r"\d{9}RT")), ("us_ein", re.compile(r"\d{2}-")),
+                ("au_abn", re.compile(r"\d{11}$")))
+
+
+def _locate(sb: Any, session: Obj, form: dict[str, str], state: FormState) -> Response | None:
+    """Tax the session for the address typed; the page again when that changed the total (the payer sees the tax
+    before paying), or with what is wrong; None to go on paying."""
+    for key in ("country", "state", "postalCode", "taxId"):
+        state.values[key] = form.get(key, "").strip()
+    country = state.values["country"].upper()
+    if len(country) != 2 or not country.isalpha():
+        state.errors["country"] = "Select your country."
+        return _page(sb, session, state, 400)
+    tax_id = state.values["taxId"].replace(" ", "").upper()
+    ids = []
+    if tax_id:
+        kind = next((k for k, pattern in TAX_ID_TYPES if pattern.match(tax_id)), None)
+        ids = [Params({"type": kind or "eu_vat", "value": tax_id}, "tax_ids[0]")]
+    address = {"country": country, "state": state.values["state"] or None,
+               "postal_code": state.values["postalCode"] or None, "city": None, "line1": None, "line2": None}
+    try:
+        changed = checkout_tax.locate(sb, session, address, ids)
+    except StripeError as err:
+        state.errors["taxId"] = "Your tax ID is invalid." if err.body.get("code") == "tax_id_invalid" \
+            else str(err.body["message"])
+        return _page(sb, session, state, 400)
+    if changed:
+        state.alert = "Tax for your address is included now. Check the total and pay."
+        return _page(sb, session, state, 200)
+    return None
 
 
 def refusal(state: FormState, err: StripeError) -> FormState:

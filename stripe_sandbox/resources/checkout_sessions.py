@@ -25,6 +25,7 @@ from ..store import Obj
 from ..billing import subscriptions as subs
 from ..billing.discounts import resolve_discounts
 from .checkout_discounts import refresh_totals, session_discount
+from .checkout_tax import automatic_tax
 from .customers import get_customer
 from .payment_methods import ONE_TIME_TYPES
 from .prices import get_price, new_price
@@ -249,13 +250,14 @@ def _payment_method_types(p: Params, mode: str) -> list[str]:
 
 def _refuse_unsimulated(p: Params) -> None:
     """Options that would change the amount due are refused rather than silently ignored."""
-    tax = p.dict("automatic_tax")
-    if tax is not None and tax.bool("enabled"):
-        raise invalid_request("The sandbox does not compute tax: `automatic_tax[enabled]` must be false.",
-                              param="automatic_tax[enabled]")
     if p.list("shipping_options"):
         raise invalid_request("The sandbox's Checkout does not charge shipping yet.",
                               param="shipping_options")
+
+
+def _customer_update(p: Params) -> str | None:
+    update = p.dict("customer_update")
+    return update.only("address", "name", "shipping").str("address", choices=("auto", "never")) if update else None
 
 
 def session_url(sb: Any, session_id: str) -> str:
@@ -341,7 +343,7 @@ def create(sb: Any, p: Params) -> Obj:
         "allowed_payment_method_types": None,
         "amount_subtotal": subtotal,
         "amount_total": subtotal,
-        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "automatic_tax": automatic_tax(sb, p, mode, customer),
         "billing_address_collection": p.str("billing_address_collection", choices=("auto", "required")),
         "cancel_url": p.optional_str("cancel_url"),
         "client_reference_id": p.optional_str("client_reference_id"),
@@ -395,6 +397,8 @@ def create(sb: Any, p: Params) -> Obj:
         "submit_type": p.str("submit_type", choices=("auto", "book", "donate", "pay", "subscribe")),
         "subscription": None,
         "success_url": success_url,
+        "tax_id_collection": {"enabled": bool((p.dict("tax_id_collection") or Params({})).only(
+            "enabled", "required").bool("enabled", False)), "required": "never"},
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}
         if mode != "setup" else None,
         "ui_mode": "hosted_page",
@@ -411,6 +415,8 @@ def create(sb: Any, p: Params) -> Obj:
         "subscription_data": subscription_data,
         "payer": None,  # what the payer typed on the hosted page: email, name, customer made for them
         "subscription": None,  # subscription mode: the subscription made at the first attempt to pay
+        "tax_location": None,  # automatic tax: the billing address and tax IDs typed on the page
+        "customer_update_address": _customer_update(p) == "auto",
     })
     refresh_totals(sb, session)
     sb.scheduler.at(expires_at, EXPIRE_JOB, session_id)

@@ -174,7 +174,8 @@ def _page(sb: Any, session: Obj, view: str, status: int = 200, **context: Any) -
     customer = sb.store.objects[session["customer"]]
     config = _config(sb, session)
     base = f"/p/session/{session['id']}"
-    return render("portal.html", status, view=view, session=session, base=base, business=BUSINESS,
+    return render("portal.html", status, locale=session["locale"], view=view, session=session, base=base,
+                  business=BUSINESS,
                   headline=config["business_profile"]["headline"], features=config["features"], customer=customer,
                   card=_card_view(sb, customer), **context)
 

@@ -70,10 +70,15 @@ class Revenue:
     packs: int = 0
     subscriptions: int = 0
     refunded: int = 0  # of the orders paid in the period, refunded by now
+    tax: int = 0  # within the gross: tax Stripe collected on pack orders (automatic tax)
 
     @property
     def gross(self) -> int:
         return self.packs + self.subscriptions
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.tax
 
 
 @dataclass
@@ -139,11 +144,13 @@ class Dashboard:
 
 # -- revenue ----------------------------------------------------------------------------------------------
 REVENUE_SQL = text("""
-    SELECT (paid AT TIME ZONE 'UTC')::date AS day, currency, source, sum(amount) AS amount, sum(refunded) AS refunded
-      FROM (SELECT paid_at AS paid, lower(currency) AS currency, 'packs' AS source, amount, amount_refunded AS refunded
+    SELECT (paid AT TIME ZONE 'UTC')::date AS day, currency, source, sum(amount) AS amount, sum(refunded) AS refunded,
+           sum(tax) AS tax
+      FROM (SELECT paid_at AS paid, lower(currency) AS currency, 'packs' AS source, amount, amount_refunded AS refunded,
+                   amount_tax AS tax
               FROM orders WHERE status IN ('paid', 'refunded') AND paid_at >= :start AND paid_at < :end
             UNION ALL
-            SELECT COALESCE(to_timestamp(paid_at), created_at), lower(currency), 'subscriptions', amount_paid, 0
+            SELECT COALESCE(to_timestamp(paid_at), created_at), lower(currency), 'subscriptions', amount_paid, 0, 0
               FROM subscription_invoices
              WHERE amount_paid > 0 AND COALESCE(to_timestamp(paid_at), created_at) >= :start
                AND COALESCE(to_timestamp(paid_at), created_at) < :end) AS p
@@ -154,11 +161,12 @@ async def revenue(session: AsyncSession, period: Period) -> list[Revenue]:
     index = {d: i for i, d in enumerate(period.days)}
     out: dict[str, Revenue] = {}
     rows = await session.execute(REVENUE_SQL, {"start": period.start, "end": period.end})
-    for day, currency, source, amount, refunded in rows.all():
+    for day, currency, source, amount, refunded, tax in rows.all():
         r = out.setdefault(currency, Revenue(currency, [0] * len(index)))
         r.per_day[index[day]] += int(amount)
         setattr(r, source, getattr(r, source) + int(amount))
         r.refunded += int(refunded)
+        r.tax += int(tax)
     return [out[c] for c in sorted(out)]
 
 

@@ -13,9 +13,9 @@ with the same status codes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -108,10 +108,14 @@ def _pack_list(catalog: Catalog) -> str:
                      for p in catalog.packs.values())
 
 
+# ``?lang=zh`` as the guides' frontends send it: Checkout's locale (Stripe's list, else auto) and the receipts'.
+LangQuery = Annotated[str | None, Query(max_length=35, description="The buyer's language (en, zh, …)")]
+
+
 # -- /api/payment ------------------------------------------------------------------------------------
 @payment_router.post("/create-checkout-session", response_model=PaymentCheckoutOut, responses=ERRORS)
 async def payment_create_checkout_session(body: PaymentCheckoutIn, request: Request, catalog: CatalogDep,
-                                          prices: PriceBookDep) -> PaymentCheckoutOut:
+                                          prices: PriceBookDep, lang: LangQuery = None) -> PaymentCheckoutOut:
     """Checkout for the pack that ``price_usd``, ``coins`` and ``bonus`` describe. They must match a catalog
     pack exactly: the price is the catalog's, never the client's."""
     principal = await _principal(request, body.user_id, param="user_id")
@@ -127,7 +131,7 @@ async def payment_create_checkout_session(body: PaymentCheckoutIn, request: Requ
         started = await service.create_checkout(
             session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
             prices=prices, principal=principal, pack_id=pack.id, success_url=body.success_url,
-            cancel_url=body.cancel_url)
+            cancel_url=body.cancel_url, locale=lang)
     return PaymentCheckoutOut(session_id=started.session_id, checkout_url=started.checkout_url)
 
 
@@ -157,7 +161,7 @@ async def payment_status(session_id: str, request: Request) -> PaymentStatusOut:
 @stripe_router.post("/api/stripe/create-checkout-session", response_model=StripeCheckoutOut,
                     responses=FAMILY_ERRORS)
 async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Request, catalog: CatalogDep,
-                                         prices: PriceBookDep) -> StripeCheckoutOut:
+                                         prices: PriceBookDep, lang: LangQuery = None) -> StripeCheckoutOut:
     """Checkout for the catalog price ``priceId`` names (a Stripe price id or a lookup key)."""
     principal = await _principal(request, body.userId, body.userEmail)
     pack = await match_price_reference(request.app.state.stripe, catalog, prices, body.priceId)
@@ -169,7 +173,8 @@ async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Reques
                 subscribed = await subscriptions.start_checkout(
                     session, request.app.state.stripe, settings=request.app.state.settings,
                     book=plan_book_of(request), prices=plan_prices_of(request), catalog=catalog, principal=principal,
-                    plan_id=plan[0].id, interval=plan[1], success_url=body.successUrl, cancel_url=body.cancelUrl)
+                    plan_id=plan[0].id, interval=plan[1], success_url=body.successUrl, cancel_url=body.cancelUrl,
+                    locale=lang)
             return StripeCheckoutOut(data=StripeCheckoutData(sessionId=subscribed.session_id,
                                                              url=subscribed.checkout_url))
     if pack is None:
@@ -181,7 +186,7 @@ async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Reques
         started = await service.create_checkout(
             session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
             prices=prices, principal=principal, pack_id=pack.id, success_url=body.successUrl,
-            cancel_url=body.cancelUrl)
+            cancel_url=body.cancelUrl, locale=lang)
     return StripeCheckoutOut(data=StripeCheckoutData(sessionId=started.session_id, url=started.checkout_url))
 
 

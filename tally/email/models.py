@@ -22,7 +22,10 @@ class OutboxEmail(Base):
     user_id: Mapped[str | None] = mapped_column(String(255))
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(500))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # plain text, always there
+    html_body: Mapped[str | None] = mapped_column(Text)  # its HTML alternative, when the email has one
+    attachment_name: Mapped[str | None] = mapped_column(String(255))  # e.g. INV-2026-000001.pdf
+    attachment_ref: Mapped[str | None] = mapped_column(String(255))  # what renders it: invoice:INV-2026-000001
     status: Mapped[str] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..config import Settings
 from ..db import Database
+from .attachments import load_attachment
 from .models import OutboxEmail
 from .smtp import SmtpSender
 
@@ -29,7 +30,17 @@ log = logging.getLogger("tally.email")
 class Email:
     to: str
     subject: str
-    body: str
+    body: str  # plain text
+    html: str | None = None  # an HTML alternative of the same message
+    attachment_name: str | None = None  # e.g. INV-2026-000001.pdf
+    attachment_ref: str | None = None  # rendered when sent or shown (see ``tally.email.attachments``)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
 
 
 def delivers_by_smtp(settings: Settings) -> bool:
@@ -43,7 +54,9 @@ async def enqueue(session: AsyncSession, settings: Settings, *, dedupe_key: str,
     status = "queued" if delivers_by_smtp(settings) else "caught"
     created = await session.scalar(
         insert(OutboxEmail).values(dedupe_key=dedupe_key, kind=kind, user_id=user_id, to_address=email.to,
-                                   subject=email.subject, body=email.body, status=status)
+                                   subject=email.subject, body=email.body, html_body=email.html,
+                                   attachment_name=email.attachment_name, attachment_ref=email.attachment_ref,
+                                   status=status)
         .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxEmail.id))
     return created is not None
 
@@ -60,7 +73,9 @@ async def deliver_queued(db: Database, settings: Settings, *, limit: int = 50) -
                                       .order_by(OutboxEmail.id).limit(limit).with_for_update(skip_locked=True))).all()
         for row in rows:
             try:
-                await asyncio.to_thread(sender.send, Email(row.to_address, row.subject, row.body))
+                attachment = await load_attachment(session, row)
+                await asyncio.to_thread(sender.send, Email(row.to_address, row.subject, row.body, row.html_body),
+                                        attachment)
             except Exception as exc:  # noqa: BLE001 - one bad address must not block the queue
                 log.warning("email %s not sent: %r", row.id, exc)
                 await session.execute(update(OutboxEmail).where(OutboxEmail.id == row.id)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 if TYPE_CHECKING:
-    from .service import Email
+    from .service import Attachment, Email
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,18 @@ class SmtpSender:
         return cls(parts.hostname, port, mode, unquote(parts.username) if parts.username else None,
                    unquote(parts.password) if parts.password else None, sender)
 
-    def send(self, email: Email) -> None:
+    def send(self, email: Email, attachment: Attachment | None = None) -> None:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = email.to
         message["Subject"] = email.subject
         message.set_content(email.body)
+        if email.html:
+            message.add_alternative(email.html, subtype="html")
+        if attachment is not None:
+            maintype, subtype = attachment.content_type.split("/", 1)
+            message.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
+                                   filename=attachment.filename)
         if self.mode == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                                      context=ssl.create_default_context())

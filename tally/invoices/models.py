@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Identity, Index, Integer, String, UniqueConstraint,
+                        func)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,7 +32,14 @@ class Invoice(Base):
     sequence: Mapped[int] = mapped_column(Integer)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
-    amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)  # what was charged, after any discount
+    amount_discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    amount_tax: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # within ``amount``
+    # One entry per rate: label, percentage, jurisdiction, taxable amount, tax, inclusive (``tally.orders.taxes``).
+    tax_lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
+    customer_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    customer_tax_ids: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
+    reverse_charge: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     currency: Mapped[str] = mapped_column(String(3))
     customer_name: Mapped[str | None] = mapped_column(String(255))
     customer_email: Mapped[str | None] = mapped_column(String(320))

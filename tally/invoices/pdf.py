@@ -54,6 +54,60 @@ class _Doc:
                       new_y="NEXT" if not width else "TOP", align=align)
 
 
+REVERSE_CHARGE = ("Reverse charge: VAT to be accounted for by the recipient (Article 196, Council Directive "
+                  "2006/112/EC). No VAT is charged on this invoice.")
+
+
+def _buyer_lines(invoice: Invoice) -> list[str]:
+    """Below the buyer's name: their email, billing address and tax IDs."""
+    lines = []
+    if invoice.customer_email and invoice.customer_email != invoice.customer_name:
+        lines.append(invoice.customer_email)
+    address = invoice.customer_address or {}
+    for part in (address.get("line1"), address.get("line2"),
+                 " ".join(p for p in (address.get("postal_code"), address.get("city")) if p),
+                 " ".join(p for p in (address.get("state"), address.get("country")) if p)):
+        if part:
+            lines.append(part)
+    lines += [f"{'VAT ID' if t.get('type', '').endswith('_vat') else 'Tax ID'}: {t.get('value')}"
+              for t in invoice.customer_tax_ids or []]
+    return lines
+
+
+def _tax_rows(invoice: Invoice) -> list[tuple[str, int]]:
+    """Net, then each tax with its rate and place, when the invoice was taxed (the total follows); nothing where
+    no tax is collected."""
+    taxed = [line for line in invoice.tax_lines or [] if line.get("reason") != "not_collecting"]
+    if not taxed and not invoice.amount_tax:
+        return []
+    rows = [("Net", invoice.amount - invoice.amount_tax)]
+    for line in taxed:
+        place = " - ".join(p for p in (line.get("country"), line.get("state")) if p)
+        label = "VAT reverse charge" if line.get("reason") == "reverse_charge" else line.get("label") or "Tax"
+        rows.append((f"{label}{' included' if line.get('inclusive') else ''}" + (f" ({place})" if place else ""),
+                     int(line.get("amount") or 0)))
+    return rows
+
+
+def _totals(doc: _Doc, invoice: Invoice, status: InvoiceStatus, *, label_width: float, amount_width: float) -> None:
+    """Net and each tax (when taxed), the total, the currency and any refund, right-aligned under the lines."""
+    pdf = doc.pdf
+    doc.font(10)
+    for label, amount in _tax_rows(invoice):
+        pdf.cell(label_width, 7, doc.text(label), align="R")
+        pdf.cell(amount_width, 7, format_amount(amount, invoice.currency), align="R")
+        pdf.ln(7)
+    doc.font(11, bold=True)
+    pdf.cell(label_width, 8, "Total", align="R")
+    pdf.cell(amount_width, 8, format_amount(invoice.amount, invoice.currency), align="R")
+    pdf.ln(8)
+    doc.font(9)
+    pdf.cell(0, 6, f"Currency: {invoice.currency.upper()}", align="R", new_x="LMARGIN", new_y="NEXT")
+    if status.amount_refunded:
+        pdf.cell(0, 6, f"Refunded: {format_amount(status.amount_refunded, invoice.currency)}", align="R",
+                 new_x="LMARGIN", new_y="NEXT")
+
+
 def render_invoice_pdf(invoice: Invoice, status: InvoiceStatus) -> bytes:
     doc = _Doc()
     pdf = doc.pdf
@@ -75,9 +129,9 @@ def render_invoice_pdf(invoice: Invoice, status: InvoiceStatus) -> bytes:
     doc.line(invoice.seller_name, width=90)
     doc.line(invoice.customer_name or invoice.customer_email or invoice.user_id, width=90)
     pdf.ln(5.5)
-    if invoice.customer_email and invoice.customer_email != invoice.customer_name:
+    for extra in _buyer_lines(invoice):
         pdf.set_x(pdf.l_margin + 90)
-        doc.line(invoice.customer_email, width=90)
+        doc.line(extra, width=90)
         pdf.ln(5.5)
     pdf.set_y(max(pdf.get_y(), top + 17) + 6)
 
@@ -98,18 +152,13 @@ def render_invoice_pdf(invoice: Invoice, status: InvoiceStatus) -> bytes:
             pdf.cell(width, 8, doc.text(text), border="B", align=align)
         pdf.ln(8)
     pdf.ln(2)
-    doc.font(11, bold=True)
-    pdf.cell(sum(widths[:3]), 8, "Total", align="R")
-    pdf.cell(widths[3], 8, format_amount(invoice.amount, invoice.currency), align="R")
-    pdf.ln(8)
-    doc.font(9)
-    pdf.cell(0, 6, f"Currency: {invoice.currency.upper()}", align="R", new_x="LMARGIN", new_y="NEXT")
-    if status.amount_refunded:
-        pdf.cell(0, 6, f"Refunded: {format_amount(status.amount_refunded, invoice.currency)}", align="R",
-                 new_x="LMARGIN", new_y="NEXT")
+    _totals(doc, invoice, status, label_width=sum(widths[:3]), amount_width=widths[3])
     pdf.ln(8)
     doc.font(9)
     pdf.set_text_color(90, 98, 115)
+    if invoice.reverse_charge:
+        pdf.multi_cell(0, 5, doc.text(REVERSE_CHARGE), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(2)
     pdf.multi_cell(0, 5, doc.text(f"Order {invoice.order_id}. Paid through Stripe. "
                                   f"Thank you for your purchase."))
     return bytes(pdf.output())

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import commit_soon
 from .models import Invoice
+
+if TYPE_CHECKING:
+    from ..orders.taxes import AppliedTax
 
 # The counter row stays locked by this UPDATE until the fulfilment transaction ends: concurrent
 # fulfilments take numbers one after another, and a rollback gives the number back — no gaps, no
@@ -35,8 +39,11 @@ async def next_invoice_number(session: AsyncSession, year: int) -> int:
 
 async def issue_invoice(session: AsyncSession, *, order_id: str, user_id: str, amount: int, currency: str,
                         description: str, coins: int, bonus: int, customer_name: str | None,
-                        customer_email: str | None, seller_name: str) -> Invoice:
-    """The invoice of a paid order; at most one per order (unique ``order_id``)."""
+                        customer_email: str | None, seller_name: str, unit_amount: int | None = None,
+                        discount_line: dict[str, Any] | None = None, tax: AppliedTax | None = None) -> Invoice:
+    """The invoice of a paid order; at most one per order (unique ``order_id``). ``amount`` is what was
+    charged; with a discount, the pack's line shows ``unit_amount`` (the catalog's price) and
+    ``discount_line`` (a negative amount) follows it."""
     existing = await session.scalar(select(Invoice).where(Invoice.order_id == order_id))
     if existing is not None:
         return existing
@@ -45,9 +52,13 @@ async def issue_invoice(session: AsyncSession, *, order_id: str, user_id: str, a
     invoice = Invoice(
         number=format_number(year, sequence), year=year, sequence=sequence, order_id=order_id, user_id=user_id,
         amount=amount, currency=currency, customer_name=customer_name, customer_email=customer_email,
-        seller_name=seller_name,
-        lines=[{"description": description, "quantity": 1, "unit_amount": amount, "amount": amount,
-                "currency": currency, "coins": coins, "bonus": bonus}])
+        seller_name=seller_name, amount_discount=-int(discount_line["amount"]) if discount_line else 0,
+        lines=[{"description": description, "quantity": 1, "unit_amount": unit_amount or amount,
+                "amount": unit_amount or amount, "currency": currency, "coins": coins, "bonus": bonus},
+               *([discount_line] if discount_line else [])])
+    if tax is not None:
+        invoice.amount_tax, invoice.tax_lines, invoice.reverse_charge = tax.amount, tax.lines, tax.reverse_charge
+        invoice.customer_address, invoice.customer_tax_ids = tax.address, tax.tax_ids
     session.add(invoice)
     await session.flush()
     return invoice

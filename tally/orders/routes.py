@@ -33,7 +33,7 @@ async def checkout(body: CheckoutIn, principal: CurrentUser, catalog: CatalogDep
         started = await service.create_checkout(
             session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
             prices=prices, principal=principal, pack_id=body.pack_id, success_url=body.success_url,
-            cancel_url=body.cancel_url, currency=body.currency)
+            cancel_url=body.cancel_url, currency=body.currency, locale=body.locale)
     return CheckoutOut(order_id=started.order_id, session_id=started.session_id, checkout_url=started.checkout_url)
 
 

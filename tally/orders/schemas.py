@@ -34,6 +34,9 @@ class CheckoutIn(BaseModel):
     success_url: WebUrl | None = Field(None, description="Where Stripe sends the buyer after paying; may "
                                                          "contain {CHECKOUT_SESSION_ID}")
     cancel_url: WebUrl | None = None
+    locale: str | None = Field(None, max_length=35, description="The buyer's language for Checkout and receipts "
+                                                                "(en, zh, pt-BR, …); one Stripe does not "
+                                                                "support becomes auto")
 
 
 class CheckoutOut(BaseModel):

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .. import currency as money
 from ..auth.service import Principal
 from ..catalog.service import Catalog, Pack, PriceBook
+from ..checkout_locale import checkout_locale
 from ..config import Settings
 from ..customers.models import User
 from ..customers.service import ensure_stripe_customer, ensure_user
@@ -36,7 +37,10 @@ from ..invoices.models import Invoice
 from ..invoices.service import invoice_for_order, issue_invoice
 from ..ledger import credits, references
 from ..ledger import service as ledger
+from ..receipts import service as receipts
 from ..stripe_gateway import idempotency_key, stripe_call
+from .discounts import AppliedDiscount, discount_line, discount_of
+from .taxes import AppliedTax, tax_of
 from .models import Order
 
 log = logging.getLogger("tally.orders")
@@ -61,7 +65,7 @@ class CheckoutStarted:
 async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
                           catalog: Catalog, prices: PriceBook, principal: Principal, pack_id: str,
                           success_url: str | None = None, cancel_url: str | None = None,
-                          currency: str | None = None) -> CheckoutStarted:
+                          currency: str | None = None, locale: str | None = None) -> CheckoutStarted:
     """A pending order for one catalog pack and its Stripe Checkout Session, in ``currency`` (any currency
     the catalog prices the pack in; default its primary one). The price comes from the catalog only, through
     the pack's Stripe Price in that currency. If Stripe fails, the caller's transaction rolls back and no
@@ -75,9 +79,11 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     customer_id = await ensure_stripe_customer(session, client, user)
     # The order row is written once, with its session id, after Stripe answered: its id (made here) is all the
     # request needs, and a failure before then leaves nothing to roll back.
+    language = checkout_locale(locale)
     order = Order(id=str(uuid.uuid4()), user_id=user.id, pack_id=pack.id, pack_name=pack.name, amount=amount,
                   currency=code, coins=pack.coins, bonus=pack.bonus,
-                  credits_expire_after_days=pack.expires_after_days, status="pending")
+                  credits_expire_after_days=pack.expires_after_days, status="pending", locale=language)
+    remember_locale(user, language)
     base = settings.public_url.rstrip("/")
     metadata = {"order_id": order.id, "user_id": user.id, "pack_id": pack.id}
     params: dict[str, Any] = {
@@ -94,6 +100,12 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     methods = catalog.payment_method_types(code)
     if methods:
         params["payment_method_types"] = methods
+    if settings.allow_promotion_codes:
+        params["allow_promotion_codes"] = True  # the buyer may type a code; coins stay the pack's
+    if language is not None:
+        params["locale"] = language
+    if settings.tax_mode == "automatic":
+        params.update(AUTOMATIC_TAX)
     async with stripe_call("creating checkout"):
         checkout = (await client.v1.checkout.sessions.create_async(
             params=params,  # type: ignore[arg-type]
@@ -107,6 +119,20 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     session.add(order)
     await session.flush()
     return CheckoutStarted(order.id, checkout["id"], checkout["url"])
+
+
+# Stripe Tax on the session (the production method's recommended Checkout defaults): the billing address and a
+# business tax ID are asked for, and saved on the customer, so the tax and the invoice name the right place.
+AUTOMATIC_TAX: dict[str, Any] = {
+    "automatic_tax": {"enabled": True}, "billing_address_collection": "required",
+    "tax_id_collection": {"enabled": True}, "customer_update": {"address": "auto", "name": "auto"},
+}
+
+
+def remember_locale(user: User, language: str | None) -> None:
+    """The buyer's language, for emails that follow no order of theirs (renewals)."""
+    if language is not None and language != "auto":
+        user.locale = language
 
 
 def price_in_currency(pack: Pack, currency: str | None) -> tuple[str, int]:
@@ -197,13 +223,16 @@ async def apply_session_state(session: AsyncSession, client: stripe.StripeClient
     """Bring the order in line with a freshly retrieved Checkout Session: paid → fulfil; expired →
     expired; a failed payment attempt → failed (a later success still fulfils). Idempotent."""
     pi = _payment_intent(checkout)
-    if checkout.get("payment_status") == "paid":
+    # A code that took the whole price leaves nothing to pay: the session completes "no_payment_required".
+    free = checkout.get("status") == "complete" and checkout.get("payment_status") == "no_payment_required"
+    if checkout.get("payment_status") == "paid" or free:
         details = checkout.get("customer_details") or {}
         return await fulfil_paid_order(
             session, order_id=order_id, settings=settings, payment_intent_id=_id(checkout.get("payment_intent")),
             checkout_session_id=checkout.get("id"), paid_amount=checkout.get("amount_total"),
             paid_currency=checkout.get("currency"), customer_name=details.get("name"),
-            customer_email=details.get("email"))
+            customer_email=details.get("email"), discount=await discount_of(client, checkout),
+            tax=await tax_of(client, checkout))
     if checkout.get("status") == "expired":
         return await mark_expired(session, order_id=order_id)
     # A declined attempt on an open session (the buyer may retry on the page), or a delayed method that
@@ -258,7 +287,8 @@ async def apply_payment_intent_state(session: AsyncSession, *, settings: Setting
 async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: Settings,
                             payment_intent_id: str | None = None, checkout_session_id: str | None = None,
                             paid_amount: int | None = None, paid_currency: str | None = None,
-                            customer_name: str | None = None, customer_email: str | None = None) -> Order:
+                            customer_name: str | None = None, customer_email: str | None = None,
+                            discount: AppliedDiscount | None = None, tax: AppliedTax | None = None) -> Order:
     """Credit a paid order exactly once, in the caller's transaction: order → paid; ledger transaction
     ``order:{id}:purchase`` with coins and bonus entries (each with ``balance_after``); the wallet balance;
     the invoice with the next gap-free number. Call only with state just retrieved from Stripe. A second
@@ -268,6 +298,8 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
         raise OrderNotFoundYet(order_id)
     if order.status in ("paid", "refunded"):
         return order
+    if discount is not None or tax is not None:
+        apply_price(order, discount, tax)
     if paid_amount is not None and (paid_amount != order.amount or paid_currency != order.currency):
         # Money was taken, so the pack is still granted; the mismatch needs a human, not a silent change.
         log.error("order %s paid %s %s but was created for %s %s", order.id, paid_amount, paid_currency,
@@ -289,11 +321,31 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
     if checkout_session_id and not order.stripe_checkout_session_id:
         order.stripe_checkout_session_id = checkout_session_id
     await session.flush()
-    await issue_invoice(session, order_id=order.id, user_id=order.user_id, amount=order.amount,
+    invoice = await issue_invoice(session, order_id=order.id, user_id=order.user_id, amount=order.amount,
                         currency=order.currency, description=description, coins=order.coins, bonus=order.bonus,
+                        unit_amount=order.price_before_discount,
+                        discount_line=discount_line(discount, order.currency) if discount else None, tax=tax,
                         customer_name=customer_name or user.name or customer_email or user.email,
                         customer_email=customer_email or user.email, seller_name=settings.seller_name)
+    await receipts.order_paid(session, settings, order=order, invoice=invoice)
     return order
+
+
+def apply_price(order: Order, discount: AppliedDiscount | None, tax: AppliedTax | None) -> None:
+    """What the buyer was charged, recorded on the order before it is fulfilled (the coins stay the pack's): the
+    price less the promotion code's discount (never more than the price), plus any tax added on top of it."""
+    price = order.price_before_discount
+    taken = min(discount.amount, price) if discount is not None else 0
+    order.amount_subtotal = price
+    order.amount_discount = taken
+    order.amount = price - taken + (tax.exclusive if tax is not None else 0)
+    if discount is not None:
+        order.promotion_code = discount.promotion_code
+        order.stripe_promotion_code_id = discount.stripe_promotion_code_id
+    if tax is not None:
+        order.amount_tax = tax.amount
+        order.tax_details = {"lines": tax.lines, "address": tax.address, "tax_ids": tax.tax_ids,
+                             "reverse_charge": tax.reverse_charge}
 
 
 async def mark_failed(session: AsyncSession, *, order_id: str, message: str | None) -> Order | None:
@@ -415,7 +467,9 @@ async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient,
     async with stripe_call("listing refunds"):
         listed = await client.v1.refunds.list_async(params={"charge": charge_id, "limit": 100})
     refunds = sorted((r.to_dict() for r in listed.data), key=lambda r: (r.get("created") or 0, r["id"]))
-    return await apply_refunds(session, order_id=order.id, refunds=refunds)
+    order = await apply_refunds(session, order_id=order.id, refunds=refunds)
+    await receipts.refunds_recorded(session, settings, order=order, refunds=refunds)
+    return order
 
 
 async def apply_refunds(session: AsyncSession, *, order_id: str, refunds: list[dict[str, Any]]) -> Order:

@@ -35,6 +35,7 @@ from ..config import Settings
 from ..customers.models import User
 from ..db import Database
 from ..email.service import Email, enqueue
+from ..receipts.service import renewal_paid
 from ..stripe_gateway import stripe_call
 from . import mirror
 from .credits import grant_invoice
@@ -104,7 +105,9 @@ async def on_invoice(session: AsyncSession, client: stripe.StripeClient, *, sett
     if row is None:
         return
     if invoice.get("status") == "paid":
-        await record_paid(session, client, book=book, row=row, invoice=invoice)
+        recorded = await record_paid(session, client, book=book, row=row, invoice=invoice)
+        plan = book.get(recorded.plan_id or "")
+        await renewal_paid(session, settings, record=recorded, plan_name=plan.name if plan else None)
         await _grant_upgrade(session, client, book=book, row=row, invoice=invoice)
         await stop_dunning(session, invoice_id)
     elif invoice.get("status") == "open" and int(invoice.get("attempt_count") or 0) > 0 \

@@ -49,7 +49,7 @@ async def subscription_checkout(body: SubscriptionCheckoutIn, principal: Current
         started = await service.start_checkout(
             session, request.app.state.stripe, settings=request.app.state.settings, book=plan_book_of(request),
             prices=plan_prices_of(request), catalog=get_catalog(request), principal=principal, plan_id=body.plan_id,
-            interval=body.interval, success_url=body.success_url, cancel_url=body.cancel_url)
+            interval=body.interval, success_url=body.success_url, cancel_url=body.cancel_url, locale=body.locale)
     return SubscriptionCheckoutOut(session_id=started.session_id, checkout_url=started.checkout_url)
 
 

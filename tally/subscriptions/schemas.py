@@ -20,6 +20,7 @@ class SubscriptionCheckoutIn(_In):
     interval: Interval = "month"
     success_url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
     cancel_url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
+    locale: str | None = Field(None, max_length=35, description="The buyer's language (en, zh, …); else auto")
 
 
 class SubscriptionCheckoutOut(BaseModel):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.service import Principal
 from ..catalog.service import Catalog
+from ..checkout_locale import checkout_locale
 from ..config import Settings
 from ..customers.service import ensure_stripe_customer, ensure_user
 from ..db import Database
@@ -62,7 +63,8 @@ class CheckoutStarted:
 
 async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
                          prices: PlanPrices, catalog: Catalog, principal: Principal, plan_id: str, interval: str,
-                         success_url: str | None, cancel_url: str | None) -> CheckoutStarted:
+                         success_url: str | None, cancel_url: str | None,
+                         locale: str | None = None) -> CheckoutStarted:
     """Checkout in subscription mode, offering the catalog's payment methods for the plan's currency that can
     pay again without the buyer (Alipay, GrabPay, FPX and PayNow are one-time only: ``methods_for``)."""
     plan = _plan_and_interval(book, plan_id, interval)
@@ -73,6 +75,9 @@ async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, 
     customer_id = await ensure_stripe_customer(session, client, user)
     price_id = await prices.price_id(client, plan, interval)
     record = SubscriptionCheckout(id=str(uuid.uuid4()), user_id=user.id, plan_id=plan.id, interval=interval)
+    language = checkout_locale(locale)
+    if language is not None and language != "auto":
+        user.locale = language  # renewal receipts speak it
     session.add(record)
     await session.flush()
     base = settings.public_url.rstrip("/")
@@ -85,6 +90,8 @@ async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, 
             "metadata": metadata, "subscription_data": {"metadata": metadata},
             "success_url": success_url or f"{base}/account?subscription=started",
             "cancel_url": cancel_url or f"{base}/pricing",
+            **({"allow_promotion_codes": True} if settings.allow_promotion_codes else {}),
+            **({"locale": language} if language else {}),
         }, options={"idempotency_key": idempotency_key("subscription_checkout", record.id, "create")})
     record.stripe_checkout_session_id = checkout.id
     await session.flush()

@@ -243,7 +243,7 @@ def pay(cluster: Cluster, session_id: str) -> None:
     with httpx.Client(base_url=cluster.sandbox.url, timeout=60) as page:
         answer = page.post(f"/c/pay/{session_id}", data={
             "email": "buyer@example.com", "cardNumber": VISA, "cardExpiry": "12 / 34", "cardCvc": "123",
-            "billingName": "Ada Lovelace"})
+            "billingName": "Ada Lovelace", "country": "US"})
     assert answer.status_code == 303, answer.text
 
 

@@ -36,7 +36,7 @@ def pay(tally: Any, session_id: str, card: str = VISA, email: str = "buyer@examp
     """Submit the hosted Checkout form (what the browser would POST)."""
     with httpx.Client(base_url=tally.sandbox.url, timeout=30) as page:
         return page.post(f"/c/pay/{session_id}", data={
-            "email": email, "cardNumber": card, "cardExpiry": "12 / 34", "cardCvc": "123",
+            "email": email, "cardNumber": card, "cardExpiry": "12 / 34", "country": "US", "cardCvc": "123",
             "billingName": "Ada Lovelace"})
 
 

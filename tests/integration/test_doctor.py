@@ -160,8 +160,9 @@ def test_nothing_answering(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_doctor_against_tally_serve_on_the_embedded_defaults(tmp_path: Any) -> None:
     """What a developer sees right after `scripts/serve`: `tally doctor` with no settings at all, in the same
-    folder, scores 7/8 (everything but tax, which nobody has set up) and says how to set tax up; --go-live adds
-    the checklist, on which a sandbox cannot pass (no live key)."""
+    folder, scores 8/8 (tax included: `tally serve` gives the sandbox's Stripe Tax a head office, TALLY_TAX
+    being automatic by default there); --go-live adds the checklist, on which a sandbox cannot pass (no live
+    key)."""
     import subprocess
 
     from tests.served_tally import TALLY, env_for, served
@@ -173,9 +174,9 @@ def test_doctor_against_tally_serve_on_the_embedded_defaults(tmp_path: Any) -> N
             return done.returncode, json.loads(done.stdout)
 
         code, report = run("--url", tally.url)
-        assert (report["score"], report["total"]) == (7, 8), [c for c in report["checks"] if not c["passed"]]
-        assert code == 0 and failing(report) == {"tax"}
-        assert "tax" in check(report, "tax")["fix"].lower()
+        assert (report["score"], report["total"]) == (8, 8), [c for c in report["checks"] if not c["passed"]]
+        assert code == 0 and failing(report) == set()
+        assert "Stripe Tax is active (head office DE)" in check(report, "tax")["reason"]
         assert "reached the inbox" in check(report, "webhook")["reason"]
         _, live = run("--url", tally.url, "--go-live")
         assert live["go_live"] and not all(item["passed"] for item in live["go_live"])

@@ -25,7 +25,7 @@ def test_a_worker_beside_tally_serve_uses_its_database_and_sandbox(tmp_path: Pat
         assert started.status_code == 200, started.text
         order = started.json()
         paid = httpx.post(f"{tally.sandbox.url}/c/pay/{order['session_id']}", timeout=30, data={
-            "email": "so@example.com", "cardNumber": VISA, "cardExpiry": "12 / 34", "cardCvc": "123",
+            "email": "so@example.com", "cardNumber": VISA, "cardExpiry": "12 / 34", "country": "US", "cardCvc": "123",
             "billingName": "Ada Lovelace"})
         assert paid.status_code in (200, 303)
         # The payment's event is stored (seen through the admin API, with the key kept in the data folder) and,

@@ -36,7 +36,7 @@ SANDBOX_LOGGERS = ("stripe_sandbox",)
 def pay(tally: TallyServer, session_id: str, card: str) -> httpx.Response:
     with httpx.Client(base_url=tally.sandbox.url, timeout=30) as page:
         return page.post(f"/c/pay/{session_id}", data={
-            "email": "buyer@example.com", "cardNumber": card, "cardExpiry": "12 / 34", "cardCvc": CVC,
+            "email": "buyer@example.com", "cardNumber": card, "cardExpiry": "12 / 34", "country": "US", "cardCvc": CVC,
             "billingName": "Ada Lovelace"})
 
 

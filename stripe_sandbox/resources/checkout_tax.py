@@ -1,0 +1,149 @@
+"""Automatic tax in Checkout (``automatic_tax[enabled]=true``, payment mode): the hosted page asks for the billing
+address (and a tax ID with ``tax_id_collection``), the tax comes from the sandbox's table
+(``tax_calculations.calculate``), and the session's totals carry it: each line's ``amount_tax``,
+``total_details.amount_tax`` and its ``breakdown.taxes``, an exclusive tax added to ``amount_total``.
+
+Created with a customer, the session needs an address to tax: the customer's, or the one typed on the page
+with ``customer_update[address]=auto`` (which then saves it on the customer), as Stripe requires."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..billing.tax_table import rate_for, reverse_charge
+from ..errors import invalid_request
+from ..ids import new_id
+from ..params import Params
+from ..store import Obj
+from .tax import _settings
+from .tax_calculations import calculate, checked_tax_ids, head_office_country
+
+LOCATION_REQUIRED = (
+    "Automatic tax calculation in Checkout requires a valid address on the Customer. Add a valid address to the "
+    "Customer or set either `customer_update[address]` to 'auto' or `customer_update[shipping]` to 'auto' to save "
+    "the address entered in Checkout to the Customer.")
+
+
+def automatic_tax(sb: Any, p: Params, mode: str, customer: Obj | None) -> Obj:
+    """The session's ``automatic_tax``, checked against what Stripe requires."""
+    tax = p.dict("automatic_tax")
+    if tax is None or not tax.only("enabled", "liability").bool("enabled"):
+        return {"enabled": False, "liability": None, "provider": None, "status": None}
+    if mode != "payment":
+        raise invalid_request("The sandbox computes tax on `payment` mode Checkout only, so far.",
+                              param="automatic_tax[enabled]")
+    head_office_country(sb)  # Stripe Tax must be active
+    update = p.dict("customer_update")
+    wants_address = update is not None and update.only("address", "name", "shipping").str("address") == "auto"
+    if customer is not None and not (customer.get("address") or {}).get("country") and not wants_address:
+        raise invalid_request(LOCATION_REQUIRED, param="customer_update[address]", code="customer_tax_location_invalid")
+    return {"enabled": True, "liability": {"type": "self"}, "provider": "stripe",
+            "status": "requires_location_inputs"}
+
+
+def enabled(session: Obj) -> bool:
+    return bool((session.get("automatic_tax") or {}).get("enabled"))
+
+
+def _behavior(sb: Any, item: Obj) -> str:
+    price = sb.store.get(item["price"], "price") if isinstance(item["price"], str) else item["price"]
+    behavior = (price or {}).get("tax_behavior") or "unspecified"
+    if behavior == "unspecified":
+        behavior = _settings(sb)["defaults"].get("tax_behavior") or "exclusive"
+    return "inclusive" if behavior == "inclusive" else "exclusive"
+
+
+def locate(sb: Any, session: Obj, address: dict[str, Any], tax_ids: list[Params]) -> bool:
+    """Tax the session for a buyer at ``address``; True when its total changed. Tax IDs are checked for format
+    (``tax_id_invalid``)."""
+    ids = checked_tax_ids(tax_ids, "tax_ids")
+    from .checkout_sessions import extras
+
+    ex = extras(sb, session)
+    ex["tax_location"] = {"address": address, "tax_ids": ids}
+    sb.store.save(ex)
+    before = session["amount_total"]
+    refresh(sb, session)
+    sb.store.save(session)
+    return session["amount_total"] != before
+
+
+def refresh(sb: Any, session: Obj) -> None:
+    """Apply the known location's tax to the current totals (called after discounts change them too)."""
+    from .checkout_sessions import extras
+
+    location = extras(sb, session).get("tax_location")
+    if not enabled(session) or location is None:
+        return
+    items = extras(sb, session)["line_items"]
+    lines = [{"amount": item["amount_subtotal"] - item["amount_discount"], "tax_behavior": _behavior(sb, item)}
+             for item in items]
+    calculate(sb, currency=session["currency"], lines=lines, address=location["address"],
+              tax_ids=location["tax_ids"])
+    for item, line in zip(items, lines):
+        item["amount_tax"] = line["amount_tax"]
+        item["amount_total"] = line["amount"] + (line["amount_tax"] if line["tax_behavior"] == "exclusive" else 0)
+    session["amount_total"] = sum(item["amount_total"] for item in items)
+    session["total_details"]["amount_tax"] = sum(line["amount_tax"] for line in lines)
+    session["total_details"]["breakdown"] = {"discounts": [], "taxes": _taxes(sb, session, lines, location)}
+    session["automatic_tax"]["status"] = "complete"
+
+
+def _taxes(sb: Any, session: Obj, lines: list[dict[str, Any]], location: Obj) -> list[Obj]:
+    address = location["address"]
+    rate = rate_for(address["country"], address.get("state"))
+    reverse = reverse_charge(head_office_country(sb), address["country"], location["tax_ids"])
+    out = []
+    for inclusive in (False, True):
+        group = [line for line in lines if (line["tax_behavior"] == "inclusive") == inclusive]
+        if not group:
+            continue
+        tax = sum(line["amount_tax"] for line in group)
+        taxable = sum(line["amount"] - (line["amount_tax"] if inclusive else 0) for line in group)
+        reason = "not_collecting" if rate is None else "reverse_charge" if reverse else "standard_rated"
+        percentage = rate.percentage if rate is not None and not reverse else Decimal(0)
+        out.append({"amount": tax, "rate": _tax_rate(sb, address, rate, percentage, inclusive),
+                    "taxability_reason": reason, "taxable_amount": taxable})
+    return out
+
+
+def _tax_rate(sb: Any, address: dict[str, Any], rate: Any, percentage: Decimal, inclusive: bool) -> Obj:
+    """The tax rate object a breakdown names (one per place, percentage and behaviour, made once)."""
+    key = f"checkout_tax_rate:{address['country']}:{address.get('state')}:{percentage}:{inclusive}"
+    found = sb.store.kv.get(key)
+    if found is not None and sb.store.get(found, "tax_rate") is not None:
+        return sb.store.objects[found]
+    kind = rate.tax_type if rate is not None else None
+    obj: Obj = {
+        "id": new_id("txr", 24), "object": "tax_rate", "active": True, "country": address["country"],
+        "created": sb.clock.now_int(), "description": None,
+        "display_name": {"vat": "VAT", "gst": "GST", "hst": "HST", "sales_tax": "Sales tax"}.get(kind or "", "Tax"),
+        "effective_percentage": float(percentage), "flat_amount": None, "inclusive": inclusive,
+        "jurisdiction": address["country"] + (f" - {rate.state}" if rate is not None and rate.state else ""),
+        "jurisdiction_level": "state" if rate is not None and rate.state else "country", "livemode": False,
+        "metadata": {}, "percentage": float(percentage), "rate_type": "percentage",
+        "state": rate.state if rate is not None else None, "tax_type": kind,
+    }
+    sb.store.add(obj)
+    sb.store.set_kv(key, obj["id"])
+    return obj
+
+
+def details_at_completion(sb: Any, session: Obj) -> Obj:
+    """``customer_details`` address, tax IDs and exemption from the taxed location (and save the address on the
+    customer with ``customer_update[address]=auto``)."""
+    from .checkout_sessions import extras
+
+    location = extras(sb, session).get("tax_location")
+    if not enabled(session) or location is None:
+        return {}
+    address = {k: location["address"].get(k) for k in ("city", "country", "line1", "line2", "postal_code", "state")}
+    reverse = reverse_charge(head_office_country(sb), address["country"], location["tax_ids"])
+    if session["customer"] and extras(sb, session).get("customer_update_address"):
+        customer = sb.store.get(session["customer"], "customer")
+        if customer is not None:
+            customer["address"] = address
+            sb.store.save(customer)
+    return {"address": address, "tax_exempt": "reverse" if reverse else "none",
+            "tax_ids": [{"type": t["type"], "value": t["value"]} for t in location["tax_ids"]]}
