@@ -8,5 +8,6 @@ when a module outside it imports a private name or writes its tables):
   adjustments, refund and dispute reversals, reinstatements) and the draw order;
 - ``spending``: spends and holds (capture, release, expiry of holds);
 - ``expiry``: lapsed grants and subscription rollover;
+- ``operator``: the operator's grants and adjustments (the admin API and ``tally credits``);
 - ``service``: reading balances, grants and transactions; ``check``: ``tally ledger check``.
 """

@@ -31,9 +31,10 @@ def parse_expiry(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1), time(), UTC)
+        return datetime.combine(date.fromisoformat(value) + timedelta(days=1), time(), UTC)
+    except ValueError:
+        pass
+    try:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter("use a date (2027-01-31) or an ISO date-time (2027-01-31T18:00:00Z)",

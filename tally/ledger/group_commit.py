@@ -1,23 +1,23 @@
 """Group commit for spends, holds and captures: the requests that arrive together share one statement and one
 commit (captures: the statement and a read of the holds after it, pipelined in the same round trip).
 
-A spend, a hold or a capture is one call of its PostgreSQL function (``tally.ledger.spending``), one commit each.
-Under load the commits queue: every one waits for its own WAL flush, and every one pays a network round trip
-and a connection checkout. Here a request joins the list of those waiting, and each of
-at most ``max_flushes`` flushes in flight takes the whole list (up to ``max_group``) as one statement: the
-function called once per request, in one transaction, with one commit. Each request keeps everything of
-its own: its ledger transaction with its reference and entries (or its hold), and its own answer (its row
-of the statement's result: spent, replay, insufficient, ...). With nothing in flight a request is sent at
-once, so a lone one waits for nothing; under load the next statement carries all that arrived meanwhile
-instead of each request queueing for a connection of its own (the pattern of the webhook receiver,
-``tally.webhooks.inbox.InboxReceiver``).
+A spend, a hold or a capture is one call of its PostgreSQL function (``tally.ledger.spending``), one commit
+each. Under load the commits queue: every one waits for its own WAL flush, and every one pays a network round
+trip and a connection checkout. Here a request joins the list of those waiting, and each of at most
+``max_flushes`` flushes in flight takes the whole list (up to ``max_group``) as one statement: the function
+called once per request, in one transaction, with one commit. Each request keeps everything of its own: its
+ledger transaction with its reference and entries (or its hold), and its own answer (its row of the statement's
+result: spent, replay, insufficient, ...). With nothing in flight a request is sent at once, so a lone one waits
+for nothing; under load the next statement carries all that arrived meanwhile instead of each request queueing
+for a connection of its own (the pattern of the webhook receiver, ``tally.webhooks.inbox.InboxReceiver``).
 
-Ordering, and why nothing deadlocks: each function locks its wallet row first, and a statement calls them in
-the order of its rows, which are sorted by user id (a stable sort: one user's requests keep their arrival
-order). Every statement thus takes its wallet locks in one global order, so two concurrent statements can
-wait on each other but never in a cycle. Two requests with the same idempotency key in one statement: the
-second call sees the first's transaction (same database transaction) and answers as a replay, as it would
-a moment later.
+Ordering, and why nothing deadlocks: a group's rows are sorted by user id (a stable sort: one user's requests
+keep their arrival order) and its functions are called in that order; spends and captures first lock all the
+group's wallets in user order (``_LOCK_WALLETS``, in the same transaction and pipeline, so still one round
+trip), because their functions write more than the wallet. Every group thus takes its wallet locks in one global
+order, so two concurrent groups can wait on each other but never in a cycle. Two requests with the same
+idempotency key in one statement: the second call sees the first's transaction (same database transaction) and
+answers as a replay, as it would a moment later.
 
 Failures stay their own: the functions answer an insufficient balance or a replay with a row, never an
 error, so one short wallet does not fail the others. If a statement fails anyway (an unexpected error in

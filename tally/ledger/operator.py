@@ -56,7 +56,8 @@ async def grant(session: AsyncSession, *, user_id: str, amount: int, category: C
         raise InvalidRequest("category is paid or promotional.", param="category")
     _require_future(expires_at)
     key = key or _fresh_key()
-    await _refuse_key_of_other_category(session, user_id, key, category)
+    await _refuse_key_used_by(session, references.promotion(user_id, key) if category == "paid"
+                              else references.adjustment(user_id, key), key)
     await ensure_user(session, Principal(user_id))
     if category == "promotional":
         moved = await credits.grant_promotion(session, user_id=user_id, amount=amount, reason=reason, key=key,
@@ -75,8 +76,7 @@ async def adjust(session: AsyncSession, *, user_id: str, delta: int, reason: str
     if delta == 0:
         raise InvalidRequest("An adjustment moves at least one credit, up or down.", param="amount")
     key = key or _fresh_key()
-    if delta > 0:
-        await _refuse_key_of_other_category(session, user_id, key, "paid")
+    await _refuse_key_used_by(session, references.promotion(user_id, key), key)
     await ensure_user(session, Principal(user_id))
     moved = await credits.adjust(session, user_id=user_id, delta=delta, reason=reason, key=key)
     return await _answer(session, moved, user_id=user_id, amount=delta, category="paid" if delta > 0 else None,
@@ -96,10 +96,12 @@ def _require_future(expires_at: datetime | None) -> None:
         raise InvalidRequest("expires_at is in the past: the credits would lapse at once.", param="expires_at")
 
 
-async def _refuse_key_of_other_category(session: AsyncSession, user_id: str, key: str, category: Category) -> None:
-    """Paid and promotional grants have references of their own; one key stays one movement across both."""
-    other = references.adjustment(user_id, key) if category == "promotional" else references.promotion(user_id, key)
-    if await session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.reference == other)) is not None:
+async def _refuse_key_used_by(session: AsyncSession, other_reference: str, key: str) -> None:
+    """Promotional grants and adjustments (paid grants among them) have references of their own: a key already
+    used by the other kind is refused, so that one key stays one movement. (Two first uses of one key racing as
+    different kinds could both pass; a key is one caller's retry of one request, so they do not race.)"""
+    if await session.scalar(select(LedgerTransaction.id)
+                            .where(LedgerTransaction.reference == other_reference)) is not None:
         raise Conflict(f"The idempotency key {key!r} was already used for a different movement of this user's "
                        "credits.", param="idempotency_key")
 

@@ -11,7 +11,8 @@ from .operator_schemas import AdjustmentIn, GrantIn, OperatorMovementOut
 
 router = APIRouter(prefix="/v1/admin/credits", tags=["admin"])
 
-_ERRORS: dict[int | str, dict[str, str]] = {
+_ANSWERS: dict[int | str, dict[str, str]] = {
+    200: {"description": "a replay of the idempotency_key: the first movement, with replayed: true"},
     409: {"description": "insufficient_credits (an adjustment down beyond what the user can spend), or the "
                          "idempotency_key already made a different movement"},
 }
@@ -26,7 +27,7 @@ def _out(moved: operator.OperatorMovement, response: Response) -> OperatorMoveme
                                replayed=moved.replayed)
 
 
-@router.post("/grants", response_model=OperatorMovementOut, status_code=201, responses=_ERRORS,
+@router.post("/grants", response_model=OperatorMovementOut, status_code=201, responses=_ANSWERS,
              summary="Give a user credits")
 async def create_grant(body: GrantIn, admin: AdminUser, request: Request, response: Response) -> OperatorMovementOut:
     """Paid or promotional credits, expiring at ``expires_at`` or never. Once per ``idempotency_key`` (a replay
@@ -37,7 +38,7 @@ async def create_grant(body: GrantIn, admin: AdminUser, request: Request, respon
     return _out(moved, response)
 
 
-@router.post("/adjustments", response_model=OperatorMovementOut, status_code=201, responses=_ERRORS,
+@router.post("/adjustments", response_model=OperatorMovementOut, status_code=201, responses=_ANSWERS,
              summary="Correct a user's credits up or down")
 async def create_adjustment(body: AdjustmentIn, admin: AdminUser, request: Request,
                             response: Response) -> OperatorMovementOut:

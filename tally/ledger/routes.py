@@ -75,6 +75,7 @@ async def spend(body: SpendIn, principal: CurrentUser, request: Request) -> Spen
 
 _HOLD_CONFLICT = {409: {"description": "insufficient_credits; idempotency_key reused differently; or the hold is "
                                        "no longer held (the body's ``hold`` is its current state)"}}
+_NO_SUCH_HOLD = {404: {"description": "no hold of the caller's with this id"}}
 
 
 def _hold_out(hold: spending.Hold, available: int, balance: int | None = None) -> HoldOut:
@@ -83,7 +84,8 @@ def _hold_out(hold: spending.Hold, available: int, balance: int | None = None) -
                    balance=balance)
 
 
-@router.post("/v1/credits/holds", response_model=HoldOut, status_code=201, responses=_HOLD_CONFLICT)
+@router.post("/v1/credits/holds", response_model=HoldOut, status_code=201,
+             responses={**_HOLD_CONFLICT, 200: {"description": "a replay of the key: the hold as it is now"}})
 async def create_hold(body: HoldIn, principal: CurrentUser, request: Request, response: Response) -> HoldOut:
     """Reserve credits for work whose cost is known at the end; capture or release it later. Once per
     ``idempotency_key`` (a replay answers 200 with the hold as it is now)."""
@@ -95,13 +97,14 @@ async def create_hold(body: HoldIn, principal: CurrentUser, request: Request, re
     return _hold_out(hold, available)
 
 
-@router.get("/v1/credits/holds/{hold_id}", response_model=HoldOut)
+@router.get("/v1/credits/holds/{hold_id}", response_model=HoldOut, responses=_NO_SUCH_HOLD)
 async def get_hold(hold_id: HoldId, principal: CurrentUser, request: Request) -> HoldOut:
     hold, available = await spending.get_hold(request.app.state.db, user_id=principal.user_id, hold_id=hold_id)
     return _hold_out(hold, available)
 
 
-@router.post("/v1/credits/holds/{hold_id}/capture", response_model=HoldOut, responses=_HOLD_CONFLICT)
+@router.post("/v1/credits/holds/{hold_id}/capture", response_model=HoldOut,
+             responses={**_HOLD_CONFLICT, **_NO_SUCH_HOLD})
 async def capture_hold(hold_id: HoldId, principal: CurrentUser, request: Request,
                        body: CaptureIn | None = None) -> HoldOut:
     """Spend ``amount`` (default: all) of the hold and release the rest."""
@@ -111,7 +114,8 @@ async def capture_hold(hold_id: HoldId, principal: CurrentUser, request: Request
     return _hold_out(hold, available, balance)
 
 
-@router.post("/v1/credits/holds/{hold_id}/release", response_model=HoldOut, responses=_HOLD_CONFLICT)
+@router.post("/v1/credits/holds/{hold_id}/release", response_model=HoldOut,
+             responses={**_HOLD_CONFLICT, **_NO_SUCH_HOLD})
 async def release_hold(hold_id: HoldId, principal: CurrentUser, request: Request) -> HoldOut:
     hold, available = await spending.release(request.app.state.db, user_id=principal.user_id, hold_id=hold_id)
     return _hold_out(hold, available)

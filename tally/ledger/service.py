@@ -137,15 +137,18 @@ class Outstanding:
     promotional: int
 
 
-# The folded counters and the few seconds of deltas the worker has not folded yet.
-_TOTALS = ("(SELECT day, category, movement, amount FROM credit_totals "
-           "UNION ALL SELECT day, category, movement, amount FROM credit_total_deltas) AS totals")
+# The folded counters and the few seconds of deltas the worker has not folded yet. The fold keeps each day's
+# row and an all-time row (day '-infinity'): all-time totals read a handful of rows, never every day.
+_ALL_TIME = ("(SELECT category, movement, amount FROM credit_totals WHERE day = '-infinity' "
+             "UNION ALL SELECT category, movement, amount FROM credit_total_deltas) AS totals")
+_PER_DAY = ("(SELECT day, category, movement, amount FROM credit_totals WHERE day >= :since "
+            "UNION ALL SELECT day, category, movement, amount FROM credit_total_deltas WHERE day >= :since) AS totals")
 
 
 async def outstanding(session: AsyncSession) -> Outstanding:
     rows = (await session.execute(text(
         "SELECT category, sum(CASE movement WHEN 'granted' THEN amount ELSE -amount END) AS left_over "
-        f"FROM {_TOTALS} GROUP BY category"))).all()
+        f"FROM {_ALL_TIME} GROUP BY category"))).all()
     by_category = {r.category: int(r.left_over) for r in rows}
     return Outstanding(by_category.get("paid", 0), by_category.get("promotional", 0))
 
@@ -153,14 +156,14 @@ async def outstanding(session: AsyncSession) -> Outstanding:
 async def totals(session: AsyncSession) -> dict[tuple[str, str], int]:
     """Credits moved since the start, per (category, movement): what ``/metrics`` counts."""
     rows = (await session.execute(text(
-        f"SELECT category, movement, sum(amount) AS amount FROM {_TOTALS} GROUP BY category, movement"))).all()
+        f"SELECT category, movement, sum(amount) AS amount FROM {_ALL_TIME} GROUP BY category, movement"))).all()
     return {(r.category, r.movement): int(r.amount) for r in rows}
 
 
 async def daily_totals(session: AsyncSession, since: date) -> dict[date, dict[str, int]]:
     """Credits granted, used, expired and reversed per day since ``since`` (both categories together)."""
     rows = (await session.execute(text(
-        f"SELECT day, movement, sum(amount) AS amount FROM {_TOTALS} WHERE day >= :since "
+        f"SELECT day, movement, sum(amount) AS amount FROM {_PER_DAY} "
         "GROUP BY day, movement ORDER BY day"), {"since": since})).all()
     days: dict[date, dict[str, int]] = {}
     for row in rows:

@@ -39,10 +39,16 @@ def seed(url: str, now: int) -> None:
     with psycopg.connect(libpq_url(url)) as conn:
         for user in ("alice", "bob"):
             conn.execute("INSERT INTO users (id, email) VALUES (%s, %s)", (user, f"{user}@example.com"))
+        all_time: dict[tuple[str, str], int] = {}
         for day, category, movement, amount, folded in TOTALS:
             table = "credit_totals" if folded else "credit_total_deltas"
             conn.execute(f"INSERT INTO {table} (day, category, movement, amount) VALUES (%s, %s, %s, %s)",
                          (day, category, movement, amount))
+            if folded:  # the fold also adds it to the all-time row
+                all_time[(category, movement)] = all_time.get((category, movement), 0) + amount
+        for (category, movement), amount in all_time.items():
+            conn.execute("INSERT INTO credit_totals (day, category, movement, amount) "
+                         "VALUES ('-infinity', %s, %s, %s)", (category, movement, amount))
         for dp, user, amount, reason, status, due, taken, given, created in disputes(now):
             conn.execute("""INSERT INTO disputes (id, user_id, charge_id, subscription_invoice_id, amount, currency,
                             reason, status, evidence_due_by, credits_withdrawn, credits_reinstated, stripe_created)

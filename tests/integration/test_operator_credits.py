@@ -80,6 +80,12 @@ def test_a_key_reused_for_something_else_is_refused(tally: TallyServer) -> None:
     assert adjust(tally, user_id=user, amount=-5, reason="Goodwill", idempotency_key=key).status_code == 409
     assert [t["amount"] for t in transactions(tally, user)] == [100]
 
+    promoted = grant(tally, user_id=user, amount=10, category="promotional", reason="Gift", idempotency_key="gift")
+    assert promoted.status_code == 201
+    for amount in (-5, 10):
+        assert adjust(tally, user_id=user, amount=amount, reason="Gift", idempotency_key="gift").status_code == 409
+    assert [t["amount"] for t in transactions(tally, user)] == [10, 100]
+
 
 def test_paid_grant_and_adjustments_up_and_down(tally: TallyServer) -> None:
     user = new_user()

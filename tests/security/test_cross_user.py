@@ -170,6 +170,27 @@ def test_anothers_credits_and_invoices_cannot_be_read_or_spent(tally: Any, world
         assert again.status_code == 409 and again.json()["error"]["type"] == "insufficient_credits"
 
 
+@covers("POST /v1/credits/holds", "GET /v1/credits/holds/{hold_id}", "POST /v1/credits/holds/{hold_id}/capture",
+        "POST /v1/credits/holds/{hold_id}/release")
+def test_anothers_holds_cannot_be_read_captured_or_released(tally: Any, world: World) -> None:
+    with tally.client(world.owner) as owner:
+        made = owner.post("/v1/credits/holds", json={"amount": 1, "idempotency_key": uuid.uuid4().hex})
+        assert made.status_code == 201, made.text
+        hold = made.json()["id"]
+    before = owner_state(tally, world)
+    with tally.client(world.stranger) as client:
+        as_owner = {"Tally-User-Id": world.owner}
+        refused(client.get(f"/v1/credits/holds/{hold}", headers=as_owner))
+        refused(client.post(f"/v1/credits/holds/{hold}/capture", json={}, headers=as_owner))
+        refused(client.post(f"/v1/credits/holds/{hold}/release", headers=as_owner))
+        held = client.post("/v1/credits/holds", headers=as_owner, json={"amount": 1, "idempotency_key": "x"})
+        assert held.status_code == 409 and held.json()["error"]["type"] == "insufficient_credits"
+    assert owner_state(tally, world) == before
+    with tally.client(world.owner) as owner:
+        assert owner.get(f"/v1/credits/holds/{hold}").json()["status"] == "held"
+        assert owner.post(f"/v1/credits/holds/{hold}/release").json()["status"] == "released"
+
+
 # -- subscription -------------------------------------------------------------------------------------------
 @covers("GET /v1/subscription", "POST /v1/subscription/change", "POST /v1/subscription/cancel",
         "POST /v1/subscription/resume", "POST /v1/portal")

@@ -49,10 +49,14 @@ RETURNS void LANGUAGE sql AS $$
 $$;
 """
 
+# Each fold adds the deltas to their day's row and to the all-time row (day '-infinity'), so the all-time totals
+# are read from a few rows, however many days have passed.
 FOLD = """
 CREATE FUNCTION tally_ledger_fold_totals() RETURNS bigint LANGUAGE sql AS $$
     WITH moved AS (DELETE FROM credit_total_deltas RETURNING day, category, movement, amount),
-    summed AS (SELECT day, category, movement, sum(amount) AS amount FROM moved GROUP BY day, category, movement),
+    summed AS (SELECT day, category, movement, sum(amount) AS amount FROM moved GROUP BY day, category, movement
+               UNION ALL
+               SELECT '-infinity'::date, category, movement, sum(amount) FROM moved GROUP BY category, movement),
     folded AS (INSERT INTO credit_totals (day, category, movement, amount) SELECT * FROM summed
                ON CONFLICT (day, category, movement) DO UPDATE SET amount = credit_totals.amount + EXCLUDED.amount
                RETURNING 1)
@@ -506,8 +510,9 @@ def upgrade() -> None:
     op.execute("UPDATE wallet_balances SET debt = -balance WHERE balance < 0")
     op.execute("""
         INSERT INTO credit_totals (day, category, movement, amount)
-        SELECT (now() AT TIME ZONE 'UTC')::date, 'paid', 'granted', sum(balance) FROM wallet_balances
-        HAVING sum(balance) <> 0""")
+        SELECT day, 'paid', 'granted', sum(balance) FROM wallet_balances,
+               (VALUES ((now() AT TIME ZONE 'UTC')::date), ('-infinity'::date)) AS days(day)
+        GROUP BY day HAVING sum(balance) <> 0""")
 
 
 def downgrade() -> None:
