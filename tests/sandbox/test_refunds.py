@@ -36,7 +36,8 @@ def _event(receiver: WebhookReceiver, event_type: str, object_id: str,
 def _paid(client: stripe.StripeClient, amount: int = 1000, payment_method: str = "pm_card_visa",
           **params: Any) -> stripe.PaymentIntent:
     pi = client.v1.payment_intents.create(params={
-        "amount": amount, "currency": "usd", "payment_method": payment_method, "confirm": True, **params})
+        "amount": amount, "currency": "usd", "payment_method": payment_method, "confirm": True,
+        "payment_method_types": ["card"], **params})
     assert pi.status == "succeeded"
     return pi
 
@@ -126,7 +127,7 @@ def test_refund_errors(stripe_client: stripe.StripeClient) -> None:
     unpaid = stripe_client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
     held = stripe_client.v1.payment_intents.create(params={
         "amount": 1000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
-        "capture_method": "manual"})
+        "payment_method_types": ["card"], "capture_method": "manual"})
     for params, param in (({"payment_intent": unpaid.id}, "payment_intent"),
                           ({"charge": str(held.latest_charge)}, "charge"),
                           ({"charge": "ch_missing"}, "charge"),
