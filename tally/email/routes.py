@@ -67,12 +67,14 @@ def _attachment_link(row: Any) -> str:
 
 @router.get("/outbox/{email_id}/attachment", include_in_schema=False,
             responses={404: {"description": "No such email, or it has no attachment"}})
-async def outbox_attachment(request: Request, email_id: int) -> Response:
+async def outbox_attachment(request: Request, email_id: str) -> Response:
     """The file an outbox email carries, rendered now from the database (see ``tally.email.attachments``)."""
     if not request.app.state.settings.sandbox_mode:
-        await admin_user(request)
+        await admin_user(request)  # before looking at the id: an operator route answers strangers 401/403 only
+    if not email_id.isdigit() or len(email_id) > 18:
+        raise NotFound("No such attachment.", param="email_id")
     async with request.app.state.db.transaction() as session:
-        row = await session.get(OutboxEmail, email_id)
+        row = await session.get(OutboxEmail, int(email_id))
         attachment = await load_attachment(session, row) if row is not None else None
     if attachment is None:
         raise NotFound("No such attachment.", param="email_id")
