@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,14 @@ from tests.stripe_shapes import checked_client
 
 # This run's temporary folder, before any fixture makes one: removed at the end (tests/leftovers.py).
 RUN_FOLDER = leftovers.start()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # pytest then ends the session as for Ctrl+C, and pytest_sessionfinish cleans up
+
+
+# A run stopped with SIGTERM (a CI time limit, `timeout`, a process manager) cleans up as one stopped with Ctrl+C.
+signal.signal(signal.SIGTERM, _interrupted)
 
 # Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
 # 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
