@@ -12,7 +12,6 @@ import typer
 from .config import Settings
 
 
-
 class _Tally(typer.Typer):
     """The `tally` command: an expected failure (``tally.cli_failures``) is one line on stderr, not a traceback."""
 
