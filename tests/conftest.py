@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import stripe
+import structlog
 
 from stripe_sandbox import SandboxConfig, SandboxServer
 from tests import leftovers
@@ -30,6 +31,10 @@ signal.signal(signal.SIGTERM, _interrupted)
 # pytest's capture (shown with a failing test), not to stderr among the progress dots. Processes the tests
 # start log JSON into their pipes (tests/served_tally.py, tests/faults/harness.py, tests/integration/test_worker.py).
 os.environ.setdefault("TALLY_LOG_FORMAT", "plain")
+# With logging left alone, structlog's own default would print straight to stdout: send its lines through the
+# standard loggers instead, which pytest captures.
+structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.KeyValueRenderer()],
+                    logger_factory=structlog.stdlib.LoggerFactory(), wrapper_class=structlog.stdlib.BoundLogger)
 for _limit in ("TALLY_RATE_LIMIT_USER", "TALLY_RATE_LIMIT_IP", "TALLY_RATE_LIMIT_API_KEY", "TALLY_RATE_LIMIT_LOGIN"):
     os.environ.setdefault(_limit, "100000/minute")
 
