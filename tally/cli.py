@@ -14,7 +14,6 @@ from .ledger.cli import credits_app
 from .reversals.cli import disputes
 
 
-
 class _Tally(typer.Typer):
     """The `tally` command: an expected failure (``tally.cli_failures``) is one line on stderr, not a traceback."""
 

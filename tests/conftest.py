@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
 import stripe
+import structlog
 
 from stripe_sandbox import SandboxConfig, SandboxServer, hooks
 from tests import leftovers
@@ -15,12 +17,24 @@ from tests.stripe_shapes import SEEN, SHAPE_LEDGER, checked_client, producible_t
 # This run's temporary folder, before any fixture makes one: removed at the end (tests/leftovers.py).
 RUN_FOLDER = leftovers.start()
 
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # pytest then ends the session as for Ctrl+C, and pytest_sessionfinish cleans up
+
+
+# A run stopped with SIGTERM (a CI time limit, `timeout`, a process manager) cleans up as one stopped with Ctrl+C.
+signal.signal(signal.SIGTERM, _interrupted)
+
 # Rate limits (tally.security) stay on in every test server, but the suite sends thousands of requests from
 # 127.0.0.1 within minutes: raise them for the run. tests/security sets low limits explicitly to test them.
 # Apps built in this process (TallyServer, the schema and header tests) leave logging alone: their lines go to
 # pytest's capture (shown with a failing test), not to stderr among the progress dots. Processes the tests
 # start log JSON into their pipes (tests/served_tally.py, tests/faults/harness.py, tests/integration/test_worker.py).
 os.environ.setdefault("TALLY_LOG_FORMAT", "plain")
+# With logging left alone, structlog's own default would print straight to stdout: send its lines through the
+# standard loggers instead, which pytest captures.
+structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.KeyValueRenderer()],
+                    logger_factory=structlog.stdlib.LoggerFactory(), wrapper_class=structlog.stdlib.BoundLogger)
 for _limit in ("TALLY_RATE_LIMIT_USER", "TALLY_RATE_LIMIT_IP", "TALLY_RATE_LIMIT_API_KEY", "TALLY_RATE_LIMIT_LOGIN"):
     os.environ.setdefault(_limit, "100000/minute")
 

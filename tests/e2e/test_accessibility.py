@@ -66,6 +66,12 @@ def test_a_failed_sign_in_puts_the_focus_on_the_missing_field(page: Any, served_
     page.get_by_role("alert").wait_for()
     assert focused(page) == "user_id"
     assert violations(page, axe_source) == []
+    page.goto(f"{served_tally.url}/admin/login")
+    page.get_by_label("API key or admin token").fill("not-the-key")
+    page.get_by_role("button", name="Sign in to the dashboard").click()
+    page.get_by_role("alert").wait_for()
+    assert focused(page) == "key"
+    assert violations(page, axe_source) == []
 
 
 def test_a_refused_card_puts_the_focus_on_the_problem(page: Any, served_tally: ServedTally,
