@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     @property
     def operator_email_address(self) -> str | None:
         return self.operator_email or ("operator@localhost" if self.sandbox_mode else None)
+
+    @property
     def tax_mode(self) -> str:
         """``automatic`` or ``off``: TALLY_TAX, else automatic in sandbox mode and off with a real key."""
         return self.tax or ("automatic" if self.sandbox_mode else "off")
