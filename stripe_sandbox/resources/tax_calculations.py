@@ -110,6 +110,7 @@ def create(sb: Any, p: Params) -> Obj:
         item.only("amount", "reference", "quantity", "tax_behavior", "tax_code", "product", "metadata")
         lines.append({"id": new_id("tax_li", 14), "object": "tax.calculation_line_item",
                       "amount": item.int("amount", required=True, minimum=0), "livemode": False, "metadata": None,
+                      "performance_location": None,
                       "product": item.optional_str("product"), "quantity": item.int("quantity", 1, minimum=1),
                       "reference": item.optional_str("reference") or f"line {i}",
                       "tax_behavior": item.str("tax_behavior", "exclusive", choices=("exclusive", "inclusive")),
