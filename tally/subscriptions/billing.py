@@ -96,8 +96,15 @@ _price = mirror.retrieve_price
 
 async def on_invoice(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
                      invoice_id: str) -> None:
-    """Any ``invoice.*`` event: act on the invoice's current state (paid → grant; failed → dunning)."""
-    invoice = await retrieve_invoice(client, invoice_id)
+    """Any ``invoice.*`` event: act on the invoice's current state (paid → grant; failed → dunning). An invoice
+    Stripe no longer has (a deleted draft) has nothing to act on."""
+    try:
+        invoice = await retrieve_invoice(client, invoice_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.code != "resource_missing":
+            raise
+        log.info("invoice %s no longer exists (a deleted draft): nothing to do", invoice_id)
+        return
     subscription_id = subscription_of(invoice)
     if subscription_id is None:
         return  # a one-off invoice: not a subscription's

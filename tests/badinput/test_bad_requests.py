@@ -20,7 +20,7 @@ from tests.webhook_signing import make_event, sign
 
 USER = "badinput-user"
 # Written by the worker on its own schedule, whatever the requests do.
-BACKGROUND_TABLES = {"alembic_version", "reconcile_cursors"}
+BACKGROUND_TABLES = {"alembic_version", "reconcile_cursors", "credit_total_deltas", "credit_totals"}
 
 
 @dataclass
