@@ -91,10 +91,12 @@ def test_the_dashboard_splits_revenue_into_net_and_tax(tally: Any) -> None:
     figures = {kind: Decimal(re.search(rf'data-testid="{kind}-usd">([\d.]+) USD', page).group(1))  # type: ignore
                for kind in ("tax", "net")}
     start = datetime.combine(datetime.now(UTC).date() - timedelta(days=29), time(), UTC)  # the default period
+    end = start + timedelta(days=30)  # invoices paid on a test clock ahead of today are outside it
     [(tax, gross)] = sql(tally, "SELECT sum(amount_tax), sum(amount) FROM orders WHERE status IN ('paid', 'refunded') "
-                                "AND currency = 'usd' AND paid_at >= %s", start)
+                                "AND currency = 'usd' AND paid_at >= %s AND paid_at < %s", start, end)
     [(subscriptions,)] = sql(tally, "SELECT COALESCE(sum(amount_paid), 0) FROM subscription_invoices "
                                     "WHERE currency = 'usd' AND amount_paid > 0 AND COALESCE(to_timestamp(paid_at), "
-                                    "created_at) >= %s", start)
+                                    "created_at) >= %s AND COALESCE(to_timestamp(paid_at), created_at) < %s",
+                             start, end)
     assert tax >= 190 and figures["tax"] == Decimal(tax) / 100
     assert figures["net"] == Decimal(gross + subscriptions - tax) / 100
