@@ -59,6 +59,25 @@ def database_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def own_database_url() -> Iterator[str]:
+    """A database of the test's own, for a test server whose worker must not share the session's database
+    (tests/tally_harness.py says why)."""
+    from tests.tally_harness import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url() -> Iterator[str]:
+    """A database of the module's own, for a module-scoped test server with a worker."""
+    from tests.tally_harness import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def tally(database_url: str):  # type: ignore[no-untyped-def]
     """The real Tally over HTTP, with its own sandbox and an in-process worker."""

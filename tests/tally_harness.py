@@ -30,6 +30,11 @@ from tally.stripe_gateway import SANDBOX_KEY
 
 DEFAULT_EXTERNAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+# Databases on which a test server's worker runs. Each test server has its own sandbox, so a second worker on the
+# same database could take the first one's webhook events and re-fetch their objects from a sandbox that never
+# made them (in production every worker talks to the same Stripe account).
+_WORKER_DATABASES: set[str] = set()
+
 
 def external_admin_url() -> str:
     """The external PostgreSQL server the tests create (and drop) their databases on: the server of
@@ -123,6 +128,18 @@ class TallyServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> TallyServer:
+        if self.run_worker:
+            if self.database_url in _WORKER_DATABASES:
+                raise RuntimeError("another test server's worker runs on this database; give this one its own "
+                                   "(tests.tally_harness.fresh_database) or run_worker=False")
+            _WORKER_DATABASES.add(self.database_url)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> TallyServer:
         self.sandbox.start()
         runtime = Runtime(self.settings, self.database_url, SANDBOX_KEY, self.sandbox.url, [self.webhook_secret])
         self.app = create_app(runtime.services(run_worker=self.run_worker))
@@ -143,6 +160,8 @@ class TallyServer:
         if self._thread is not None:
             self._thread.join(timeout=15)
         self.sandbox.stop()
+        if self.run_worker:
+            _WORKER_DATABASES.discard(self.database_url)
 
     def __enter__(self) -> TallyServer:
         return self.start()

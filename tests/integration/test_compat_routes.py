@@ -272,8 +272,8 @@ def test_webhook_aliases_are_the_same_receiver(tally: Any, path: str) -> None:
 
 # -- CORS, the setting, recurring prices: a second Tally with its own configuration ------------------------
 @pytest.fixture(scope="module")
-def configured(database_url: str) -> Iterator[TallyServer]:
-    with TallyServer(database_url, TALLY_CORS_ORIGINS=f"{FRONTEND}, http://localhost:5173") as server:
+def configured(module_database_url: str) -> Iterator[TallyServer]:
+    with TallyServer(module_database_url, TALLY_CORS_ORIGINS=f"{FRONTEND}, http://localhost:5173") as server:
         yield server
 
 
@@ -328,7 +328,7 @@ def test_a_price_that_is_neither_a_pack_nor_a_plan_is_a_clear_400(configured: Ta
 
 
 def test_compat_routes_can_be_turned_off(database_url: str) -> None:
-    with TallyServer(database_url, TALLY_COMPAT_ROUTES="false") as server, server.client(new_user()) as client:
+    with TallyServer(database_url, run_worker=False, TALLY_COMPAT_ROUTES="false") as server, server.client(new_user()) as client:
         assert client.post("/api/stripe/create-checkout-session", json={"priceId": "plus"}).status_code == 404
         assert client.get("/api/payment/status/cs_test_x").status_code == 404
         assert client.get("/v1/catalog").status_code == 200

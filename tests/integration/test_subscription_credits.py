@@ -39,10 +39,10 @@ credits_expire = "period_end"
 
 
 @pytest.fixture(scope="module")
-def tally(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TallyServer]:
+def tally(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TallyServer]:
     plans = tmp_path_factory.mktemp("plans") / "plans.toml"
     plans.write_text(PLANS)
-    with TallyServer(database_url, TALLY_PLANS=str(plans)) as server:
+    with TallyServer(module_database_url, TALLY_PLANS=str(plans)) as server:
         yield server
 
 

@@ -123,10 +123,10 @@ def found(secrets: dict[str, str], text: str) -> list[str]:
     return leaks + (["the CVC"] if CVC_PATTERN.search(text) else [])
 
 
-def test_no_secret_or_card_data_in_the_logs(database_url: str, capfd: pytest.CaptureFixture[str],
+def test_no_secret_or_card_data_in_the_logs(own_database_url: str, capfd: pytest.CaptureFixture[str],
                                             caplog: pytest.LogCaptureFixture, restore_logging: None) -> None:
     caplog.set_level(logging.DEBUG)
-    with TallyServer(database_url, TALLY_LOG_LEVEL="DEBUG", TALLY_LOG_FORMAT="json") as tally:
+    with TallyServer(own_database_url, TALLY_LOG_LEVEL="DEBUG", TALLY_LOG_FORMAT="json") as tally:
         handled = full_run(tally)
         configured = {"STRIPE_SECRET_KEY": SANDBOX_KEY, "the webhook secret": tally.webhook_secret,
                       "TALLY_JWT_SECRET": tally.settings.jwt_secret, "TALLY_API_KEY": tally.api_key}
