@@ -35,7 +35,10 @@ invoices) is only ever checked here. Each kind of finding below names one invari
 - ``dispute_mismatch``: a dispute's credits taken or given back differ from its transactions, or a dispute
   that was not won gave credits back;
 - ``invoice_refund_mismatch``: a subscription invoice's ``credits_clawed_back`` differs from what its
-  refund transactions took.
+  refund transactions took;
+- ``money_outstanding_mismatch``: the dashboard's money paid for unused credits (``credit_money_totals`` and
+  the deltas not folded yet) differs, in a currency, from what the paid grants' remaining credits are worth
+  (``remaining × paid_amount ÷ amount``) by a millionth of a minor unit or more.
 """
 
 from __future__ import annotations
@@ -280,6 +283,17 @@ CHECKS: list[tuple[str, str]] = [
                    JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'wallet'
                    WHERE t.kind = 'refund' AND t.order_id IS NULL GROUP BY 1) r ON r.invoice_id = s.id
         WHERE s.credits_clawed_back <> COALESCE(-r.taken, 0) ORDER BY s.id"""),
+    ("money_outstanding_mismatch", """
+        WITH worth AS (SELECT paid_currency AS currency, sum(remaining::numeric * paid_amount / amount) AS amount
+                       FROM credit_grants WHERE paid_amount IS NOT NULL GROUP BY paid_currency),
+        counted AS (SELECT currency, sum(amount) AS amount
+                    FROM (SELECT currency, amount FROM credit_money_totals
+                          UNION ALL SELECT currency, amount FROM credit_money_deltas) m GROUP BY currency)
+        SELECT 'money outstanding in ' || COALESCE(w.currency, c.currency),
+               'counted ' || round(COALESCE(c.amount, 0), 6) || ', the paid grants are worth '
+               || round(COALESCE(w.amount, 0), 6)
+        FROM worth w FULL JOIN counted c ON c.currency = w.currency
+        WHERE abs(COALESCE(w.amount, 0) - COALESCE(c.amount, 0)) >= 0.000001 ORDER BY 1"""),
 ]
 
 # The references in the queries come from the builders the writers use.

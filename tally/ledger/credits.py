@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..errors import InsufficientCredits
 from . import references
 from .models import ADJUSTMENTS, BONUSES, DISPUTES, PROMOTIONS, PURCHASES, REFUNDS, CreditGrant, LedgerTransaction
-from .posting import Credit, Debit, Movement, post
+from .posting import Credit, Debit, Movement, Paid, post
 from .references import Kind
 
 PROMOTIONAL_PRIORITY = 10
@@ -39,11 +39,13 @@ PAID_PRIORITY = 30
 
 # -- money in ---------------------------------------------------------------------------------------------
 async def grant_pack(session: AsyncSession, *, user_id: str, order_id: str, coins: int, bonus: int,
-                     description: str, expires_at: datetime | None = None,
+                     description: str, paid: Paid, expires_at: datetime | None = None,
                      details: dict[str, Any] | None = None) -> Movement:
-    """A paid pack: its coins as a paid grant (from ``system:purchases``) and its bonus as a promotional one
-    (from ``system:bonuses``), both expiring at ``expires_at`` when the pack says so. Once per order."""
-    steps: list[Credit | Debit] = [Credit(coins, "coins", PURCHASES, "purchase", "paid", PAID_PRIORITY, expires_at)]
+    """A paid pack: its coins as a paid grant (from ``system:purchases``) worth ``paid``, and its bonus as a
+    promotional one (from ``system:bonuses``), both expiring at ``expires_at`` when the pack says so. Once per
+    order."""
+    steps: list[Credit | Debit] = [Credit(coins, "coins", PURCHASES, "purchase", "paid", PAID_PRIORITY, expires_at,
+                                          paid=paid)]
     if bonus:
         steps.append(Credit(bonus, "bonus", BONUSES, "purchase", "promotional", PROMOTIONAL_PRIORITY, expires_at))
     return await post(session, reference=references.order_purchase(order_id), kind=Kind.PURCHASE, user_id=user_id,
@@ -51,22 +53,22 @@ async def grant_pack(session: AsyncSession, *, user_id: str, order_id: str, coin
 
 
 async def grant_subscription(session: AsyncSession, *, user_id: str, invoice_id: str, credits: int, description: str,
-                             subscription_id: str, expires_at: datetime | None = None, rollover_cap: int | None = None,
-                             details: dict[str, Any] | None = None) -> Movement:
-    """The credits of a paid subscription invoice, once per invoice. 0 credits (a trial invoice) still records
-    the invoice as handled."""
+                             subscription_id: str, paid: Paid | None, expires_at: datetime | None = None,
+                             rollover_cap: int | None = None, details: dict[str, Any] | None = None) -> Movement:
+    """The credits of a paid subscription invoice (worth ``paid``), once per invoice. 0 credits (a trial
+    invoice) still records the invoice as handled."""
     steps = [Credit(credits, "subscription", PURCHASES, "subscription", "paid", SUBSCRIPTION_PRIORITY, expires_at,
-                    subscription_id, rollover_cap)] if credits > 0 else []
+                    subscription_id, rollover_cap, paid)] if credits > 0 else []
     return await post(session, reference=references.invoice_grant(invoice_id), kind=Kind.SUBSCRIPTION,
                       user_id=user_id, description=description, details=details, steps=steps)
 
 
 async def grant_proration(session: AsyncSession, *, user_id: str, change_id: str, credits: int, description: str,
-                          subscription_id: str, expires_at: datetime | None = None, rollover_cap: int | None = None,
-                          details: dict[str, Any] | None = None) -> Movement:
-    """An upgrade's prorated credits, once per recorded change."""
+                          subscription_id: str, paid: Paid | None, expires_at: datetime | None = None,
+                          rollover_cap: int | None = None, details: dict[str, Any] | None = None) -> Movement:
+    """An upgrade's prorated credits (worth ``paid``, the proration invoice), once per recorded change."""
     steps = [Credit(credits, "subscription", PURCHASES, "proration", "paid", SUBSCRIPTION_PRIORITY, expires_at,
-                    subscription_id, rollover_cap)] if credits > 0 else []
+                    subscription_id, rollover_cap, paid)] if credits > 0 else []
     return await post(session, reference=references.subscription_change_grant(change_id), kind=Kind.SUBSCRIPTION,
                       user_id=user_id, description=description, details=details, steps=steps)
 

@@ -11,6 +11,7 @@ Rules enforced by PostgreSQL, not only by code (see migration 0002):
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     String,
     func,
 )
@@ -132,6 +134,10 @@ class CreditGrant(Base):
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     subscription_id: Mapped[str | None] = mapped_column(String(255))  # the subscription whose period it is
     rollover_cap: Mapped[int | None] = mapped_column(BigInteger)  # at most this much carries into the next period
+    # What the customer paid for the grant (net of tax); NULL when nobody paid for it. Migration 0014 counts
+    # ``remaining × paid_amount ÷ amount`` into ``credit_money_totals`` as the grant is drawn.
+    paid_amount: Mapped[int | None] = mapped_column(BigInteger)
+    paid_currency: Mapped[str | None] = mapped_column(String(3))
 
 
 class CreditHold(Base):
@@ -153,6 +159,17 @@ class CreditHold(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+
+class CreditMoneyTotal(Base):
+    """The money paid for the paid credits still in wallets, per currency (an exact fraction of minor units):
+    the trigger of migration 0014 appends a ``credit_money_deltas`` row whenever a paid grant's remaining
+    changes, and the worker's fold adds them in here."""
+
+    __tablename__ = "credit_money_totals"
+
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric)
 
 
 class CreditTotal(Base):

@@ -38,8 +38,17 @@ class Movement:
 
 
 @dataclass(frozen=True)
+class Paid:
+    """What a customer paid for credits: minor units (net of tax) of an ISO currency."""
+
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
 class Credit:
-    """Credits entering the wallet as one new grant, from the system account ``counter``."""
+    """Credits entering the wallet as one new grant, from the system account ``counter``; ``paid`` is what the
+    customer paid for them (None when nobody did), which the dashboard's money outstanding counts."""
 
     amount: int
     entry_kind: str
@@ -50,6 +59,7 @@ class Credit:
     expires_at: datetime | None = None
     subscription_id: str | None = None
     rollover_cap: int | None = None
+    paid: Paid | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ async def ensure_wallet(session: AsyncSession, user_id: str) -> int:
 
 _CREDIT = text("SELECT grant_id, balance FROM tally_ledger_credit(:tx, :user_id, :amount, :kind, :counter, :source, "
                ":category, :priority, :now, :expires_at, :subscription_id, :rollover_cap)")
+_PAID = text("UPDATE credit_grants SET paid_amount = :amount, paid_currency = :currency WHERE id = :grant_id")
 _DRAW = text("SELECT tally_ledger_draw(:tx, :user_id, :amount, :kind, :counter, :now, "
              "CAST(:first AS bigint[]), :only_first, :allow_debt)")
 
@@ -120,6 +131,9 @@ async def post(session: AsyncSession, *, reference: str, kind: Kind, user_id: st
                 "now": when, "expires_at": step.expires_at, "subscription_id": step.subscription_id,
                 "rollover_cap": step.rollover_cap})).one()
             grants.append(int(row.grant_id))
+            if step.paid is not None:  # a second statement keeps tally_ledger_credit's signature (migration 0009)
+                await session.execute(_PAID, {"amount": step.paid.amount, "currency": step.paid.currency.lower(),
+                                              "grant_id": row.grant_id})
             balance, net = int(row.balance), net + step.amount
         else:
             balance = int((await session.execute(_DRAW, {

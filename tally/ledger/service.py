@@ -6,7 +6,7 @@ holds), ``expiry`` (lapsed grants), all through ``posting`` or the database's le
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -131,10 +131,12 @@ MOVEMENTS = ("granted", "used", "expired", "reversed")
 
 @dataclass(frozen=True)
 class Outstanding:
-    """Credits granted and not yet used, expired or taken back, per category (the liability to users)."""
+    """Credits granted and not yet used, expired or taken back, per category (the liability to users), and
+    the money customers paid for the paid ones still unused, per currency (minor units)."""
 
     paid: int
     promotional: int
+    paid_money: dict[str, int] = field(default_factory=dict)
 
 
 # The folded counters and the few seconds of deltas the worker has not folded yet. The fold keeps each day's
@@ -150,7 +152,12 @@ async def outstanding(session: AsyncSession) -> Outstanding:
         "SELECT category, sum(CASE movement WHEN 'granted' THEN amount ELSE -amount END) AS left_over "
         f"FROM {_ALL_TIME} GROUP BY category"))).all()
     by_category = {r.category: int(r.left_over) for r in rows}
-    return Outstanding(by_category.get("paid", 0), by_category.get("promotional", 0))
+    money = (await session.execute(text(
+        "SELECT currency, round(sum(amount)) AS amount FROM (SELECT currency, amount FROM credit_money_totals "
+        "UNION ALL SELECT currency, amount FROM credit_money_deltas) AS money GROUP BY currency "
+        "ORDER BY currency"))).all()
+    return Outstanding(by_category.get("paid", 0), by_category.get("promotional", 0),
+                       {r.currency: int(r.amount) for r in money if r.amount})
 
 
 async def totals(session: AsyncSession) -> dict[tuple[str, str], int]:

@@ -36,6 +36,7 @@ from ..errors import Forbidden, InvalidRequest, NotFound, UpstreamUnavailable
 from ..invoices.models import Invoice
 from ..invoices.service import invoice_for_order, issue_invoice
 from ..ledger import credits, references
+from ..ledger.posting import Paid
 from ..ledger import service as ledger
 from ..receipts import service as receipts
 from ..stripe_gateway import idempotency_key, stripe_call
@@ -312,6 +313,7 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
                   if order.credits_expire_after_days else None)
     await credits.grant_pack(session, user_id=order.user_id, order_id=order.id, coins=order.coins, bonus=order.bonus,
                              description=description, expires_at=expires_at,
+                             paid=Paid(order.amount - order.amount_tax, order.currency),
                              details={"payment_intent": payment_intent_id, "pack_id": order.pack_id})
     order.status = "paid"
     order.paid_at = paid_at

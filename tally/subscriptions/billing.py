@@ -38,7 +38,7 @@ from ..email.service import Email, enqueue
 from ..receipts.service import renewal_paid
 from ..stripe_gateway import stripe_call
 from . import mirror
-from .credits import grant_invoice
+from .credits import grant_invoice, paid_for
 from .models import DunningNotice, Subscription, SubscriptionChange, SubscriptionInvoice
 from .plans import PlanBook, upgrade_credits
 
@@ -147,6 +147,7 @@ async def record_paid(session: AsyncSession, client: stripe.StripeClient, *, boo
         movement = await grant_invoice(
             session, book=book, user_id=row.user_id, subscription_id=row.id, invoice_id=invoice["id"],
             plan_id=plan_id, credits_=credits, period=period, description=f"{plan_id} plan, {interval}ly credits",
+            paid=paid_for(invoice),
             details={"invoice_id": invoice["id"], "subscription_id": row.id,
                      "billing_reason": invoice.get("billing_reason"), "period_start": period[0],
                      "period_end": period[1]})

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ledger import credits, expiry
-from ..ledger.posting import Movement
+from ..ledger.posting import Movement, Paid
 from .plans import PlanBook, SubscriptionPlan
 
 
@@ -25,9 +25,19 @@ def lifetime(plan: SubscriptionPlan | None, period_end: int | None) -> tuple[dat
     return datetime.fromtimestamp(period_end, UTC), plan.rollover_cap or None
 
 
+def paid_for(invoice: dict[str, Any]) -> Paid | None:
+    """What the customer paid for an invoice's credits: the amount paid, net of tax (None for a trial's
+    nothing)."""
+    paid = int(invoice.get("amount_paid") or 0)
+    total, excluding_tax = invoice.get("total"), invoice.get("total_excluding_tax")
+    tax = int(total) - int(excluding_tax) if total is not None and excluding_tax is not None else 0
+    return Paid(max(paid - tax, 0), str(invoice.get("currency") or "usd")) if paid > 0 else None
+
+
 async def grant_invoice(session: AsyncSession, *, book: PlanBook, user_id: str, subscription_id: str,
                         invoice_id: str, plan_id: str | None, credits_: int, description: str,
-                        period: tuple[int | None, int | None], details: dict[str, Any]) -> Movement:
+                        period: tuple[int | None, int | None], paid: Paid | None,
+                        details: dict[str, Any]) -> Movement:
     """A paid invoice's credits, after the period before it has been closed."""
     plan = book.get(plan_id) if plan_id else None
     start, end = period
@@ -37,14 +47,14 @@ async def grant_invoice(session: AsyncSession, *, book: PlanBook, user_id: str, 
     expires_at, cap = lifetime(plan, end)
     return await credits.grant_subscription(session, user_id=user_id, invoice_id=invoice_id, credits=credits_,
                                             description=description, subscription_id=subscription_id,
-                                            expires_at=expires_at, rollover_cap=cap, details=details)
+                                            paid=paid, expires_at=expires_at, rollover_cap=cap, details=details)
 
 
 async def grant_upgrade(session: AsyncSession, *, book: PlanBook | None, user_id: str, subscription_id: str,
                         change_id: str, plan_id: str, credits_: int, period_end: int, description: str,
-                        details: dict[str, Any]) -> Movement:
+                        paid: Paid | None, details: dict[str, Any]) -> Movement:
     plan = book.get(plan_id) if book else None
     expires_at, cap = lifetime(plan, period_end)
     return await credits.grant_proration(session, user_id=user_id, change_id=change_id, credits=credits_,
                                          description=description, subscription_id=subscription_id,
-                                         expires_at=expires_at, rollover_cap=cap, details=details)
+                                         paid=paid, expires_at=expires_at, rollover_cap=cap, details=details)

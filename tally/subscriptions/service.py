@@ -31,7 +31,7 @@ from ..db import Database
 from ..errors import Conflict, InvalidRequest, NotFound, TallyError
 from ..stripe_gateway import idempotency_key, stripe_call
 from . import mirror, portal, schedules
-from .credits import grant_upgrade
+from .credits import grant_upgrade, paid_for
 from .models import LIVE_STATUSES, Subscription, SubscriptionChange, SubscriptionCheckout
 from .plans import PlanBook, PlanPrices, SubscriptionPlan, plan_book, upgrade_credits
 
@@ -225,7 +225,7 @@ async def grant_change_if_paid(session: AsyncSession, client: stripe.StripeClien
         return
     await grant_upgrade(session, book=book, user_id=change.user_id, subscription_id=change.subscription_id,
                         change_id=change.id, plan_id=change.to_plan_id, credits_=change.credits,
-                        period_end=change.period_end,
+                        period_end=change.period_end, paid=paid_for(invoice),
                         description=f"Upgrade to {change.to_plan_id} ({change.to_interval}ly), prorated",
                 details={"subscription_id": change.subscription_id, "invoice_id": change.stripe_invoice_id,
                          "from_plan": change.from_plan_id, "proration_date": change.proration_date,

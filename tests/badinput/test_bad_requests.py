@@ -20,7 +20,8 @@ from tests.webhook_signing import make_event, sign
 
 USER = "badinput-user"
 # Written by the worker on its own schedule, whatever the requests do.
-BACKGROUND_TABLES = {"alembic_version", "reconcile_cursors", "credit_total_deltas", "credit_totals"}
+BACKGROUND_TABLES = {"alembic_version", "reconcile_cursors", "credit_total_deltas", "credit_totals",
+                     "credit_money_deltas", "credit_money_totals"}
 
 
 @dataclass

@@ -21,6 +21,11 @@ TOTALS = [
 # paid: 1000 + 5 − 300 − 100 − 50 = 555; promotional: 200 − 20 − 30 = 150
 OUTSTANDING = {"paid": 555, "promotional": 150}
 
+# (currency, amount, folded): the money paid for unused credits, a folded total and the deltas not folded yet.
+# usd: 5000.4 + 499.35 − 0.25 = 5499.5 → 5500 cents (rounded half up); eur: 1234 folded, then all of it used.
+MONEY = [("usd", "5000.4", True), ("usd", "499.35", False), ("usd", "-0.25", False),
+         ("eur", "1234", True), ("eur", "-1234", False)]
+
 
 def disputes(now: int) -> list[tuple[str, str, int, str, str, int | None, int, int, int]]:
     """(id, user, amount in cents, reason, status, evidence due, credits taken, given back, created)."""
@@ -49,6 +54,9 @@ def seed(url: str, now: int) -> None:
         for (category, movement), amount in all_time.items():
             conn.execute("INSERT INTO credit_totals (day, category, movement, amount) "
                          "VALUES ('-infinity', %s, %s, %s)", (category, movement, amount))
+        for currency, money, folded in MONEY:
+            conn.execute(f"INSERT INTO {'credit_money_totals' if folded else 'credit_money_deltas'} "
+                         "(currency, amount) VALUES (%s, %s)", (currency, money))
         for dp, user, amount, reason, status, due, taken, given, created in disputes(now):
             conn.execute("""INSERT INTO disputes (id, user_id, charge_id, subscription_invoice_id, amount, currency,
                             reason, status, evidence_due_by, credits_withdrawn, credits_reinstated, stripe_created)

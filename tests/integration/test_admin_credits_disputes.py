@@ -57,6 +57,8 @@ def test_dashboard_shows_credits_outstanding_and_per_day(server: TallyServer) ->
         html = admin.get(OCTOBER).text
     assert shown(html, "credits-outstanding-paid") == "555"
     assert shown(html, "credits-outstanding-promotional") == "150"
+    assert shown(html, "credits-outstanding-money-usd") == "55.00 USD"  # 5499.5 cents, rounded half up
+    assert "credits-outstanding-money-eur" not in html  # every euro's credits were used
     days = dict(re.findall(r'<tr data-day="([^"]+)"><td data-label="Day">[^<]*</td>(.*?)</tr>',
                            table(html, "credits-per-day")))
     numbers = {day: re.findall(r'class="num">([^<]*)<', cells) for day, cells in days.items()}

@@ -9,6 +9,7 @@ import os
 import subprocess
 import tempfile
 import uuid
+from fractions import Fraction
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tally.db import Database, libpq_url
+from tally.ledger import service as ledger
 from tally.ledger.check import KINDS, Report, run_check
 from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, checkout, new_user, pay, sdk, wait_until
 from tests.tally_harness import TallyServer, fresh_database
@@ -109,6 +111,30 @@ def test_real_purchases_spends_and_refunds_pass(clean_url: str) -> None:
     assert report.checked["credit_holds"] == 2
 
 
+def test_the_money_paid_for_unused_credits_follows_every_draw(clean_url: str) -> None:
+    """Ada's Plus pack: its bonus went first, then 200 of its 1 000 coins to the spend, 30 to the capture and 20
+    to the open hold (the released 20 came back); her Starter pack is untouched. Bob's Pro pack lost what his
+    refund took back."""
+    net = dict(q(clean_url, "SELECT pack_id, amount - amount_tax FROM orders WHERE status IN ('paid', 'refunded')"))
+    grants = dict(q(clean_url, """SELECT o.pack_id, g.paid_amount FROM credit_grants g
+                                  JOIN ledger_transactions t ON t.id = g.transaction_id JOIN orders o ON o.id = t.order_id
+                                  WHERE g.category = 'paid'"""))
+    assert grants == net  # each pack's coins carry what the order cost, net of tax
+    (bob_left,), = q(clean_url, "SELECT remaining FROM credit_grants g JOIN orders o ON o.user_id = g.user_id "
+                                "WHERE o.pack_id = 'pro' AND g.category = 'paid'")
+    worth = Fraction(net["plus"] * 750, 1000) + net["starter"] + Fraction(net["pro"] * bob_left, 2500)
+
+    async def shown() -> dict[str, int]:
+        db = Database(clean_url, pool_size=1)
+        try:
+            async with db.transaction() as session:
+                return (await ledger.outstanding(session)).paid_money
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(shown()) == {"usd": round(worth)}
+
+
 ADA_PURCHASE = "(SELECT id FROM ledger_transactions WHERE kind = 'purchase' ORDER BY id LIMIT 1)"
 BOB = "(SELECT user_id FROM orders WHERE pack_id = 'pro')"
 PAID_ORDER = "(SELECT id FROM orders WHERE status = 'paid' ORDER BY created_at LIMIT 1)"
@@ -170,11 +196,14 @@ CORRUPTIONS: dict[str, tuple[list[str], set[str]]] = {
         {"clawback_mismatch"}),
     "a grant's remaining edited": (
         [f"UPDATE credit_grants SET remaining = remaining - 1 WHERE user_id = {BOB}"],
-        {"grants_balance_mismatch", "grant_entries_mismatch"}),
+        {"grants_balance_mismatch", "grant_entries_mismatch", "money_outstanding_mismatch"}),
+    "a paid grant's price edited": (
+        [f"UPDATE credit_grants SET paid_amount = paid_amount + 1 WHERE user_id = {BOB}"],
+        {"money_outstanding_mismatch"}),
     "a grant's remaining above its amount": (
         ["ALTER TABLE credit_grants DROP CONSTRAINT ck_credit_grants_remaining_within",
          f"UPDATE credit_grants SET remaining = amount + 1 WHERE user_id = {BOB}"],
-        {"grant_out_of_bounds", "grants_balance_mismatch", "grant_entries_mismatch"}),
+        {"grant_out_of_bounds", "grants_balance_mismatch", "grant_entries_mismatch", "money_outstanding_mismatch"}),
     "a wallet's held and debt raised together": (
         [f"UPDATE wallet_balances SET held = held + 1, debt = debt + 1 WHERE user_id = {BOB}"],
         {"held_mismatch"}),

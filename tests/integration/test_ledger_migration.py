@@ -101,7 +101,7 @@ def test_balances_become_grants_and_the_ledger_still_checks(database_at_0008: st
             spent = await spending.spend(db, user_id="u1", amount=300, reason="after", idempotency_key="after")
             async with db.transaction() as session:
                 paid = await credits.grant_subscription(session, user_id="u2", invoice_id="in_3", credits=500,
-                                                        description="renewal", subscription_id="sub_2")
+                                                        description="renewal", subscription_id="sub_2", paid=None)
             assert first.ok, first.as_json()
             return await run_check(db), spent.balance, paid.balance
         finally:

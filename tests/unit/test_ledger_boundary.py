@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TALLY = ROOT / "tally"
 LEDGER = TALLY / "ledger"
 LEDGER_TABLES = ("ledger_accounts", "ledger_transactions", "ledger_entries", "wallet_balances", "credit_grants",
-                 "credit_holds", "credit_totals")
+                 "credit_holds", "credit_totals", "credit_total_deltas", "credit_money_totals", "credit_money_deltas")
 LEDGER_MODELS = ("LedgerAccount", "LedgerTransaction", "LedgerEntry", "WalletBalance", "CreditGrant", "CreditHold",
-                 "CreditTotal")
+                 "CreditTotal", "CreditMoneyTotal")
 WRITE_SQL = re.compile(r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+(" + "|".join(LEDGER_TABLES) + r")\b",
                        re.IGNORECASE)
 WRITE_ORM = re.compile(r"\b(insert|update|delete)\(\s*(" + "|".join(LEDGER_MODELS) + r")\b")
