@@ -94,32 +94,33 @@ def line_chart(labels: Sequence[str], values: Sequence[float | None], *, title: 
     top_value = y_max if y_max is not None else (max(known, default=0) or 1)
     slot = plot_w / max(1, len(values))
     centres = [LEFT + i * slot + slot / 2 for i in range(len(values))]
+
+    def y_of(value: float) -> float:
+        return TOP + plot_h - plot_h * value / top_value
+
     body = _y_axis(top_value, describe, plot_h)
-    for value, css, label in thresholds:
-        y = TOP + plot_h - plot_h * value / top_value
-        body.append(f'<line class="threshold {escape(css)}" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" '
-                    f'y2="{y:.1f}"><title>{escape(label)}</title></line>')
-    segment: list[str] = []
-    segments: list[list[str]] = []
-    for x, value in zip(centres, values, strict=True):
-        if value is None:
-            if segment:
-                segments.append(segment)
-            segment = []
-            continue
-        segment.append(f"{x:.1f},{TOP + plot_h - plot_h * value / top_value:.1f}")
-    if segment:
-        segments.append(segment)
-    body += [f'<polyline class="line" points="{" ".join(s)}"/>' for s in segments]
-    for label, x, value in zip(labels, centres, values, strict=True):
-        if value is not None:
-            y = TOP + plot_h - plot_h * value / top_value
-            body.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3">'
-                        f'<title>{escape(label)}: {escape(describe(value))}</title></circle>')
+    body += [f'<line class="threshold {escape(css)}" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y_of(value):.1f}" '
+             f'y2="{y_of(value):.1f}"><title>{escape(label)}</title></line>' for value, css, label in thresholds]
+    body += [f'<polyline class="line" points="{" ".join(s)}"/>' for s in _segments(centres, values, y_of)]
+    body += [f'<circle class="point" cx="{x:.1f}" cy="{y_of(value):.1f}" r="3">'
+             f'<title>{escape(label)}: {escape(describe(value))}</title></circle>'
+             for label, x, value in zip(labels, centres, values, strict=True) if value is not None]
     body += _x_labels(labels, centres)
     last = next((v for v in reversed(values) if v is not None), None)
     desc = f"{len(known)} points; latest {describe(last)}." if last is not None else "No data in this period."
     return _frame(title, desc, body)
+
+
+def _segments(centres: Sequence[float], values: Sequence[float | None],
+              y_of: Callable[[float], float]) -> list[list[str]]:
+    """The line's runs of points between days without data."""
+    segments: list[list[str]] = [[]]
+    for x, value in zip(centres, values, strict=True):
+        if value is None:
+            segments.append([])
+        else:
+            segments[-1].append(f"{x:.1f},{y_of(value):.1f}")
+    return [s for s in segments if s]
 
 
 def hbar_chart(items: Sequence[tuple[str, int]], *, title: str, describe: Describe) -> Markup:

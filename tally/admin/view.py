@@ -34,27 +34,11 @@ def _pct(value: float) -> str:
 def dashboard_view(data: Dashboard) -> dict[str, Any]:
     labels = [d.strftime("%b %d") for d in data.period.days]
     iso = [d.isoformat() for d in data.period.days]
-
-    revenue_charts = []
-    for r in data.revenue:
-        describe = _amount(r.currency)
-        chart = bar_chart(labels, r.per_day, title=f"Revenue per day, {r.currency.upper()}", describe=describe,
-                          hover=[f"{day}: {describe(v)}" for day, v in zip(iso, r.per_day, strict=True)])
-        revenue_charts.append(CurrencyChart(r.currency, chart, [(day, describe(v)) for day, v in
-                                                                zip(iso, r.per_day, strict=True) if v]))
-
     daily_rates = [s / (s + f) if s + f else None for s, f in data.payments.per_day]
     success_chart = line_chart(labels, daily_rates, title="Payment success rate per day", describe=_pct, y_max=1.0,
                                thresholds=[(PAYMENT_HEALTHY, "ok", "healthy from 95 %"),
                                            (PAYMENT_WARNING, "bad", "critical below 90 %")])
     declines_chart = hbar_chart(data.payments.decline_codes, title="Top decline codes", describe=_count)
-
-    mrr_charts = []
-    for currency, values in sorted(data.mrr_per_day.items()):
-        describe = _amount(currency)
-        mrr_charts.append(CurrencyChart(currency, line_chart(
-            labels, values, title=f"MRR at the end of each day, {currency.upper()}", describe=describe),
-            [(day, describe(v)) for day, v in zip(iso, values, strict=True)]))
 
     c = data.credits
     credits_series = [("granted", "granted", c.granted), ("used", "used", c.used), ("expired", "expired", c.expired)]
@@ -68,10 +52,31 @@ def dashboard_view(data: Dashboard) -> dict[str, Any]:
                          if g or u or e],
         "first_day": data.period.first_day.isoformat(),
         "last_day": data.period.last_day.isoformat(),
-        "revenue_charts": revenue_charts,
+        "revenue_charts": _revenue_charts(data, labels, iso),
         "success_chart": success_chart,
         "success_rows": [(day, s, f) for day, (s, f) in zip(iso, data.payments.per_day, strict=True) if s or f],
         "declines_chart": declines_chart,
-        "mrr_charts": mrr_charts,
+        "mrr_charts": _mrr_charts(data, labels, iso),
         "mrr_currencies": sorted(data.mrr.by_currency.items()),
     }
+
+
+def _revenue_charts(data: Dashboard, labels: list[str], iso: list[str]) -> list[CurrencyChart]:
+    charts = []
+    for r in data.revenue:
+        describe = _amount(r.currency)
+        chart = bar_chart(labels, r.per_day, title=f"Revenue per day, {r.currency.upper()}", describe=describe,
+                          hover=[f"{day}: {describe(v)}" for day, v in zip(iso, r.per_day, strict=True)])
+        charts.append(CurrencyChart(r.currency, chart, [(day, describe(v)) for day, v in
+                                                        zip(iso, r.per_day, strict=True) if v]))
+    return charts
+
+
+def _mrr_charts(data: Dashboard, labels: list[str], iso: list[str]) -> list[CurrencyChart]:
+    charts = []
+    for currency, values in sorted(data.mrr_per_day.items()):
+        describe = _amount(currency)
+        charts.append(CurrencyChart(currency, line_chart(
+            labels, values, title=f"MRR at the end of each day, {currency.upper()}", describe=describe),
+            [(day, describe(v)) for day, v in zip(iso, values, strict=True)]))
+    return charts

@@ -87,11 +87,7 @@ async def _expire(session: AsyncSession, user_id: str, now: datetime, condition:
 
 async def _roll_over(session: AsyncSession, user_id: str, due: list[CreditGrant], now: datetime, *,
                      next_period_end: int | None, renewing: bool) -> None:
-    periods: dict[tuple[str, datetime], list[CreditGrant]] = {}
-    for grant in due:
-        if grant.subscription_id and grant.rollover_cap and grant.expires_at is not None:
-            periods.setdefault((grant.subscription_id, grant.expires_at), []).append(grant)
-    for (subscription_id, ends), grants in periods.items():
+    for (subscription_id, ends), grants in _periods_with_rollover(due).items():
         found = (await session.execute(_SUBSCRIPTION, {"id": subscription_id})).first()
         if not renewing and (found is None or not found.has_access):
             continue
@@ -108,6 +104,15 @@ async def _roll_over(session: AsyncSession, user_id: str, due: list[CreditGrant]
                    steps=[Debit(carry, "rollover", None, [g.id for g in grants], only_first=True),
                           Credit(carry, "rollover", None, "rollover", "paid", SUBSCRIPTION_PRIORITY,
                                  datetime.fromtimestamp(new_end, UTC), subscription_id, cap)], now=now)
+
+
+def _periods_with_rollover(due: list[CreditGrant]) -> dict[tuple[str, datetime], list[CreditGrant]]:
+    """The lapsing grants that may carry over, by the subscription period they belong to."""
+    periods: dict[tuple[str, datetime], list[CreditGrant]] = {}
+    for grant in due:
+        if grant.subscription_id and grant.rollover_cap and grant.expires_at is not None:
+            periods.setdefault((grant.subscription_id, grant.expires_at), []).append(grant)
+    return periods
 
 
 def _one_period_later(grant: CreditGrant, period_end: int) -> int:
