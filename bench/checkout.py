@@ -10,20 +10,9 @@ measured checkout makes exactly one Stripe call (``checkout.sessions.create``); 
 Overhead = client-side latency − the sandbox's time for the call. It includes the JWT check, the user
 row, the order insert, building the request, the SDK, the loopback hops and the commit. Rate limits are
 switched off (``TALLY_RATE_LIMITS=false``). A last row times the same Stripe call made straight through
-Tally's Stripe client: the SDK's own share (≈5 ms at p50 on the 2-core VM of 2026-11, where the sandbox
-answers in ≈1 ms).
+Tally's Stripe client: the SDK's own share.
 
-Where the time went (py-spy on the API process, 2026-12-03; 1 client): overhead p50/p99 14.5/23.4 → 8.9/17.1 ms.
-- httpcore tried ``import sniffio`` on every request and failed (a sys.path scan, ≈6 % of the CPU): sniffio is
-  now a dependency.
-- the Stripe SDK and httpx logged two or three INFO lines per call: now at WARNING.
-- FastAPI ran the catalog and price-book dependencies (plain functions) in a worker thread: now async.
-- the order row was inserted, then updated with its session id: now written once after Stripe answered.
-- the SDK's async calls went through httpx (≈1.3 ms CPU per call): now through aiohttp
-  (``tally.stripe_gateway.StripeTransport``), ≈1 ms less; overhead p50/p99 6.8/13.4 ms in a quiet run,
-  12.0/20.8 ms in a noisier one minutes later (this VM's speed varies).
-- left: building the StripeObject (≈0.6 ms), SQLAlchemy's session (liveness ping, BEGIN, the user read, the
-  insert, COMMIT) and FastAPI's request handling.
+Figures measured with this script, and where the time went: README, "Benchmarks".
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
     make bench / make bench-quick                # bench/run_all.py runs it with the others
 
 Every server runs in a process of its own, so that clients and server do not share one GIL. Clients are
-processes too: the official SDK spends about 2 ms of CPU per call (requests + StripeObject building), so
-on a 2-core machine SDK clients saturate before the server does. The bench therefore measures each row
+processes too: the official SDK spends more CPU per call (requests + StripeObject building) than the server
+does, so on a small machine SDK clients saturate before the server does. The bench therefore measures each row
 with light HTTP clients (``http.client``, keep-alive, the exact form bodies the SDK sends, a fresh
 ``Idempotency-Key`` on each POST as the SDK sends: what the server can do) and, for the empty store, with
 ``stripe.StripeClient`` clients (what an SDK application sees).
@@ -18,16 +18,7 @@ that both see the same load from the rest of the machine. The sandbox runs as th
 (``freeze_gc``: without it a full garbage collection over 100 000 objects stalled it for about a second).
 localstripe (``pip install localstripe``, the ``bench`` extra) is started with ``--from-scratch``.
 
-Measured here on 2026-12-03 (the 2-core development VM, shared with other sessions: load average 2-5 during
-the runs, so single rows swing by up to 40 % between runs; the best of 2 x 2 s windows counts):
-- create customer, 8 raw clients: 2 000-3 300/s (goal >= 1 000), localstripe 35-75/s (25-60x); 1 client
-  1 500-1 900/s against localstripe's 65-175/s. SDK clients: 300-600/s, client-bound.
-- create + confirm PaymentIntent, 8 raw clients: 770-1 240/s (goal >= 300), localstripe 6-16/s (50-150x).
-- create Checkout Session, 8 raw clients: 1 000-2 500/s (localstripe has no Checkout).
-- empty store -> 100k objects: server CPU per operation -2 % to +8 %, ops/s -14 % to +23 % (goal: within 20 %).
-- webhook delivery, event -> receiver's 200 at ~200 events/s: p50 2-4 ms, p99 6-20 ms, max 42-85 ms on either
-  store when the machine is not saturated (goal: each within 100 ms); runs with load above 4 saw maxima of
-  100-270 ms with a p50 of 12-16 ms, i.e. time spent waiting for a CPU.
+Figures measured with this script, and where the time went: README, "Benchmarks".
 """
 
 from __future__ import annotations

@@ -38,34 +38,7 @@ Goals (issue 14, item 8), as ratios within a round, pgledger taken at its best c
 HTTP spends on 1 000 users (32 clients) ≥ pgledger's transfers on 1 000 accounts; HTTP spends on the hot user ≥
 pgledger's on its hot account; hold + capture pairs ≥ half of pgledger's transfers; p99 < 10 ms at 1 000 spends/s.
 
-Where the time went (2-core VM, py-spy):
-- 2026-11: ``service.spend`` was seven round trips (wallet lookup, header insert, balance update, two
-  entries through the ORM's bulk insert, commit); it became one statement inside a session: in process
-  167 → ~430 spends/s on 1 000 users, 113 → ~310 on the hot user.
-- 2026-12: the route still paid for ``ensure_user`` (an ORM read, 29 % of its samples), the session's
-  liveness ping, BEGIN and COMMIT (three more round trips, a fifth of the CPU in libpq sends alone) and a
-  second JWT check in the rate limiter. Now the route reads no user row (a user never credited has no wallet
-  and nothing to spend), verified tokens are cached until they expire, and the statement runs autocommitted
-  on ``Database.direct``: one round trip per spend, and the hot user's row is locked for no client round
-  trip at all.
-- 2026-12-05, Ledger 2 (grants, holds, counters), measured while other sessions' test suites kept this 2-core VM
-  at a load of 10-15: every absolute figure is several times below an idle VM's; only ratios within a round
-  mean much. ``bench/spend.py --pgledger /work/peers/pgledger --rounds 3 --seconds 5 --paced-seconds 3``:
-  - a spend is now one ``tally_ledger_spend`` call (lock, replay check, spendable grants, a draw per grant,
-    the dashboard count): 0.72-0.79x pgledger's transfer bare on 1 000 accounts, 0.78-0.90x on the hot
-    account (the one-UPDATE spend before grants ran 1.7-2.1x pgledger's).
-  - group commit (``tally.ledger.group_commit``): while the dashboard counted each movement by upserting one of
-    16 rows chosen by the user, groups deadlocked with each other and with single spends (one every few
-    seconds; the group transaction bare ran at 0.21-0.42x one spend per statement). With the counts appended as
-    deltas and a group's wallets locked first: 1.13-1.52x on 1 000 users (10 spends per transaction).
-  - HTTP on the hot user, through group commit: 1.67-2.81x its own statement bare and 0.74-1.54x pgledger's hot
-    account; on 1 000 users 0.22-0.31x the statement bare (0.16-0.23x pgledger): the API's CPU is the limit.
-  - the credits fast path (``tally.ledger.fast_path``), ``--extras --clients 32 --rounds 2``: API CPU per spend
-    1.73-3.39 ms against 3.02-3.69 ms through FastAPI's own route on 1 000 users (97/s against 63/s median),
-    1.73-2.19 against 2.88-3.04 ms on the hot user.
-  - not met here: HTTP on 1 000 users ≥ pgledger, hold + capture pairs ≥ half of pgledger (0.08-0.12x: a hold
-    and a capture are two requests, a capture a pipeline of three statements), p99 < 10 ms at 1 000 spends/s
-    (the API answered 60-140 spends/s in these conditions, so the paced run only measured its queue).
+Figures measured with this script, and where the time went: README, "Benchmarks".
 """
 
 from __future__ import annotations

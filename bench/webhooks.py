@@ -19,46 +19,7 @@ What is measured
 Everything (Postgres, API, workers, load generator, pgbench) shares this machine's cores; the table says
 how many. The load generator is a tiny raw HTTP/1.1 client so that it costs little of them.
 
-Where the time went (2-core VM shared with other test runs, 2026-11; py-spy profiles, CPU per event):
-- receipt through a SQLAlchemy session cost ≈2.2 ms CPU per event against ≈0.8 ms with plain psycopg;
-  the receiver uses psycopg.
-- one procrastinate job per event: its insert trigger's ``pg_notify`` made every receipt a notifying
-  commit, and PostgreSQL commits those one at a time under a global lock held through the WAL flush
-  (pgbench here: 5 700 TPS for an insert, 1 500 TPS with a ``pg_notify``); plus fetch/finish queries
-  per job. Now the inbox is the queue (``tally.webhooks.inbox``): receipt is one autocommitted INSERT on
-  the receiver's own pool (the job queue's pool ran a liveness check per checkout, one round trip more),
-  workers claim batches; receipt 76 → ~500/s, pipeline 66 → ~450 events/s (same machine, 1 worker).
-- every NOTIFY woke a loop in every worker process, each running a mostly empty claim: more workers
-  gave less throughput (4 workers: 67 events/s). A NOTIFY now only wakes a process whose loops are all
-  asleep, and the receiver spaces them 10 ms apart.
-- what remained was the API's Python per request, ≈1.5 ms of CPU per event here (this VM runs
-  ``sum(range(10000))`` in ≈270 µs, about 3× slower than a desktop): the middleware stack (security
-  headers, rate-limit, body-size, CORS) and FastAPI's routing and dependency solving were about half of the
-  application's share. Deliveries now skip the routing and dependencies (``tally.webhooks.receiver``, the
-  innermost middleware; the other middlewares stay cheap for them: the rate limiter exempts webhook routes
-  before doing any work): measured in-process on the bare ASGI app, 0.74–0.81 → 0.58–0.59 ms of CPU per
-  delivery (2026-12-03).
-- 2026-12-03, second round (1 worker: 847 → 1 210–1 793 events/s; receipt alone 1 535 → 1 780–2 560/s;
-  p99 at 500/s 224 → 13–41 ms):
-  - deliveries that arrive together share one INSERT and one commit (``InboxReceiver``: group commit);
-  - with 8 loops claiming batches of 50 random accounts, concurrent batches waited on each other's row
-    locks and deadlocked (7 times in a 12 000-event run: a one-second stall each, then the batch redone
-    event by event). Batches are now 10 and commit after 50 ms, and a loop whose claim drained the backlog
-    sleeps unless it is the only one awake;
-  - a full garbage collection in the API walked ~140 000 start-up objects (≈90 ms, no request answered
-    meanwhile): ``gc.freeze`` after start-up;
-  - this script's open-loop sender created all its tasks up front, which made its first sends late and
-    counted that as latency, and its worker start-up counted the previous run's workers as ready, so a new
-    worker's start-up (≈1.3 s of CPU) fell inside the measurement.
-- 2026-12-03, third round: the inbox INSERT's arrays went in psycopg's text format, which escaped every
-  quote of every 1 KB payload in Python (≈36 µs per event, a tenth of the API's CPU): binary now. The
-  request log line cost ≈60 µs (stdlib json, a regex per key for secret names): orjson and a cached key
-  check, ≈40 µs. API CPU per event 0.44–0.54 → 0.34–0.47 ms. The baseline now runs prepared
-  (``harness.pgbench``): 3 600–4 500 → 5 070–5 300 TPS here, so the ratio fell although the pipeline got faster.
-- where it stands: about 1.4 ms of machine CPU per event (API 0.44, worker 0.43–0.46, PostgreSQL 0.29, the
-  load generator 0.08, the kernel the rest) against ≈0.33 ms for the bare transaction with pgbench's C
-  client; half of the bare rate needs ≈0.75 ms in all. More worker processes than cores cost more CPU per
-  event (0.46 → 0.81 ms from 1 to 4 processes here), so 4 workers on these 2 cores are slower than 1.
+Figures measured with this script, and where the time went: README, "Benchmarks".
 """
 
 from __future__ import annotations
