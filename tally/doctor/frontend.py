@@ -44,6 +44,11 @@ async def probe_route(http: httpx.AsyncClient, route: Route) -> Finding:
         response = await http.request(route.method, route.path, json={} if route.method != "GET" else None)
     except httpx.HTTPError as exc:
         return Finding("route", title, False, f"No answer: {exc!r}.", "Is Tally running at this URL?", scored=False)
+    return _missing_route(route, title, response) or _answer_to_probe(route, title, response.status_code)
+
+
+def _missing_route(route: Route, title: str, response: httpx.Response) -> Finding | None:
+    """A 404 or 405: the frontend calls a path or method this service does not serve."""
     status = response.status_code
     if status == 404:
         compat = route.path.startswith(COMPAT_PREFIXES)
@@ -59,6 +64,11 @@ async def probe_route(http: httpx.AsyncClient, route: Route) -> Finding:
                        f"Send {allowed} to {route.path}, or point the {route.method} at the route meant for it "
                        "(checkouts are POST /v1/checkout or POST /api/payment/create-checkout-session).",
                        scored=False)
+    return None
+
+
+def _answer_to_probe(route: Route, title: str, status: int) -> Finding:
+    """What the route answered the probe's request without a token (or signature), against what it should."""
     if route.needs_auth and status in (200, 201):
         return Finding("route", title, False, f"{status} without any token: this route does not ask who is "
                        "calling.", "Put it behind authentication.", scored=False)

@@ -126,19 +126,29 @@ def format_report(report: Report) -> str:
             lines.append(f"      fix: {c.fix}")
     lines += ["", f"Score: {report.score}/{report.total}" + ("" if report.healthy else
                                                              f" (under {PASSING_SCORE}: not healthy)")]
-    if report.frontend:
-        problems = [f for f in report.frontend if not f.passed]
-        lines += ["", f"Frontend diagnostics ({len(problems)} problem{'s' if len(problems) != 1 else ''}):"]
-        for f in report.frontend:
-            lines.append(f"  {'ok ' if f.passed else 'BAD'}  {f.title}: {f.reason}")
-            if not f.passed and f.fix:
-                lines.append(f"       fix: {f.fix}")
-    if report.go_live is not None:
-        done = sum(g.passed for g in report.go_live)
-        lines += ["", f"Go-live checklist ({done}/{len(report.go_live)} done):"]
-        for g in report.go_live:
-            lines.append(f"  [{'x' if g.passed else ' '}] {g.title}: {g.reason}")
-            if not g.passed and g.fix:
-                lines.append(f"        {g.fix}")
+    lines += _frontend_lines(report.frontend) + _go_live_lines(report.go_live)
     lines.append(f"\nchecked at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     return "\n".join(lines)
+
+
+def _frontend_lines(findings: list[Finding]) -> list[str]:
+    if not findings:
+        return []
+    problems = [f for f in findings if not f.passed]
+    lines = ["", f"Frontend diagnostics ({len(problems)} problem{'s' if len(problems) != 1 else ''}):"]
+    for f in findings:
+        lines.append(f"  {'ok ' if f.passed else 'BAD'}  {f.title}: {f.reason}")
+        if not f.passed and f.fix:
+            lines.append(f"       fix: {f.fix}")
+    return lines
+
+
+def _go_live_lines(items: list[Finding] | None) -> list[str]:
+    if items is None:
+        return []
+    lines = ["", f"Go-live checklist ({sum(g.passed for g in items)}/{len(items)} done):"]
+    for g in items:
+        lines.append(f"  [{'x' if g.passed else ' '}] {g.title}: {g.reason}")
+        if not g.passed and g.fix:
+            lines.append(f"        {g.fix}")
+    return lines
