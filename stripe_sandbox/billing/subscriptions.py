@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 
 from ..errors import invalid_request
-from ..events import emit
+from ..events import changed, emit
 from ..ids import new_id
 from ..routing import on_start
 from ..store import Obj
 from . import invoicing, timeline
+from .invoice_items import pending_lines, take_pending
 from .time import DAY, add_interval, interval_seconds, now_for, period_containing
 
 TERMINAL = ("canceled", "incomplete_expired")
@@ -33,6 +34,22 @@ ENDED: list[Callable[[Any, Obj], None]] = []
 def snapshot(obj: Obj) -> Obj:
     """A deep copy, for ``previous_attributes`` of nested changes (items, periods)."""
     return orjson.loads(orjson.dumps(obj))
+
+
+def live(sb: Any, sub_id: str) -> Obj | None:
+    """The subscription, unless it is gone or has ended (what a timer set for it checks first)."""
+    sub = sb.store.get(sub_id, "subscription")
+    if sub is None or sub["status"] in TERMINAL:
+        return None
+    return sub
+
+
+def emit_updated(sb: Any, sub: Obj, before: Obj) -> None:
+    """Save the subscription; ``customer.subscription.updated`` when it differs from ``before``."""
+    sb.store.save(sub)
+    previous = changed(sub, before)
+    if previous:
+        emit(sb, "customer.subscription.updated", sub, previous)
 
 
 def items(sub: Obj) -> list[Obj]:
@@ -188,8 +205,6 @@ def period_invoice(sb: Any, sub: Obj, *, billing_reason: str, span: tuple[int, i
                                         description=description, period=span, quantity=item["quantity"],
                                         price=price, subscription=sub["id"], subscription_item=item["id"]))
     if include_pending:
-        from .invoice_items import pending_lines, take_pending
-
         if dry_run:
             lines.extend(pending_lines(sb, invoice, customer["id"], sub["id"]))
         else:

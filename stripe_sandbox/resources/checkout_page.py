@@ -27,7 +27,8 @@ from ..params import Params
 from . import checkout_tax
 from .checkout_discounts import apply_code, in_trial, remove_code
 from .checkout_flow import Card, Payer, current_intent, needs_card, pay, success_redirect
-from .checkout_sessions import expire_session, extras, line_items
+from .checkout_records import extras, line_items
+from .checkout_sessions import expire_session
 from .payment_intents import action_url
 
 # Form field names (Stripe's own page uses these ids) -> the StripeError ``param`` a refusal names.

@@ -25,8 +25,10 @@ from ..store import Obj
 from ..billing import subscriptions as subs
 from ..billing.discounts import resolve_discounts
 from .checkout_discounts import refresh_totals, session_discount
+from .checkout_records import EXTRAS_TYPE, extras_id, get_session, line_items
 from .checkout_tax import automatic_tax
-from .customers import get_customer
+from .customer_records import get_customer
+from . import payment_intents
 from .payment_methods import ONE_TIME_TYPES
 from .prices import get_price, new_price
 
@@ -37,7 +39,6 @@ LIFETIME_SLACK = 10
 MAX_LINE_ITEMS = 100
 MAX_AMOUNT = 99_999_999
 EXPIRE_JOB = "checkout.session.expire"
-EXTRAS_TYPE = "checkout_extras"
 
 LOCALES = ("auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr",
            "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt",
@@ -61,36 +62,6 @@ CREATE_PARAMS = (
 SUBSCRIPTION_DATA_FIELDS = ("trial_period_days", "trial_end", "metadata", "description", "trial_settings")
 # Stripe's minimum trial when ``subscription_data[trial_end]`` is given.
 MIN_TRIAL_END = 48 * 3600
-
-
-# -- lookups -----------------------------------------------------------------------------------------
-
-def get_session(sb: Any, session_id: str, param: str = "session") -> Obj:
-    session = sb.store.get(session_id, "checkout.session")
-    if session is None:
-        raise no_such("checkout.session", session_id, param)
-    return session
-
-
-def extras(sb: Any, session: Obj) -> Obj:
-    """The session's private bookkeeping (line items, payment_intent_data, payer's entries)."""
-    found = sb.store.get(_extras_id(session["id"]), EXTRAS_TYPE)
-    assert found is not None, f"no extras for {session['id']}"
-    return found
-
-
-def _extras_id(session_id: str) -> str:
-    return f"{session_id}~extras"
-
-
-def line_items(sb: Any, session: Obj) -> list[Obj]:
-    """The session's line items, each with its price as it is now (Stripe embeds the current price)."""
-    out = []
-    for item in extras(sb, session)["line_items"]:
-        item = dict(item)
-        item["price"] = sb.store.get(item["price"], "price") or item["price"]
-        out.append(item)
-    return out
 
 
 @expand.expandable("checkout.session", "line_items")
@@ -407,7 +378,7 @@ def create(sb: Any, p: Params) -> Obj:
     }
     sb.store.add(session)
     sb.store.add({
-        "id": _extras_id(session_id),
+        "id": extras_id(session_id),
         "object": EXTRAS_TYPE,
         "line_items": items,
         "payment_intent_data": _payment_intent_data(p),
@@ -517,8 +488,6 @@ def _cancel_abandoned_payment_intent(sb: Any, session: Obj) -> None:
     if pi is None or pi["status"] not in ("requires_payment_method", "requires_confirmation",
                                           "requires_action"):
         return
-    from . import payment_intents  # owned by the payments module; imported late to avoid a cycle
-
     payment_intents.cancel(sb, Params({"cancellation_reason": "abandoned"}), pi["id"])
 
 

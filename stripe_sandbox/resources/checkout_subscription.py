@@ -18,8 +18,9 @@ from ..errors import StripeError, invalid_request
 from ..params import Params
 from ..store import Obj
 from . import subscriptions  # imports billing.renewal: its PAID listener runs before the one below
+from .checkout_completion import complete
 from .checkout_discounts import discount_params, recheck
-from .checkout_sessions import extras
+from .checkout_records import extras
 from .customers import update as update_customer
 from .payment_intents import confirm_payment_intent
 from .payment_methods import attach_to_customer
@@ -127,8 +128,6 @@ def _create(sb: Any, session: Obj, ex: Obj, customer_id: str, pm: Obj | None) ->
 
 
 def finish(sb: Any, session: Obj, invoice: Obj) -> None:
-    from .checkout_flow import complete  # the flow module imports this one
-
     if session["status"] != "open":
         return
     session["subscription"] = invoicing.subscription_of(invoice)

@@ -11,16 +11,11 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
+from .customer_records import get_customer
+from .payment_methods import attach_to_customer, resolve_payment_method
 
 FIELDS = ("address", "description", "email", "name", "phone", "preferred_locales", "shipping",
           "invoice_settings", "test_clock", "payment_method", "tax_exempt", "balance", "invoice_prefix")
-
-
-def get_customer(sb: Any, customer_id: str, param: str = "customer") -> Obj:
-    customer = sb.store.get(customer_id, "customer")
-    if customer is None or customer.get("deleted"):
-        raise no_such("customer", customer_id, param)
-    return customer
 
 
 def _apply(sb: Any, customer: Obj, p: Params, attached: Obj | None = None) -> None:
@@ -99,8 +94,6 @@ def create(sb: Any, p: Params) -> Obj:
         if sb.store.get(clock_id, "test_helpers.test_clock") is None:
             raise no_such("test clock", clock_id or "", "test_clock")
         customer["test_clock"] = clock_id
-    from .payment_methods import attach_to_customer, resolve_payment_method  # it owns attaching
-
     pm_id = p.optional_str("payment_method")
     attached = resolve_payment_method(sb, pm_id, "payment_method") if pm_id is not None else None
     _apply(sb, customer, p, attached)

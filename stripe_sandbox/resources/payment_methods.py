@@ -19,6 +19,7 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
+from .customer_records import get_customer
 
 CARD = "card"
 REDIRECT_TYPES = ("alipay", "bancontact", "fpx", "grabpay", "ideal", "klarna", "p24", "paynow")
@@ -344,12 +345,6 @@ def attach_to_customer(sb: Any, pm_id: str, customer: Obj, param: str = "payment
     return pm
 
 
-def _customer(sb: Any, customer_id: str, param: str) -> Obj:
-    from .customers import get_customer  # customers imports this module for attach_to_customer
-
-    return get_customer(sb, customer_id, param)
-
-
 # -- routes ---------------------------------------------------------------------------------------------
 @route("POST", "/v1/payment_methods", params=(
     "type", "card", "billing_details", "metadata", "allow_redisplay", *TYPE_PARAMS))
@@ -405,7 +400,7 @@ def update(sb: Any, p: Params, pm_id: str) -> Obj:
 
 @route("POST", "/v1/payment_methods/{pm_id}/attach", params=("customer", "customer_account"))
 def attach(sb: Any, p: Params, pm_id: str) -> Obj:
-    customer = _customer(sb, p.str("customer", required=True) or "", "customer")
+    customer = get_customer(sb, p.str("customer", required=True) or "", "customer")
     return attach_to_customer(sb, pm_id, customer, "payment_method")
 
 
@@ -445,19 +440,19 @@ def _list(sb: Any, p: Params, customer_id: str | None, url: str) -> Obj:
 def list_(sb: Any, p: Params) -> Obj:
     customer_id = p.optional_str("customer")
     if customer_id:
-        _customer(sb, customer_id, "customer")
+        get_customer(sb, customer_id, "customer")
     return _list(sb, p, customer_id, "/v1/payment_methods")
 
 
 @route("GET", "/v1/customers/{customer_id}/payment_methods", params=(*LIST_PARAMS, "type", "allow_redisplay"))
 def list_for_customer(sb: Any, p: Params, customer_id: str) -> Obj:
-    _customer(sb, customer_id, "customer")
+    get_customer(sb, customer_id, "customer")
     return _list(sb, p, customer_id, f"/v1/customers/{customer_id}/payment_methods")
 
 
 @route("GET", "/v1/customers/{customer_id}/payment_methods/{pm_id}")
 def retrieve_for_customer(sb: Any, p: Params, customer_id: str, pm_id: str) -> Obj:
-    _customer(sb, customer_id, "customer")
+    get_customer(sb, customer_id, "customer")
     pm = sb.store.get(pm_id, "payment_method")
     if pm is None or pm["customer"] != customer_id:
         raise no_such("PaymentMethod", pm_id, "payment_method")

@@ -11,8 +11,8 @@ from ..ids import new_id
 from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
-from ..store import Obj
-from .products import get_product, new_product
+from ..store import Collection, Obj
+from .product_records import get_product, new_product
 
 INTERVALS = ("day", "week", "month", "year")
 
@@ -175,8 +175,6 @@ def list_(sb: Any, p: Params) -> Obj:
         collection = store.collection("price", "lookup_key", lookup_keys[0])
     elif lookup_keys:
         # A few keys: merge their (tiny) collections rather than scan every price.
-        from ..store import Collection
-
         collection = Collection()
         for key in dict.fromkeys(lookup_keys):
             for object_id in store.collection("price", "lookup_key", key).ids:

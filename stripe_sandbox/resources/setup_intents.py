@@ -16,7 +16,7 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
-from .customers import get_customer
+from .customer_records import get_customer
 
 CANCELABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 
