@@ -39,6 +39,7 @@ def subscription_of(invoice: Obj) -> str | None:
     return details.get("subscription")
 
 
+# long: one literal, the invoice object in Stripe's field order; split up, the shape would be scattered.
 def new_invoice(sb: Any, customer: Obj, *, currency: str, billing_reason: str, subscription: Obj | None = None,
                 collection_method: str = "charge_automatically", auto_advance: bool = True,
                 days_until_due: int | None = None, description: str | None = None,
