@@ -100,21 +100,33 @@ def plan(sb: Any, sub: Obj, changes: list[ItemChange], t: int, behavior: str) ->
     start, end = subs.period(sub)
     if not start <= t <= end:
         raise invalid_request("proration_date must fall within the current billing period.", param="proration_date")
-    remaining, whole = end - t, end - start
     for change in changes:
-        old_amount = int(change.item["price"]["unit_amount"] or 0) * change.item["quantity"] if change.item else 0
-        new_amount = int(change.price["unit_amount"] or 0) * change.quantity if change.price else 0
-        same = change.item is not None and change.price is not None and \
-            change.price["id"] == change.item["price"]["id"] and change.quantity == change.item["quantity"]
-        if same:
-            continue
-        if change.item is not None and old_amount:
-            result.prorations.append(proration_line(sb, change.item["price"], change.item["quantity"],
-                                           -prorated(old_amount, remaining, whole), "Unused", t, end))
-        if change.price is not None and new_amount and not result.new_cycle:
-            result.prorations.append(proration_line(sb, change.price, change.quantity,
-                                           prorated(new_amount, remaining, whole), "Remaining", t, end))
+        if not _unchanged(change):
+            result.prorations.extend(_prorations(sb, change, t, (start, end), result.new_cycle))
     return result
+
+
+def _unchanged(change: ItemChange) -> bool:
+    """The same price at the same quantity: nothing to prorate."""
+    return change.item is not None and change.price is not None and \
+        change.price["id"] == change.item["price"]["id"] and change.quantity == change.item["quantity"]
+
+
+def _prorations(sb: Any, change: ItemChange, t: int, span: tuple[int, int], new_cycle: bool) -> list[dict[str, Any]]:
+    """The old item credited for the time left after ``t``, the new price charged for it (unless a new billing
+    cycle starts at ``t``, which bills the new price in full)."""
+    start, end = span
+    remaining, whole = end - t, end - start
+    old_amount = int(change.item["price"]["unit_amount"] or 0) * change.item["quantity"] if change.item else 0
+    new_amount = int(change.price["unit_amount"] or 0) * change.quantity if change.price else 0
+    out = []
+    if change.item is not None and old_amount:
+        out.append(proration_line(sb, change.item["price"], change.item["quantity"],
+                                  -prorated(old_amount, remaining, whole), "Unused", t, end))
+    if change.price is not None and new_amount and not new_cycle:
+        out.append(proration_line(sb, change.price, change.quantity,
+                                  prorated(new_amount, remaining, whole), "Remaining", t, end))
+    return out
 
 
 def proration_line(sb: Any, price: Obj, quantity: int, amount: int, kind: str, t: int, end: int) -> dict[str, Any]:

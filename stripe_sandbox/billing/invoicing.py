@@ -379,32 +379,42 @@ def attempt_payment(sb: Any, invoice: Obj, payment_method: str | None = None, *,
     if invoice["amount_remaining"] <= 0:
         mark_paid(sb, invoice)
         return None
-    pm_id = payment_method or payment_method_for(sb, invoice)
-    pi = payment_intent_of(sb, invoice)
-    error: StripeError | None = None
-    if pm_id is None or pi is None:
-        error = StripeError(402, "invalid_request_error",
-                            "This customer has no attached payment source or default payment method. Please "
-                            "consider adding a default payment method.", code="invoice_no_payment_method_types")
-    else:
-        from ..resources.payment_intents import confirm_payment_intent
-
-        try:
-            confirm_payment_intent(sb, pi, pm_id, off_session=off_session)
-        except StripeError as err:
-            error = err
+    error = _charge(sb, invoice, payment_method or payment_method_for(sb, invoice), off_session)
     if error is None:
-        pi = payment_intent_of(sb, invoice)
-        if pi is not None and pi["status"] == "succeeded" and invoice["status"] != "paid":
-            mark_paid(sb, invoice)
-        elif pi is not None and pi["status"] == "processing":
-            sb.store.save(invoice)  # paid later, through the PaymentIntent hook
-        elif invoice["status"] != "paid":
-            error = StripeError(402, "card_error", "This payment requires additional user action.",
-                                code="authentication_required")
+        error = _settle(sb, invoice)
     if error is not None:
         payment_failed(sb, invoice)
     return error
+
+
+def _charge(sb: Any, invoice: Obj, pm_id: str | None, off_session: bool) -> StripeError | None:
+    """Confirm the invoice's PaymentIntent with ``pm_id``; the decline, if any."""
+    pi = payment_intent_of(sb, invoice)
+    if pm_id is None or pi is None:
+        return StripeError(402, "invalid_request_error",
+                           "This customer has no attached payment source or default payment method. Please "
+                           "consider adding a default payment method.", code="invoice_no_payment_method_types")
+    from ..resources.payment_intents import confirm_payment_intent
+
+    try:
+        confirm_payment_intent(sb, pi, pm_id, off_session=off_session)
+    except StripeError as err:
+        return err
+    return None
+
+
+def _settle(sb: Any, invoice: Obj) -> StripeError | None:
+    """After a confirmation that did not fail: paid, processing (paid later through the PaymentIntent hook), or
+    waiting for the customer to authenticate (an error for an off-session attempt)."""
+    pi = payment_intent_of(sb, invoice)
+    if pi is not None and pi["status"] == "succeeded" and invoice["status"] != "paid":
+        mark_paid(sb, invoice)
+    elif pi is not None and pi["status"] == "processing":
+        sb.store.save(invoice)
+    elif invoice["status"] != "paid":
+        return StripeError(402, "card_error", "This payment requires additional user action.",
+                           code="authentication_required")
+    return None
 
 
 def payment_failed(sb: Any, invoice: Obj) -> None:

@@ -40,17 +40,8 @@ def renew(sb: Any, sub_id: str, boundary: int) -> None:
         subs.end(sb, sub, when=boundary, reason=sub["cancellation_details"]["reason"] or "cancellation_requested")
         return
     before = subs.snapshot(sub)
-    if sub["status"] == "trialing":
-        behavior = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
-        if not has_payment_method(sb, sub) and behavior == "pause":
-            sub["status"] = "paused"
-            subs.emit_updated(sb, sub, before)
-            emit(sb, "customer.subscription.paused", sub)
-            return
-        if not has_payment_method(sb, sub) and behavior == "cancel":
-            subs.end(sb, sub, when=boundary, reason="cancellation_requested")
-            return
-        sub["status"] = "active"
+    if sub["status"] == "trialing" and not _end_trial(sb, sub, before, boundary):
+        return
     old_span = subs.period(sub)
     for hook in RENEWING:
         hook(sb, sub, boundary)
@@ -58,6 +49,34 @@ def renew(sb: Any, sub_id: str, boundary: int) -> None:
     for item in subs.items(sub):
         item["current_period_start"], item["current_period_end"] = span
         sb.store.save(item)
+    invoice = _renewal_invoice(sb, sub, span, old_span)
+    sub["latest_invoice"] = invoice["id"]
+    subs.emit_updated(sb, sub, before)
+    invoicing.save_new(sb, invoice)
+    if invoice["auto_advance"]:
+        timeline_at_invoice(sb, invoice, invoice["automatically_finalizes_at"], "invoice.finalize", invoice["id"])
+    subs.schedule(sb, sub)
+
+
+def _end_trial(sb: Any, sub: Obj, before: Obj, boundary: int) -> bool:
+    """The trial ends: the subscription goes ``active`` (True), or without a payment method is paused or
+    canceled as its ``trial_settings`` say (False: no renewal then)."""
+    behavior = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
+    if not has_payment_method(sb, sub) and behavior == "pause":
+        sub["status"] = "paused"
+        subs.emit_updated(sb, sub, before)
+        emit(sb, "customer.subscription.paused", sub)
+        return False
+    if not has_payment_method(sb, sub) and behavior == "cancel":
+        subs.end(sb, sub, when=boundary, reason="cancellation_requested")
+        return False
+    sub["status"] = "active"
+    return True
+
+
+def _renewal_invoice(sb: Any, sub: Obj, span: tuple[int, int], old_span: tuple[int, int]) -> Obj:
+    """The draft for the period that starts (billing the one that ended); spent discounts leave the
+    subscription, and an ``unpaid`` or ``keep_as_draft`` subscription's draft is not advanced."""
     invoice = subs.period_invoice(sb, sub, billing_reason="subscription_cycle", span=span,
                                   invoice_period=old_span)
     # A ``once`` coupon has served; a ``repeating`` one ends with its months.
@@ -66,12 +85,7 @@ def renew(sb: Any, sub_id: str, boundary: int) -> None:
     if sub["status"] == "unpaid" or (sub.get("pause_collection") or {}).get("behavior") == "keep_as_draft":
         invoice["auto_advance"] = False  # Stripe leaves these drafts alone
         invoice["automatically_finalizes_at"] = None
-    sub["latest_invoice"] = invoice["id"]
-    subs.emit_updated(sb, sub, before)
-    invoicing.save_new(sb, invoice)
-    if invoice["auto_advance"]:
-        timeline_at_invoice(sb, invoice, invoice["automatically_finalizes_at"], "invoice.finalize", invoice["id"])
-    subs.schedule(sb, sub)
+    return invoice
 
 
 def timeline_at_invoice(sb: Any, invoice: Obj, when: int, name: str, *args: Any) -> None:

@@ -193,17 +193,7 @@ def period_invoice(sb: Any, sub: Obj, *, billing_reason: str, span: tuple[int, i
         default_payment_method=None, discounts=discounts, period=invoice_period)
     lines = invoice["lines"]["data"]
     if with_items:
-        for item in items(sub):
-            price = item["price"]
-            amount = int(price["unit_amount"] or 0) * item["quantity"]
-            description = invoicing.item_description(sb, price, item["quantity"])
-            if sub["status"] == "trialing" and billing_reason == "subscription_create":
-                amount = 0
-                product = sb.store.get(price["product"]) or {}
-                description = f"Trial period for {product.get('name', price['product'])}"
-            lines.append(invoicing.line(invoice["id"], amount=amount, currency=sub["currency"],
-                                        description=description, period=span, quantity=item["quantity"],
-                                        price=price, subscription=sub["id"], subscription_item=item["id"]))
+        lines.extend(_item_lines(sb, sub, invoice["id"], billing_reason, span))
     if include_pending:
         if dry_run:
             lines.extend(pending_lines(sb, invoice, customer["id"], sub["id"]))
@@ -211,12 +201,34 @@ def period_invoice(sb: Any, sub: Obj, *, billing_reason: str, span: tuple[int, i
             lines.extend(take_pending(sb, invoice, customer["id"], sub["id"]))
     if dry_run:
         return invoice
-    for discount_id in discounts:  # a ``once`` coupon serves one invoice
+    _spend_once_coupons(sb, discounts, lines)
+    return invoice
+
+
+def _item_lines(sb: Any, sub: Obj, invoice_id: str, billing_reason: str, span: tuple[int, int]) -> list[Obj]:
+    """One line per item for ``span``; nothing to pay for the trial a new subscription starts with."""
+    out = []
+    for item in items(sub):
+        price = item["price"]
+        amount = int(price["unit_amount"] or 0) * item["quantity"]
+        description = invoicing.item_description(sb, price, item["quantity"])
+        if sub["status"] == "trialing" and billing_reason == "subscription_create":
+            amount = 0
+            product = sb.store.get(price["product"]) or {}
+            description = f"Trial period for {product.get('name', price['product'])}"
+        out.append(invoicing.line(invoice_id, amount=amount, currency=sub["currency"],
+                                  description=description, period=span, quantity=item["quantity"],
+                                  price=price, subscription=sub["id"], subscription_item=item["id"]))
+    return out
+
+
+def _spend_once_coupons(sb: Any, discount_ids: list[str], lines: list[Obj]) -> None:
+    """A ``once`` coupon serves one invoice: the first that charges something."""
+    for discount_id in discount_ids:
         discount = sb.store.get(discount_id, "discount")
         coupon = sb.store.objects[discount["source"]["coupon"]] if discount else None
         if coupon is not None and coupon["duration"] == "once" and any(i["amount"] > 0 for i in lines):
             sb.store.set_kv(f"discount_used:{discount_id}", True)
-    return invoice
 
 
 def end(sb: Any, sub: Obj, *, when: int, reason: str | None = None, comment: str | None = None,

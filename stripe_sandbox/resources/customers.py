@@ -25,12 +25,7 @@ def _apply(sb: Any, customer: Obj, p: Params, attached: Obj | None = None) -> No
     if "address" in p:
         customer["address"] = _address(p.dict("address"))
     if "shipping" in p:
-        shipping = p.dict("shipping")
-        customer["shipping"] = None if shipping is None else {
-            "address": _address(shipping.dict("address")),
-            "name": shipping.str("name"),
-            "phone": shipping.str("phone"),
-        }
+        customer["shipping"] = _shipping(p.dict("shipping"))
     if "preferred_locales" in p:
         customer["preferred_locales"] = p.str_list("preferred_locales")
     if "tax_exempt" in p:
@@ -43,16 +38,26 @@ def _apply(sb: Any, customer: Obj, p: Params, attached: Obj | None = None) -> No
         customer["metadata"] = merge_metadata(customer["metadata"], p.raw("metadata"))
     settings = p.dict("invoice_settings")
     if settings is not None:
-        if "default_payment_method" in settings:
-            pm_id = settings.optional_str("default_payment_method")
-            if attached is not None and pm_id == p.optional_str("payment_method"):
-                pm_id = attached["id"]  # ``pm_card_visa`` twice names the one card attached by this request
-            if pm_id is not None and sb.store.get(pm_id, "payment_method") is None:
-                raise no_such("PaymentMethod", pm_id, "invoice_settings[default_payment_method]")
-            customer["invoice_settings"]["default_payment_method"] = pm_id
-        for name in ("footer",):
-            if name in settings:
-                customer["invoice_settings"][name] = settings.optional_str(name)
+        _apply_invoice_settings(sb, customer, settings, p, attached)
+
+
+def _apply_invoice_settings(sb: Any, customer: Obj, settings: Params, p: Params, attached: Obj | None) -> None:
+    if "default_payment_method" in settings:
+        pm_id = settings.optional_str("default_payment_method")
+        if attached is not None and pm_id == p.optional_str("payment_method"):
+            pm_id = attached["id"]  # ``pm_card_visa`` twice names the one card attached by this request
+        if pm_id is not None and sb.store.get(pm_id, "payment_method") is None:
+            raise no_such("PaymentMethod", pm_id, "invoice_settings[default_payment_method]")
+        customer["invoice_settings"]["default_payment_method"] = pm_id
+    for name in ("footer",):
+        if name in settings:
+            customer["invoice_settings"][name] = settings.optional_str(name)
+
+
+def _shipping(p: Params | None) -> Obj | None:
+    if p is None:
+        return None
+    return {"address": _address(p.dict("address")), "name": p.str("name"), "phone": p.str("phone")}
 
 
 def _address(p: Params | None) -> Obj | None:
