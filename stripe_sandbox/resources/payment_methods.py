@@ -137,6 +137,17 @@ def billing_details_of(value: dict[str, Any] | None) -> Obj:
 
 def _new_card(sb: Any, number: str, exp_month: int | str | None, exp_year: int | str | None, cvc: str | None,
               billing: Obj, metadata: dict[str, str]) -> Obj:
+    card = _test_card(number)
+    month, year = _expiry(sb, exp_month, exp_year)
+    if cvc:
+        cvc = cvc.strip()
+        if not cvc.isdigit() or len(cvc) != (4 if card.brand == "amex" else 3):
+            raise card_error("Your card's security code is invalid.", "invalid_cvc", "cvc")
+    return _store_card(sb, card, month, year, bool(cvc), billing, metadata)
+
+
+def _test_card(number: str) -> cards.TestCard:
+    """The test card a typed number names; a wrong number, or a real card, is refused as Stripe does."""
     digits = "".join(ch for ch in (number or "") if ch not in " -")
     if not digits.isdigit() or not 12 <= len(digits) <= 19 or not cards.luhn_valid(digits):
         raise card_error("Your card number is incorrect.", "incorrect_number", "number")
@@ -144,6 +155,11 @@ def _new_card(sb: Any, number: str, exp_month: int | str | None, exp_year: int |
     if card is None:
         # Stripe refuses real card numbers in test mode.
         raise card_error(cards.MESSAGES["test_mode_live_card"], "card_declined", None, "test_mode_live_card")
+    return card
+
+
+def _expiry(sb: Any, exp_month: int | str | None, exp_year: int | str | None) -> tuple[int, int]:
+    """Month and four-digit year, not past (on the sandbox clock) and not more than 50 years ahead."""
     month = _to_int(exp_month, "exp_month")
     year = _to_int(exp_year, "exp_year")
     if year < 100:
@@ -155,11 +171,7 @@ def _new_card(sb: Any, number: str, exp_month: int | str | None, exp_year: int |
         raise card_error("Your card's expiration year is invalid.", "invalid_expiry_year", "exp_year")
     if year == now.tm_year and month < now.tm_mon:
         raise card_error("Your card has expired.", "expired_card", "exp_month", "expired_card")
-    if cvc:
-        cvc = cvc.strip()
-        if not cvc.isdigit() or len(cvc) != (4 if card.brand == "amex" else 3):
-            raise card_error("Your card's security code is invalid.", "invalid_cvc", "cvc")
-    return _store_card(sb, card, month, year, bool(cvc), billing, metadata)
+    return month, year
 
 
 def _card_from_params(sb: Any, c: Params, billing: Obj, metadata: dict[str, str]) -> Obj:
