@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import resources
 from .errors import StripeError, invalid_request, no_such
 from .faults import STATUSES, WHEN, Fault
 from .ids import new_secret
@@ -64,8 +65,6 @@ def _endpoint(fn: Callable[[Sandbox, dict[str, Any]], Any]) -> Callable[[Request
 
 def reset(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
     sb.reset()
-    from . import resources
-
     resources.on_start(sb)
     return {"reset": True}
 

@@ -16,6 +16,7 @@ from .. import hooks
 from ..errors import StripeError, state_error
 from ..events import emit
 from ..ids import new_id
+from ..resources.payment_intents import confirm_payment_intent, new_payment_intent
 from ..store import Obj
 from .discounts import amount_off, discount_coupon
 from .time import DAY, clock_of, now_for
@@ -312,8 +313,6 @@ def _apply_balance(sb: Any, invoice: Obj, customer: Obj) -> None:
 
 
 def _create_payment(sb: Any, invoice: Obj, customer: Obj | None) -> None:
-    from ..resources.payment_intents import new_payment_intent  # the payments module owns PaymentIntents
-
     description = {"subscription_create": "Subscription creation", "subscription_cycle": "Subscription update",
                    "subscription_update": "Subscription update"}.get(invoice["billing_reason"] or "", "Invoice")
     pi = new_payment_intent(sb, amount=invoice["amount_due"], currency=invoice["currency"],
@@ -394,8 +393,6 @@ def _charge(sb: Any, invoice: Obj, pm_id: str | None, off_session: bool) -> Stri
         return StripeError(402, "invalid_request_error",
                            "This customer has no attached payment source or default payment method. Please "
                            "consider adding a default payment method.", code="invoice_no_payment_method_types")
-    from ..resources.payment_intents import confirm_payment_intent
-
     try:
         confirm_payment_intent(sb, pi, pm_id, off_session=off_session)
     except StripeError as err:
