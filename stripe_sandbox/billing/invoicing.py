@@ -224,16 +224,9 @@ def refresh_totals(sb: Any, invoice: Obj) -> None:
     taken: dict[str, int] = {item["id"]: 0 for item in lines}
     totals: list[dict[str, Any]] = []
     for discount in active_discounts(sb, invoice["discounts"], invoice["created"]):
-        coupon = discount_coupon(sb, discount)
-        eligible = [i for i in lines if i["discountable"] and i["amount"] - taken[i["id"]] > 0]
-        if coupon["percent_off"] is not None:
-            shares = {i["id"]: amount_off(coupon, i["amount"] - taken[i["id"]]) for i in eligible}
-        else:
-            if coupon["currency"] != invoice["currency"]:
-                continue
-            base = sum(i["amount"] - taken[i["id"]] for i in eligible)
-            off = amount_off(coupon, base)
-            shares = _spread(off, [(i["id"], i["amount"] - taken[i["id"]]) for i in eligible])
+        shares = _discount_shares(discount_coupon(sb, discount), invoice, taken)
+        if shares is None:
+            continue
         for item in lines:
             share = shares.get(item["id"], 0)
             item["discount_amounts"].append({"amount": share, "discount": discount["id"]})
@@ -246,6 +239,20 @@ def refresh_totals(sb: Any, invoice: Obj) -> None:
     invoice["total_discount_amounts"] = totals
     invoice["amount_due"] = max(0, invoice["total"] + invoice["starting_balance"])
     invoice["amount_remaining"] = invoice["amount_due"] - invoice["amount_paid"]
+
+
+def _discount_shares(coupon: Obj, invoice: Obj, taken: dict[str, int]) -> dict[str, int] | None:
+    """What the coupon takes off each discountable line, after what earlier discounts ``taken``: a percentage of
+    each, or an amount spread over them; None for an amount in another currency (it does not apply)."""
+    lines = invoice["lines"]["data"]
+    eligible = [i for i in lines if i["discountable"] and i["amount"] - taken[i["id"]] > 0]
+    if coupon["percent_off"] is not None:
+        return {i["id"]: amount_off(coupon, i["amount"] - taken[i["id"]]) for i in eligible}
+    if coupon["currency"] != invoice["currency"]:
+        return None
+    base = sum(i["amount"] - taken[i["id"]] for i in eligible)
+    off = amount_off(coupon, base)
+    return _spread(off, [(i["id"], i["amount"] - taken[i["id"]]) for i in eligible])
 
 
 def _spread(total: int, weights: list[tuple[str, int]]) -> dict[str, int]:

@@ -231,13 +231,17 @@ def item_changes(sb: Any, sub: Obj, phase: Obj) -> list[ch.ItemChange]:
             out.append(ch.ItemChange(item, item["price"], entry["quantity"]))
     for price_id, entry in wanted.items():
         out.append(ch.ItemChange(None, sb.store.objects[price_id], entry["quantity"], entry["metadata"]))
-    # A swap of one price for another keeps the item (as a price update does), so its id stays.
-    removed = [c for c in out if c.item is not None and c.price is None]
-    added = [c for c in out if c.item is None]
-    if len(removed) == 1 and len(added) == 1:
-        out = [c for c in out if c not in (removed[0], added[0])]
-        out.append(ch.ItemChange(removed[0].item, added[0].price, added[0].quantity))
-    return out
+    return _as_swap(out)
+
+
+def _as_swap(changes: list[ch.ItemChange]) -> list[ch.ItemChange]:
+    """A swap of one price for another keeps the item (as a price update does), so its id stays."""
+    removed = [c for c in changes if c.item is not None and c.price is None]
+    added = [c for c in changes if c.item is None]
+    if len(removed) != 1 or len(added) != 1:
+        return changes
+    kept = [c for c in changes if c not in (removed[0], added[0])]
+    return [*kept, ch.ItemChange(removed[0].item, added[0].price, added[0].quantity)]
 
 
 def _enter_at_boundary(sb: Any, sub: Obj, phase: Obj, boundary: int, *, persist: bool = True) -> None:

@@ -160,15 +160,22 @@ def schedule(sb: Any, sub: Obj) -> None:
     at(sb, sub, end, "sub.renew", sub["id"], end)
     if sub["cancel_at"] is not None and sub["cancel_at"] < end:
         at(sb, sub, sub["cancel_at"], "sub.cancel_at", sub["id"], sub["cancel_at"])
+    _set_reminder(sb, sub, now, (start, end))
+    pause = sub.get("pause_collection") or {}
+    if pause.get("resumes_at"):
+        at(sb, sub, pause["resumes_at"], "sub.resume_collection", sub["id"], pause["resumes_at"])
+
+
+def _set_reminder(sb: Any, sub: Obj, now: int, span: tuple[int, int]) -> None:
+    """``trial_will_end`` before a trial ends, else ``invoice.upcoming`` before a renewal (when either is still
+    ahead in this period)."""
+    start, end = span
     if sub["status"] == "trialing" and sub["trial_end"] is not None:
         warn = sub["trial_end"] - TRIAL_WILL_END_BEFORE
         if warn > now and warn > start:
             at(sb, sub, warn, "sub.trial_will_end", sub["id"], sub["trial_end"])
     elif not sub["cancel_at_period_end"] and end - UPCOMING_BEFORE > max(now, start):
         at(sb, sub, end - UPCOMING_BEFORE, "sub.upcoming", sub["id"], end)
-    pause = sub.get("pause_collection") or {}
-    if pause.get("resumes_at"):
-        at(sb, sub, pause["resumes_at"], "sub.resume_collection", sub["id"], pause["resumes_at"])
 
 
 def next_period(sub: Obj, boundary: int) -> tuple[int, int]:
