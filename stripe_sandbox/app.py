@@ -10,6 +10,7 @@ import base64
 import hashlib
 import logging
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -27,7 +28,7 @@ from .forms import parse_form
 from .ids import new_id
 from .page_headers import PageHeaders
 from .params import Params
-from .routing import ROUTES, Router
+from .routing import ROUTES, Route, Router
 from .state import RequestInfo, Sandbox
 
 log = logging.getLogger("stripe_sandbox")
@@ -92,43 +93,18 @@ class Api:
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, request: Request, request_id: str) -> tuple[int, bytes, dict[str, str]]:
-        key = _api_key(request)
-        if not key:
-            raise authentication(
-                "You did not provide an API key. You need to provide your API key in the Authorization header, "
-                "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
-        if not key.startswith("sk_test_"):
-            shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
-            raise authentication(f"Invalid API Key provided: {shown}")
+        _authenticate(request)
         method = request.method
         path = request.url.path.rstrip("/") or "/"
-        found = self.router.match(method, path)
-        if found is None:
-            if self.router.allows_path(path):
-                raise invalid_request(f"Unrecognized request URL ({method}: {path}).", status=405)
-            raise invalid_request(
-                f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
-                "or we can help at https://support.stripe.com/.", status=404)
-        route, path_params = found
-        if method == "POST":
-            raw = await request.body()
-            ctype = request.headers.get("content-type", "")
-            if raw and "json" in ctype:
-                raise invalid_request("Invalid request: the body must be form-encoded "
-                                      "(application/x-www-form-urlencoded).")
-            data = parse_form(raw)
-        else:
-            data = parse_form(request.url.query)
+        route, path_params = self._route(method, path)
+        data = await _form(request)
         for name in data:
             if name not in route.params:
                 raise unknown_param(name)
         idem_key = request.headers.get("idempotency-key") if method == "POST" else None
         fingerprint = ""
         if idem_key is not None:
-            if len(idem_key) > IDEMPOTENCY_KEY_MAX:
-                raise invalid_request(
-                    f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters long.", param="Idempotency-Key")
-            fingerprint = hashlib.sha256(orjson.dumps([method, path, data], option=orjson.OPT_SORT_KEYS)).hexdigest()
+            fingerprint = _fingerprint(idem_key, method, path, data)
             saved = self.sb.idempotent.get(idem_key)
             if saved is not None:
                 if saved.fingerprint != fingerprint:
@@ -137,27 +113,72 @@ class Api:
                         f"used with. Try using a key other than '{idem_key}' if you meant to execute a different "
                         "request.")
                 return saved.status, saved.body, {"Idempotent-Replayed": "true", "Idempotency-Key": idem_key}
-        params = Params(data)
-        self.sb.current_request = RequestInfo(request_id, idem_key,
-                                              request.headers.get("stripe-version") or self.sb.api_version)
-        try:
-            result = route.handler(self.sb, params, **path_params)
-            result = expand.apply(self.sb, result, params.str_list("expand"))
-            _check_shape(f"{method} {path}", result)
-            status, body = 200, orjson.dumps(result)
-        except StripeError as err:
-            # Stripe saves the outcome of a request that started executing (a decline, say), but not
-            # of one refused by validation.
-            if idem_key is None or err.body.get("type") == "invalid_request_error":
-                raise
-            status, body = err.status, orjson.dumps(err.to_json())
-        finally:
-            self.sb.current_request = None
+        status, body = self._run(request, request_id, route, path_params, Params(data), idem_key)
         extra: dict[str, str] = {}
         if idem_key is not None:
             self.sb.idempotent.save(idem_key, fingerprint, status, body)
             extra["Idempotency-Key"] = idem_key
         return status, body, extra
+
+    def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        found = self.router.match(method, path)
+        if found is None:
+            if self.router.allows_path(path):
+                raise invalid_request(f"Unrecognized request URL ({method}: {path}).", status=405)
+            raise invalid_request(
+                f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
+                "or we can help at https://support.stripe.com/.", status=404)
+        return found
+
+    def _run(self, request: Request, request_id: str, route: Route, path_params: dict[str, str], params: Params,
+             idem_key: str | None) -> tuple[int, bytes]:
+        """The handler's answer, expanded and shape-checked; with an idempotency key, a refusal that is not a
+        validation error is an answer too (to save and replay)."""
+        self.sb.current_request = RequestInfo(request_id, idem_key,
+                                              request.headers.get("stripe-version") or self.sb.api_version)
+        try:
+            result = route.handler(self.sb, params, **path_params)
+            result = expand.apply(self.sb, result, params.str_list("expand"))
+            _check_shape(f"{request.method} {request.url.path.rstrip('/') or '/'}", result)
+            return 200, orjson.dumps(result)
+        except StripeError as err:
+            # Stripe saves the outcome of a request that started executing (a decline, say), but not
+            # of one refused by validation.
+            if idem_key is None or err.body.get("type") == "invalid_request_error":
+                raise
+            return err.status, orjson.dumps(err.to_json())
+        finally:
+            self.sb.current_request = None
+
+
+def _authenticate(request: Request) -> None:
+    key = _api_key(request)
+    if not key:
+        raise authentication(
+            "You did not provide an API key. You need to provide your API key in the Authorization header, "
+            "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
+    if not key.startswith("sk_test_"):
+        shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
+        raise authentication(f"Invalid API Key provided: {shown}")
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    """The request's parameters: a POST's form body (JSON is refused, as Stripe does), else the query."""
+    if request.method == "POST":
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        if raw and "json" in ctype:
+            raise invalid_request("Invalid request: the body must be form-encoded "
+                                  "(application/x-www-form-urlencoded).")
+        return parse_form(raw)
+    return parse_form(request.url.query)
+
+
+def _fingerprint(idem_key: str, method: str, path: str, data: dict[str, Any]) -> str:
+    if len(idem_key) > IDEMPOTENCY_KEY_MAX:
+        raise invalid_request(
+            f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters long.", param="Idempotency-Key")
+    return hashlib.sha256(orjson.dumps([method, path, data], option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _check_shape(where: str, result: dict[str, object]) -> None:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import resources
 from .errors import StripeError, invalid_request, no_such
 from .faults import STATUSES, WHEN, Fault
 from .ids import new_secret
@@ -64,8 +65,6 @@ def _endpoint(fn: Callable[[Sandbox, dict[str, Any]], Any]) -> Callable[[Request
 
 def reset(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
     sb.reset()
-    from . import resources
-
     resources.on_start(sb)
     return {"reset": True}
 
@@ -145,6 +144,19 @@ def stats(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
             "deliveries": len(sb.webhooks.attempts), "idempotency_keys": len(sb.idempotent)}
 
 
+def _fault_duration(data: dict[str, Any]) -> tuple[int | None, float | None]:
+    """A fault's ``count`` of requests or its ``seconds``: one of the two."""
+    count, seconds = data.get("count"), data.get("seconds")
+    if (count is None) == (seconds is None):
+        raise invalid_request("give either count or seconds", param="count")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 10**6):
+        raise invalid_request("count must be a positive integer", param="count")
+    if seconds is not None and (not isinstance(seconds, int | float) or isinstance(seconds, bool)
+                                or not 0 < seconds <= 3600):
+        raise invalid_request("seconds must be a number between 0 and 3600", param="seconds")
+    return count, seconds
+
+
 def faults_set(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
     """Make API requests fail: ``{"status": 500|502|503|429, "count": n}`` (the next n requests) or
     ``"seconds": s`` (every request for s seconds); ``"path"`` narrows it to a prefix (default ``/v1/``) and
@@ -160,14 +172,7 @@ def faults_set(sb: Sandbox, data: dict[str, Any]) -> dict[str, Any]:
         raise invalid_request("when must be 'before' or 'after'", param="when")
     if not isinstance(path, str) or not path.startswith("/v1/"):
         raise invalid_request("path must be an API path prefix starting with /v1/", param="path")
-    count, seconds = data.get("count"), data.get("seconds")
-    if (count is None) == (seconds is None):
-        raise invalid_request("give either count or seconds", param="count")
-    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 10**6):
-        raise invalid_request("count must be a positive integer", param="count")
-    if seconds is not None and (not isinstance(seconds, int | float) or isinstance(seconds, bool)
-                                or not 0 < seconds <= 3600):
-        raise invalid_request("seconds must be a number between 0 and 3600", param="seconds")
+    count, seconds = _fault_duration(data)
     sb.faults.set(Fault(status=status, path=path, when=when, remaining=count, method=method,
                         until=None if seconds is None else time.monotonic() + float(seconds)))
     return sb.faults.state()

@@ -40,6 +40,18 @@ def apply(sb: Any, obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
     return out
 
 
+def _expanded_value(sb: Any, value: Any, path: str) -> Any:
+    """An id becomes the object it names; an object (or null) stays; anything else cannot be expanded."""
+    if isinstance(value, str):
+        found = sb.store.get(value)
+        if found is None:
+            raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
+        return found
+    if value is not None and not isinstance(value, dict):
+        raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
+    return value
+
+
 def _expand(sb: Any, node: dict[str, Any], parts: list[str], path: str) -> None:
     head, rest = parts[0], parts[1:]
     if node.get("object") == "list" and head == "data":
@@ -53,16 +65,7 @@ def _expand(sb: Any, node: dict[str, Any], parts: list[str], path: str) -> None:
     if head not in node and special is None:
         raise invalid_request(
             f"This property cannot be expanded ({path}).", param="expand")
-    value = node.get(head)
-    if special is not None:
-        value = special(sb, node)
-    elif isinstance(value, str):
-        found = sb.store.get(value)
-        if found is None:
-            raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
-        value = found
-    elif value is not None and not isinstance(value, dict):
-        raise invalid_request(f"This property cannot be expanded ({path}).", param="expand")
+    value = special(sb, node) if special is not None else _expanded_value(sb, node.get(head), path)
     if isinstance(value, dict):
         value = copy.copy(value)
         if rest:

@@ -16,6 +16,19 @@ def list_object(url: str, data: list[Obj], has_more: bool) -> Obj:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
+def _cursors(store: Store, params: Params) -> tuple[str | None, str | None]:
+    """``starting_after`` or ``ending_before`` (one at most), naming a stored object."""
+    starting_after = params.optional_str("starting_after")
+    ending_before = params.optional_str("ending_before")
+    if starting_after and ending_before:
+        raise invalid_request("You may only specify one of these parameters: ending_before, starting_after.",
+                              param="ending_before")
+    cursor = starting_after or ending_before
+    if cursor is not None and store.seq_of.get(cursor) is None:
+        raise no_such("object", cursor, "starting_after" if starting_after else "ending_before")
+    return starting_after, ending_before
+
+
 def paginate(
     store: Store,
     collection: Collection,
@@ -25,16 +38,7 @@ def paginate(
 ) -> Obj:
     limit = params.int("limit", 10, minimum=1, maximum=100)
     assert limit is not None
-    starting_after = params.optional_str("starting_after")
-    ending_before = params.optional_str("ending_before")
-    if starting_after and ending_before:
-        raise invalid_request("You may only specify one of these parameters: ending_before, starting_after.",
-                              param="ending_before")
-    cursor = starting_after or ending_before
-    if cursor is not None:
-        seq = store.seq_of.get(cursor)
-        if seq is None:
-            raise no_such("object", cursor, "starting_after" if starting_after else "ending_before")
+    starting_after, ending_before = _cursors(store, params)
     page: list[Obj] = []
     has_more = False
     if ending_before:

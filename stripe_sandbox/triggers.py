@@ -96,11 +96,10 @@ if _has("payment_intents"):
             return _result("charge.refunded", payment_intent=pi, refund=refund)
 
 if _has("checkout_sessions") and _has("checkout_flow") and _has("payment_intents"):
+    from .resources import checkout_flow
 
     @trigger("checkout.session.completed")
     def checkout_session_completed(sb: Any, data: Data) -> Data:
-        from .resources import checkout_flow
-
         session = _call(sb, "POST", "/v1/checkout/sessions", {
             "mode": "payment",
             "success_url": "https://example.com/success",

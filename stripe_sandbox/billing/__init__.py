@@ -3,6 +3,12 @@
 Resource modules (``resources/subscriptions.py`` ...) parse requests and call into this package; the package
 owns the rules: billing periods, proration, invoice assembly and payment, dunning and the timeline of work
 that falls due as a clock moves (the sandbox clock, or a test clock's frozen time).
+
+Three resource modules it calls in turn, by name at the top of the module that needs them: PaymentIntents
+(``invoicing`` pays an invoice through them), prices (``changes`` looks up a price an update names) and
+subscriptions (``schedule_start`` starts a schedule's subscription through ``POST /v1/subscriptions``).
+A subscription update itself lives here (``subscription_params``, ``subscription_updates``), so that a schedule
+entering a phase mid-period runs the same code as the API.
 """
 
 from __future__ import annotations

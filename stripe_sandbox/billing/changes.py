@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import invalid_request
 from ..params import Params, merge_metadata
+from ..resources.prices import get_price
 from ..store import Obj
 from . import subscriptions as subs
 
@@ -51,37 +52,44 @@ def _day(t: int) -> str:
 
 
 def parse_items(sb: Any, sub: Obj, items_param: list[Params]) -> list[ItemChange]:
-    from ..resources.prices import get_price
-
+    """``items[]`` of an update: each entry adds a price, changes an item (``id``) or deletes one."""
     by_id = {i["id"]: i for i in subs.items(sub)}
-    out: list[ItemChange] = []
-    for entry in items_param:
-        entry.only("id", "price", "quantity", "deleted", "metadata", "discounts", "tax_rates", "plan",
-                   "clear_usage", "billing_thresholds", "price_data")
-        item_id = entry.optional_str("id")
-        item = None
-        if item_id is not None:
-            item = by_id.get(item_id)
-            if item is None:
-                raise invalid_request(f"Subscription item {item_id} does not belong to this subscription.",
-                                      param=entry._name("id"))
-        price_id = entry.optional_str("price") or entry.optional_str("plan")
-        if entry.bool("deleted", False):
-            if item is None:
-                raise invalid_request("Pass the id of the item to delete.", param=entry._name("id"))
-            out.append(ItemChange(item, None, 0))
-            continue
-        if price_id is None and item is None:
-            raise invalid_request("Missing required param: items[price].", param=entry._name("price"),
-                                  code="parameter_missing")
-        price = get_price(sb, price_id, entry._name("price")) if price_id else item["price"]  # type: ignore[index]
-        subs.check_price(price, entry._name("price"))
-        quantity = entry.int("quantity", item["quantity"] if item else 1, minimum=0)
-        assert quantity is not None
-        metadata = merge_metadata(item["metadata"] if item else {}, entry.raw("metadata")) \
-            if "metadata" in entry else None
-        out.append(ItemChange(item, price, quantity, metadata))
-    return out
+    return [_parse_item(sb, entry, by_id) for entry in items_param]
+
+
+def _parse_item(sb: Any, entry: Params, by_id: dict[str, Obj]) -> ItemChange:
+    entry.only("id", "price", "quantity", "deleted", "metadata", "discounts", "tax_rates", "plan",
+               "clear_usage", "billing_thresholds", "price_data")
+    item = _named_item(entry, by_id)
+    price_id = entry.optional_str("price") or entry.optional_str("plan")
+    if entry.bool("deleted", False):
+        if item is None:
+            raise invalid_request("Pass the id of the item to delete.", param=entry._name("id"))
+        return ItemChange(item, None, 0)
+    if price_id is not None:
+        price = get_price(sb, price_id, entry._name("price"))
+    elif item is not None:
+        price = item["price"]
+    else:
+        raise invalid_request("Missing required param: items[price].", param=entry._name("price"),
+                              code="parameter_missing")
+    subs.check_price(price, entry._name("price"))
+    quantity = entry.int("quantity", item["quantity"] if item else 1, minimum=0)
+    assert quantity is not None
+    metadata = merge_metadata(item["metadata"] if item else {}, entry.raw("metadata")) \
+        if "metadata" in entry else None
+    return ItemChange(item, price, quantity, metadata)
+
+
+def _named_item(entry: Params, by_id: dict[str, Obj]) -> Obj | None:
+    item_id = entry.optional_str("id")
+    if item_id is None:
+        return None
+    item = by_id.get(item_id)
+    if item is None:
+        raise invalid_request(f"Subscription item {item_id} does not belong to this subscription.",
+                              param=entry._name("id"))
+    return item
 
 
 def plan(sb: Any, sub: Obj, changes: list[ItemChange], t: int, behavior: str) -> Plan:
@@ -100,21 +108,33 @@ def plan(sb: Any, sub: Obj, changes: list[ItemChange], t: int, behavior: str) ->
     start, end = subs.period(sub)
     if not start <= t <= end:
         raise invalid_request("proration_date must fall within the current billing period.", param="proration_date")
-    remaining, whole = end - t, end - start
     for change in changes:
-        old_amount = int(change.item["price"]["unit_amount"] or 0) * change.item["quantity"] if change.item else 0
-        new_amount = int(change.price["unit_amount"] or 0) * change.quantity if change.price else 0
-        same = change.item is not None and change.price is not None and \
-            change.price["id"] == change.item["price"]["id"] and change.quantity == change.item["quantity"]
-        if same:
-            continue
-        if change.item is not None and old_amount:
-            result.prorations.append(proration_line(sb, change.item["price"], change.item["quantity"],
-                                           -prorated(old_amount, remaining, whole), "Unused", t, end))
-        if change.price is not None and new_amount and not result.new_cycle:
-            result.prorations.append(proration_line(sb, change.price, change.quantity,
-                                           prorated(new_amount, remaining, whole), "Remaining", t, end))
+        if not _unchanged(change):
+            result.prorations.extend(_prorations(sb, change, t, (start, end), result.new_cycle))
     return result
+
+
+def _unchanged(change: ItemChange) -> bool:
+    """The same price at the same quantity: nothing to prorate."""
+    return change.item is not None and change.price is not None and \
+        change.price["id"] == change.item["price"]["id"] and change.quantity == change.item["quantity"]
+
+
+def _prorations(sb: Any, change: ItemChange, t: int, span: tuple[int, int], new_cycle: bool) -> list[dict[str, Any]]:
+    """The old item credited for the time left after ``t``, the new price charged for it (unless a new billing
+    cycle starts at ``t``, which bills the new price in full)."""
+    start, end = span
+    remaining, whole = end - t, end - start
+    old_amount = int(change.item["price"]["unit_amount"] or 0) * change.item["quantity"] if change.item else 0
+    new_amount = int(change.price["unit_amount"] or 0) * change.quantity if change.price else 0
+    out = []
+    if change.item is not None and old_amount:
+        out.append(proration_line(sb, change.item["price"], change.item["quantity"],
+                                  -prorated(old_amount, remaining, whole), "Unused", t, end))
+    if change.price is not None and new_amount and not new_cycle:
+        out.append(proration_line(sb, change.price, change.quantity,
+                                  prorated(new_amount, remaining, whole), "Remaining", t, end))
+    return out
 
 
 def proration_line(sb: Any, price: Obj, quantity: int, amount: int, kind: str, t: int, end: int) -> dict[str, Any]:
@@ -123,6 +143,29 @@ def proration_line(sb: Any, price: Obj, quantity: int, amount: int, kind: str, t
     what = f"{quantity} × {name}" if quantity != 1 else name
     return {"amount": amount, "price": price, "quantity": quantity, "period": (t, end),
             "description": f"{kind} time on {what} after {_day(t)}"}
+
+
+def _apply_change(sb: Any, sub: Obj, change: ItemChange, t: int, span: tuple[int, int], *, persist: bool) -> None:
+    """One item added, removed, or given its new price, quantity and metadata."""
+    data = subs.items(sub)
+    if change.item is None:
+        assert change.price is not None
+        item = subs.new_item(sb, sub, change.price, change.quantity, change.metadata or {}, t, span)
+        if persist:
+            sb.store.add(item)
+        data.append(item)
+    elif change.price is None:
+        data.remove(change.item)
+        if persist:
+            sb.store.delete(change.item["id"])
+    else:
+        item = change.item
+        if change.price["id"] != item["price"]["id"]:
+            item["price"] = dict(change.price)
+            item["plan"] = subs.plan_of(change.price)
+        item["quantity"] = change.quantity
+        if change.metadata is not None:
+            item["metadata"] = change.metadata
 
 
 def apply(sb: Any, sub: Obj, result: Plan, t: int, *, persist: bool = True) -> None:
@@ -136,24 +179,7 @@ def apply(sb: Any, sub: Obj, result: Plan, t: int, *, persist: bool = True) -> N
         sub["billing_cycle_anchor"] = t
     data = subs.items(sub)
     for change in result.changes:
-        if change.item is None:
-            assert change.price is not None
-            item = subs.new_item(sb, sub, change.price, change.quantity, change.metadata or {}, t, span)
-            if persist:
-                sb.store.add(item)
-            data.append(item)
-        elif change.price is None:
-            data.remove(change.item)
-            if persist:
-                sb.store.delete(change.item["id"])
-        else:
-            item = change.item
-            if change.price["id"] != item["price"]["id"]:
-                item["price"] = dict(change.price)
-                item["plan"] = subs.plan_of(change.price)
-            item["quantity"] = change.quantity
-            if change.metadata is not None:
-                item["metadata"] = change.metadata
+        _apply_change(sb, sub, change, t, span, persist=persist)
     for item in data:
         item["current_period_start"], item["current_period_end"] = span
         if persist:

@@ -73,6 +73,13 @@ def check_promotion_code(sb: Any, promo: Obj, *, customer: Obj | None, amount: i
     if promo["customer"] is not None and (customer is None or customer["id"] != promo["customer"]):
         raise invalid_request(f"This promotion code cannot be redeemed by this customer: {code}.", param=param,
                               code="promotion_code_invalid")
+    _check_restrictions(sb, promo, customer=customer, amount=amount, currency=currency, param=param)
+
+
+def _check_restrictions(sb: Any, promo: Obj, *, customer: Obj | None, amount: int | None, currency: str | None,
+                        param: str) -> None:
+    """The code's ``restrictions``: a minimum amount (in its currency), a customer's first transaction."""
+    code = promo["code"]
     restrictions = promo["restrictions"]
     minimum = restrictions.get("minimum_amount")
     if minimum is not None and amount is not None and currency == restrictions.get("minimum_amount_currency") \
@@ -196,29 +203,8 @@ def apply_discounts(sb: Any, amount: int, currency: str, discounts_param: list[P
 
 
 def new_coupon(sb: Any, p: Params) -> Obj:
-    percent = p.raw("percent_off")
-    amount = p.int("amount_off", minimum=1)
-    if (percent in (None, "")) == (amount is None):
-        raise invalid_request("You must pass exactly one of `percent_off` or `amount_off`.", param="percent_off")
-    percent_off = None
-    if percent not in (None, ""):
-        try:
-            percent_off = float(percent)
-        except (TypeError, ValueError):
-            raise invalid_request(f"Invalid decimal: {percent}", param="percent_off") from None
-        if not 0 < percent_off <= 100:
-            raise invalid_request("percent_off must be greater than 0 and at most 100.", param="percent_off")
-    currency = (p.optional_str("currency") or "").lower() or None
-    if amount is not None and currency is None:
-        raise invalid_request("You must pass a currency with amount_off.", param="currency", code="parameter_missing")
-    duration = p.str("duration", "once", choices=("once", "repeating", "forever"))
-    months = p.int("duration_in_months", minimum=1)
-    if duration == "repeating" and months is None:
-        raise invalid_request("Missing required param: duration_in_months.", param="duration_in_months",
-                              code="parameter_missing")
-    if duration != "repeating" and months is not None:
-        raise invalid_request("duration_in_months is only valid with duration `repeating`.",
-                              param="duration_in_months")
+    percent_off, amount, currency = _amount_off(p)
+    duration, months = _duration(p)
     coupon_id = p.optional_str("id") or new_id("", 8)[1:]
     if sb.store.get(coupon_id) is not None:
         raise invalid_request(f"Coupon already exists: {coupon_id}", param="id", code="resource_already_exists")
@@ -246,6 +232,39 @@ def new_coupon(sb: Any, p: Params) -> Obj:
         "valid": True,
     }
     return coupon
+
+
+def _amount_off(p: Params) -> tuple[float | None, int | None, str | None]:
+    """``percent_off`` or ``amount_off`` (with its ``currency``): exactly one."""
+    percent = p.raw("percent_off")
+    amount = p.int("amount_off", minimum=1)
+    if (percent in (None, "")) == (amount is None):
+        raise invalid_request("You must pass exactly one of `percent_off` or `amount_off`.", param="percent_off")
+    percent_off = None
+    if percent not in (None, ""):
+        try:
+            percent_off = float(percent)
+        except (TypeError, ValueError):
+            raise invalid_request(f"Invalid decimal: {percent}", param="percent_off") from None
+        if not 0 < percent_off <= 100:
+            raise invalid_request("percent_off must be greater than 0 and at most 100.", param="percent_off")
+    currency = (p.optional_str("currency") or "").lower() or None
+    if amount is not None and currency is None:
+        raise invalid_request("You must pass a currency with amount_off.", param="currency", code="parameter_missing")
+    return percent_off, amount, currency
+
+
+def _duration(p: Params) -> tuple[str | None, int | None]:
+    """``duration``, and ``duration_in_months`` that ``repeating`` (only) needs."""
+    duration = p.str("duration", "once", choices=("once", "repeating", "forever"))
+    months = p.int("duration_in_months", minimum=1)
+    if duration == "repeating" and months is None:
+        raise invalid_request("Missing required param: duration_in_months.", param="duration_in_months",
+                              code="parameter_missing")
+    if duration != "repeating" and months is not None:
+        raise invalid_request("duration_in_months is only valid with duration `repeating`.",
+                              param="duration_in_months")
+    return duration, months
 
 
 def _applies_to(sb: Any, p: Params | None) -> Obj | None:

@@ -16,6 +16,7 @@ from .. import hooks
 from ..errors import StripeError, state_error
 from ..events import emit
 from ..ids import new_id
+from ..resources.payment_intents import confirm_payment_intent, new_payment_intent
 from ..store import Obj
 from .discounts import amount_off, discount_coupon
 from .time import DAY, clock_of, now_for
@@ -39,6 +40,7 @@ def subscription_of(invoice: Obj) -> str | None:
     return details.get("subscription")
 
 
+# long: one literal, the invoice object in Stripe's field order; split up, the shape would be scattered.
 def new_invoice(sb: Any, customer: Obj, *, currency: str, billing_reason: str, subscription: Obj | None = None,
                 collection_method: str = "charge_automatically", auto_advance: bool = True,
                 days_until_due: int | None = None, description: str | None = None,
@@ -222,16 +224,9 @@ def refresh_totals(sb: Any, invoice: Obj) -> None:
     taken: dict[str, int] = {item["id"]: 0 for item in lines}
     totals: list[dict[str, Any]] = []
     for discount in active_discounts(sb, invoice["discounts"], invoice["created"]):
-        coupon = discount_coupon(sb, discount)
-        eligible = [i for i in lines if i["discountable"] and i["amount"] - taken[i["id"]] > 0]
-        if coupon["percent_off"] is not None:
-            shares = {i["id"]: amount_off(coupon, i["amount"] - taken[i["id"]]) for i in eligible}
-        else:
-            if coupon["currency"] != invoice["currency"]:
-                continue
-            base = sum(i["amount"] - taken[i["id"]] for i in eligible)
-            off = amount_off(coupon, base)
-            shares = _spread(off, [(i["id"], i["amount"] - taken[i["id"]]) for i in eligible])
+        shares = _discount_shares(discount_coupon(sb, discount), invoice, taken)
+        if shares is None:
+            continue
         for item in lines:
             share = shares.get(item["id"], 0)
             item["discount_amounts"].append({"amount": share, "discount": discount["id"]})
@@ -244,6 +239,20 @@ def refresh_totals(sb: Any, invoice: Obj) -> None:
     invoice["total_discount_amounts"] = totals
     invoice["amount_due"] = max(0, invoice["total"] + invoice["starting_balance"])
     invoice["amount_remaining"] = invoice["amount_due"] - invoice["amount_paid"]
+
+
+def _discount_shares(coupon: Obj, invoice: Obj, taken: dict[str, int]) -> dict[str, int] | None:
+    """What the coupon takes off each discountable line, after what earlier discounts ``taken``: a percentage of
+    each, or an amount spread over them; None for an amount in another currency (it does not apply)."""
+    lines = invoice["lines"]["data"]
+    eligible = [i for i in lines if i["discountable"] and i["amount"] - taken[i["id"]] > 0]
+    if coupon["percent_off"] is not None:
+        return {i["id"]: amount_off(coupon, i["amount"] - taken[i["id"]]) for i in eligible}
+    if coupon["currency"] != invoice["currency"]:
+        return None
+    base = sum(i["amount"] - taken[i["id"]] for i in eligible)
+    off = amount_off(coupon, base)
+    return _spread(off, [(i["id"], i["amount"] - taken[i["id"]]) for i in eligible])
 
 
 def _spread(total: int, weights: list[tuple[str, int]]) -> dict[str, int]:
@@ -311,8 +320,6 @@ def _apply_balance(sb: Any, invoice: Obj, customer: Obj) -> None:
 
 
 def _create_payment(sb: Any, invoice: Obj, customer: Obj | None) -> None:
-    from ..resources.payment_intents import new_payment_intent  # the payments module owns PaymentIntents
-
     description = {"subscription_create": "Subscription creation", "subscription_cycle": "Subscription update",
                    "subscription_update": "Subscription update"}.get(invoice["billing_reason"] or "", "Invoice")
     pi = new_payment_intent(sb, amount=invoice["amount_due"], currency=invoice["currency"],
@@ -378,32 +385,40 @@ def attempt_payment(sb: Any, invoice: Obj, payment_method: str | None = None, *,
     if invoice["amount_remaining"] <= 0:
         mark_paid(sb, invoice)
         return None
-    pm_id = payment_method or payment_method_for(sb, invoice)
-    pi = payment_intent_of(sb, invoice)
-    error: StripeError | None = None
-    if pm_id is None or pi is None:
-        error = StripeError(402, "invalid_request_error",
-                            "This customer has no attached payment source or default payment method. Please "
-                            "consider adding a default payment method.", code="invoice_no_payment_method_types")
-    else:
-        from ..resources.payment_intents import confirm_payment_intent
-
-        try:
-            confirm_payment_intent(sb, pi, pm_id, off_session=off_session)
-        except StripeError as err:
-            error = err
+    error = _charge(sb, invoice, payment_method or payment_method_for(sb, invoice), off_session)
     if error is None:
-        pi = payment_intent_of(sb, invoice)
-        if pi is not None and pi["status"] == "succeeded" and invoice["status"] != "paid":
-            mark_paid(sb, invoice)
-        elif pi is not None and pi["status"] == "processing":
-            sb.store.save(invoice)  # paid later, through the PaymentIntent hook
-        elif invoice["status"] != "paid":
-            error = StripeError(402, "card_error", "This payment requires additional user action.",
-                                code="authentication_required")
+        error = _settle(sb, invoice)
     if error is not None:
         payment_failed(sb, invoice)
     return error
+
+
+def _charge(sb: Any, invoice: Obj, pm_id: str | None, off_session: bool) -> StripeError | None:
+    """Confirm the invoice's PaymentIntent with ``pm_id``; the decline, if any."""
+    pi = payment_intent_of(sb, invoice)
+    if pm_id is None or pi is None:
+        return StripeError(402, "invalid_request_error",
+                           "This customer has no attached payment source or default payment method. Please "
+                           "consider adding a default payment method.", code="invoice_no_payment_method_types")
+    try:
+        confirm_payment_intent(sb, pi, pm_id, off_session=off_session)
+    except StripeError as err:
+        return err
+    return None
+
+
+def _settle(sb: Any, invoice: Obj) -> StripeError | None:
+    """After a confirmation that did not fail: paid, processing (paid later through the PaymentIntent hook), or
+    waiting for the customer to authenticate (an error for an off-session attempt)."""
+    pi = payment_intent_of(sb, invoice)
+    if pi is not None and pi["status"] == "succeeded" and invoice["status"] != "paid":
+        mark_paid(sb, invoice)
+    elif pi is not None and pi["status"] == "processing":
+        sb.store.save(invoice)
+    elif invoice["status"] != "paid":
+        return StripeError(402, "card_error", "This payment requires additional user action.",
+                           code="authentication_required")
+    return None
 
 
 def payment_failed(sb: Any, invoice: Obj) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..events import emit
 from ..ids import new_id
 from ..store import Obj
-from . import changes as ch, invoicing, schedules as sched, subscriptions as subs
+from . import changes as ch, invoicing, schedules as sched, subscriptions as subs, timeline
 
 
 def _as_preview(invoice: Obj) -> Obj:
@@ -85,3 +86,13 @@ def preview_change(sb: Any, sub: Obj, result: ch.Plan, t: int, behavior: str) ->
     invoice["parent"]["subscription_details"]["subscription_proration_date"] = t
     invoicing.refresh_totals(sb, invoice)
     return _as_preview(invoice)
+
+
+@timeline.timer("sub.upcoming")
+def upcoming(sb: Any, sub_id: str, boundary: int) -> None:
+    sub = subs.live(sb, sub_id)
+    if sub is None or sub["status"] not in ("active", "past_due") or subs.period(sub)[1] != boundary:
+        return
+    invoice = preview_next(sb, sub)
+    if invoice is not None:
+        emit(sb, "invoice.upcoming", invoice)

@@ -12,9 +12,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..events import changed, emit
+from ..events import emit
 from ..store import Obj
-from . import invoicing, subscriptions as subs
+from . import invoicing, subscriptions as subs, timeline
 from .timeline import timer
 from .time import now_for
 
@@ -22,20 +22,6 @@ from .time import now_for
 # Called with (sandbox, subscription, boundary) as a period ends, before the next one is invoiced: a
 # subscription schedule puts the phase that starts at the boundary in place here.
 RENEWING: list[Callable[[Any, Obj, int], None]] = []
-
-
-def _live(sb: Any, sub_id: str) -> Obj | None:
-    sub = sb.store.get(sub_id, "subscription")
-    if sub is None or sub["status"] in subs.TERMINAL:
-        return None
-    return sub
-
-
-def emit_updated(sb: Any, sub: Obj, before: Obj) -> None:
-    sb.store.save(sub)
-    previous = changed(sub, before)
-    if previous:
-        emit(sb, "customer.subscription.updated", sub, previous)
 
 
 def has_payment_method(sb: Any, sub: Obj) -> bool:
@@ -47,24 +33,15 @@ def has_payment_method(sb: Any, sub: Obj) -> bool:
 
 @timer("sub.renew")
 def renew(sb: Any, sub_id: str, boundary: int) -> None:
-    sub = _live(sb, sub_id)
+    sub = subs.live(sb, sub_id)
     if sub is None or sub["status"] in ("incomplete", "paused") or subs.period(sub)[1] != boundary:
         return
     if subs.ends_before_renewal(sub):
         subs.end(sb, sub, when=boundary, reason=sub["cancellation_details"]["reason"] or "cancellation_requested")
         return
     before = subs.snapshot(sub)
-    if sub["status"] == "trialing":
-        behavior = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
-        if not has_payment_method(sb, sub) and behavior == "pause":
-            sub["status"] = "paused"
-            emit_updated(sb, sub, before)
-            emit(sb, "customer.subscription.paused", sub)
-            return
-        if not has_payment_method(sb, sub) and behavior == "cancel":
-            subs.end(sb, sub, when=boundary, reason="cancellation_requested")
-            return
-        sub["status"] = "active"
+    if sub["status"] == "trialing" and not _end_trial(sb, sub, before, boundary):
+        return
     old_span = subs.period(sub)
     for hook in RENEWING:
         hook(sb, sub, boundary)
@@ -72,6 +49,34 @@ def renew(sb: Any, sub_id: str, boundary: int) -> None:
     for item in subs.items(sub):
         item["current_period_start"], item["current_period_end"] = span
         sb.store.save(item)
+    invoice = _renewal_invoice(sb, sub, span, old_span)
+    sub["latest_invoice"] = invoice["id"]
+    subs.emit_updated(sb, sub, before)
+    invoicing.save_new(sb, invoice)
+    if invoice["auto_advance"]:
+        timeline_at_invoice(sb, invoice, invoice["automatically_finalizes_at"], "invoice.finalize", invoice["id"])
+    subs.schedule(sb, sub)
+
+
+def _end_trial(sb: Any, sub: Obj, before: Obj, boundary: int) -> bool:
+    """The trial ends: the subscription goes ``active`` (True), or without a payment method is paused or
+    canceled as its ``trial_settings`` say (False: no renewal then)."""
+    behavior = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
+    if not has_payment_method(sb, sub) and behavior == "pause":
+        sub["status"] = "paused"
+        subs.emit_updated(sb, sub, before)
+        emit(sb, "customer.subscription.paused", sub)
+        return False
+    if not has_payment_method(sb, sub) and behavior == "cancel":
+        subs.end(sb, sub, when=boundary, reason="cancellation_requested")
+        return False
+    sub["status"] = "active"
+    return True
+
+
+def _renewal_invoice(sb: Any, sub: Obj, span: tuple[int, int], old_span: tuple[int, int]) -> Obj:
+    """The draft for the period that starts (billing the one that ended); spent discounts leave the
+    subscription, and an ``unpaid`` or ``keep_as_draft`` subscription's draft is not advanced."""
     invoice = subs.period_invoice(sb, sub, billing_reason="subscription_cycle", span=span,
                                   invoice_period=old_span)
     # A ``once`` coupon has served; a ``repeating`` one ends with its months.
@@ -80,17 +85,10 @@ def renew(sb: Any, sub_id: str, boundary: int) -> None:
     if sub["status"] == "unpaid" or (sub.get("pause_collection") or {}).get("behavior") == "keep_as_draft":
         invoice["auto_advance"] = False  # Stripe leaves these drafts alone
         invoice["automatically_finalizes_at"] = None
-    sub["latest_invoice"] = invoice["id"]
-    emit_updated(sb, sub, before)
-    invoicing.save_new(sb, invoice)
-    if invoice["auto_advance"]:
-        timeline_at_invoice(sb, invoice, invoice["automatically_finalizes_at"], "invoice.finalize", invoice["id"])
-    subs.schedule(sb, sub)
+    return invoice
 
 
 def timeline_at_invoice(sb: Any, invoice: Obj, when: int, name: str, *args: Any) -> None:
-    from . import timeline
-
     timeline.at(sb, invoice.get("test_clock"), when, name, *args)
 
 
@@ -126,7 +124,7 @@ def retry(sb: Any, invoice_id: str, when: int) -> None:
 
 
 def _payment_failed(sb: Any, invoice: Obj) -> None:
-    sub = _live(sb, invoicing.subscription_of(invoice) or "")
+    sub = subs.live(sb, invoicing.subscription_of(invoice) or "")
     if sub is None or invoice["billing_reason"] == "subscription_create":
         return  # a first payment that fails leaves the subscription ``incomplete``
     if invoice["next_payment_attempt"] is not None:
@@ -135,26 +133,26 @@ def _payment_failed(sb: Any, invoice: Obj) -> None:
         if sub["status"] in ("active", "trialing"):
             before = subs.snapshot(sub)
             sub["status"] = "past_due"
-            emit_updated(sb, sub, before)
+            subs.emit_updated(sb, sub, before)
         return
     # Retries are spent: Stripe's final action.
     if os.environ.get("STRIPE_SANDBOX_DUNNING_FINAL_STATUS") == "unpaid":
         before = subs.snapshot(sub)
         sub["status"] = "unpaid"
-        emit_updated(sb, sub, before)
+        subs.emit_updated(sb, sub, before)
     else:
         subs.end(sb, sub, when=now_for(sb, sub), reason="payment_failed")
 
 
 def _paid(sb: Any, invoice: Obj) -> None:
-    sub = _live(sb, invoicing.subscription_of(invoice) or "")
+    sub = subs.live(sb, invoicing.subscription_of(invoice) or "")
     if sub is None or sub["latest_invoice"] != invoice["id"]:
         return
     if sub["status"] in ("incomplete", "past_due", "unpaid"):
         before = subs.snapshot(sub)
         was_incomplete = sub["status"] == "incomplete"
         sub["status"] = "trialing" if sub["trial_end"] and sub["trial_end"] > now_for(sb, sub) else "active"
-        emit_updated(sb, sub, before)
+        subs.emit_updated(sb, sub, before)
         if was_incomplete:
             subs.schedule(sb, sub)
 
@@ -165,7 +163,7 @@ invoicing.PAID.append(_paid)
 
 @timer("sub.expire_incomplete")
 def expire_incomplete(sb: Any, sub_id: str) -> None:
-    sub = _live(sb, sub_id)
+    sub = subs.live(sb, sub_id)
     if sub is None or sub["status"] != "incomplete":
         return
     invoice = invoicing.get(sb, sub["latest_invoice"] or "")
@@ -179,27 +177,15 @@ def expire_incomplete(sb: Any, sub_id: str) -> None:
 
 @timer("sub.trial_will_end")
 def trial_will_end(sb: Any, sub_id: str, trial_end: int) -> None:
-    sub = _live(sb, sub_id)
+    sub = subs.live(sb, sub_id)
     if sub is None or sub["status"] != "trialing" or sub["trial_end"] != trial_end:
         return
     emit(sb, "customer.subscription.trial_will_end", sub)
 
 
-@timer("sub.upcoming")
-def upcoming(sb: Any, sub_id: str, boundary: int) -> None:
-    sub = _live(sb, sub_id)
-    if sub is None or sub["status"] not in ("active", "past_due") or subs.period(sub)[1] != boundary:
-        return
-    from .preview import preview_next
-
-    invoice = preview_next(sb, sub)
-    if invoice is not None:
-        emit(sb, "invoice.upcoming", invoice)
-
-
 @timer("sub.cancel_at")
 def cancel_at(sb: Any, sub_id: str, when: int) -> None:
-    sub = _live(sb, sub_id)
+    sub = subs.live(sb, sub_id)
     if sub is None or sub["cancel_at"] != when:
         return
     subs.end(sb, sub, when=when, reason=sub["cancellation_details"]["reason"] or "cancellation_requested")
@@ -207,9 +193,9 @@ def cancel_at(sb: Any, sub_id: str, when: int) -> None:
 
 @timer("sub.resume_collection")
 def resume_collection(sb: Any, sub_id: str, when: int) -> None:
-    sub = _live(sb, sub_id)
+    sub = subs.live(sb, sub_id)
     if sub is None or (sub.get("pause_collection") or {}).get("resumes_at") != when:
         return
     before = subs.snapshot(sub)
     sub["pause_collection"] = None
-    emit_updated(sb, sub, before)
+    subs.emit_updated(sb, sub, before)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..events import emit
 from ..params import Params
+from ..resources.subscriptions import subscribe
 from ..store import Obj
 from . import schedules as sched, timeline
 from .time import now_for
@@ -60,8 +61,6 @@ def _wait(sb: Any, schedule: Obj) -> None:
 
 
 def _start(sb: Any, schedule: Obj, start: int) -> None:
-    from ..resources.subscriptions import subscribe
-
     first = schedule["phases"][0]
     params: dict[str, Any] = {
         "customer": schedule["customer"],

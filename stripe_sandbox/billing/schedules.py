@@ -25,8 +25,10 @@ from typing import Any
 
 from ..events import emit
 from ..ids import new_id
+from ..params import Params
 from ..store import Obj
-from . import changes as ch, subscriptions as subs, timeline
+from . import changes as ch, renewal, subscriptions as subs, timeline
+from .subscription_updates import update_subscription
 from .time import add_interval, interval_seconds, now_for
 
 SCHEDULE = "subscription_schedule"
@@ -121,15 +123,9 @@ def create_from_subscription(sb: Any, sub: Obj) -> Obj:
     emit(sb, "subscription_schedule.created", schedule)
     before = subs.snapshot(sub)
     sub["schedule"] = schedule["id"]
-    _sub_updated(sb, sub, before)
+    subs.emit_updated(sb, sub, before)
     set_timers(sb, schedule)
     return schedule
-
-
-def _sub_updated(sb: Any, sub: Obj, before: Obj) -> None:
-    from .renewal import emit_updated
-
-    emit_updated(sb, sub, before)
 
 
 def current_index(schedule: Obj) -> int | None:
@@ -173,7 +169,7 @@ def sync_cancel_at(sb: Any, schedule: Obj, sub: Obj) -> None:
     elif mine is not None and sub["cancel_at"] == mine:
         sub["cancel_at"] = None
         sb.store.set_kv(_cancel_at_key(schedule), None)
-    _sub_updated(sb, sub, before)
+    subs.emit_updated(sb, sub, before)
     subs.schedule(sb, sub)
 
 
@@ -235,13 +231,17 @@ def item_changes(sb: Any, sub: Obj, phase: Obj) -> list[ch.ItemChange]:
             out.append(ch.ItemChange(item, item["price"], entry["quantity"]))
     for price_id, entry in wanted.items():
         out.append(ch.ItemChange(None, sb.store.objects[price_id], entry["quantity"], entry["metadata"]))
-    # A swap of one price for another keeps the item (as a price update does), so its id stays.
-    removed = [c for c in out if c.item is not None and c.price is None]
-    added = [c for c in out if c.item is None]
-    if len(removed) == 1 and len(added) == 1:
-        out = [c for c in out if c not in (removed[0], added[0])]
-        out.append(ch.ItemChange(removed[0].item, added[0].price, added[0].quantity))
-    return out
+    return _as_swap(out)
+
+
+def _as_swap(changes: list[ch.ItemChange]) -> list[ch.ItemChange]:
+    """A swap of one price for another keeps the item (as a price update does), so its id stays."""
+    removed = [c for c in changes if c.item is not None and c.price is None]
+    added = [c for c in changes if c.item is None]
+    if len(removed) != 1 or len(added) != 1:
+        return changes
+    kept = [c for c in changes if c not in (removed[0], added[0])]
+    return [*kept, ch.ItemChange(removed[0].item, added[0].price, added[0].quantity)]
 
 
 def _enter_at_boundary(sb: Any, sub: Obj, phase: Obj, boundary: int, *, persist: bool = True) -> None:
@@ -255,9 +255,6 @@ def _enter_at_boundary(sb: Any, sub: Obj, phase: Obj, boundary: int, *, persist:
 
 
 def _enter_mid_period(sb: Any, sub: Obj, phase: Obj, when: int, behavior: str) -> None:
-    from ..params import Params
-    from ..resources import subscriptions as api
-
     entries: list[dict[str, Any]] = []
     for change in item_changes(sb, sub, phase):
         if change.item is None:
@@ -268,8 +265,8 @@ def _enter_mid_period(sb: Any, sub: Obj, phase: Obj, when: int, behavior: str) -
         else:
             entries.append({"id": change.item["id"], "price": change.price["id"], "quantity": str(change.quantity)})
     if entries:
-        api.update(sb, Params({"items": entries, "proration_behavior": behavior, "proration_date": str(when)}),
-                   sub["id"])
+        update_subscription(sb, Params({"items": entries, "proration_behavior": behavior,
+                                        "proration_date": str(when)}), sub)
 
 
 def advance(sb: Any, schedule: Obj, when: int, *, at_renewal: bool = False) -> None:
@@ -340,7 +337,7 @@ def release(sb: Any, schedule: Obj, when: int, *, preserve_cancel_date: bool = F
         if not preserve_cancel_date and mine is not None and sub["cancel_at"] == mine:
             sub["cancel_at"] = None
         if emit_subscription:
-            _sub_updated(sb, sub, before)
+            subs.emit_updated(sb, sub, before)
             subs.schedule(sb, sub)
         else:
             sb.store.save(sub)
@@ -358,9 +355,7 @@ def _advance_due(sb: Any, schedule_id: str, when: int) -> None:
         return
     sub = sb.store.get(schedule["subscription"] or "", "subscription")
     if sub is not None and sub["status"] not in subs.TERMINAL and subs.items(sub) and subs.period(sub)[1] == when:
-        from .renewal import renew
-
-        renew(sb, sub["id"], when)  # a phase at a period end is the renewal's to apply (no-op if it ran)
+        renewal.renew(sb, sub["id"], when)  # a phase at a period end is the renewal's to apply (no-op if it ran)
     advance(sb, schedule, when)
 
 
@@ -391,13 +386,7 @@ def shorter(old: Obj, new: Obj) -> bool:
     return interval_seconds(n["interval"], n["interval_count"]) < interval_seconds(o["interval"], o["interval_count"])
 
 
-def _register() -> None:
-    from . import renewal
-
-    if _on_renewal not in renewal.RENEWING:
-        renewal.RENEWING.append(_on_renewal)
-    if _on_end not in subs.ENDED:
-        subs.ENDED.append(_on_end)
-
-
-_register()
+if _on_renewal not in renewal.RENEWING:
+    renewal.RENEWING.append(_on_renewal)
+if _on_end not in subs.ENDED:
+    subs.ENDED.append(_on_end)

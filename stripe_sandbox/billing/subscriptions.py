@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 
 from ..errors import invalid_request
-from ..events import emit
+from ..events import changed, emit
 from ..ids import new_id
 from ..routing import on_start
 from ..store import Obj
 from . import invoicing, timeline
+from .invoice_items import pending_lines, take_pending
 from .time import DAY, add_interval, interval_seconds, now_for, period_containing
 
 TERMINAL = ("canceled", "incomplete_expired")
@@ -33,6 +34,22 @@ ENDED: list[Callable[[Any, Obj], None]] = []
 def snapshot(obj: Obj) -> Obj:
     """A deep copy, for ``previous_attributes`` of nested changes (items, periods)."""
     return orjson.loads(orjson.dumps(obj))
+
+
+def live(sb: Any, sub_id: str) -> Obj | None:
+    """The subscription, unless it is gone or has ended (what a timer set for it checks first)."""
+    sub = sb.store.get(sub_id, "subscription")
+    if sub is None or sub["status"] in TERMINAL:
+        return None
+    return sub
+
+
+def emit_updated(sb: Any, sub: Obj, before: Obj) -> None:
+    """Save the subscription; ``customer.subscription.updated`` when it differs from ``before``."""
+    sb.store.save(sub)
+    previous = changed(sub, before)
+    if previous:
+        emit(sb, "customer.subscription.updated", sub, previous)
 
 
 def items(sub: Obj) -> list[Obj]:
@@ -143,15 +160,22 @@ def schedule(sb: Any, sub: Obj) -> None:
     at(sb, sub, end, "sub.renew", sub["id"], end)
     if sub["cancel_at"] is not None and sub["cancel_at"] < end:
         at(sb, sub, sub["cancel_at"], "sub.cancel_at", sub["id"], sub["cancel_at"])
+    _set_reminder(sb, sub, now, (start, end))
+    pause = sub.get("pause_collection") or {}
+    if pause.get("resumes_at"):
+        at(sb, sub, pause["resumes_at"], "sub.resume_collection", sub["id"], pause["resumes_at"])
+
+
+def _set_reminder(sb: Any, sub: Obj, now: int, span: tuple[int, int]) -> None:
+    """``trial_will_end`` before a trial ends, else ``invoice.upcoming`` before a renewal (when either is still
+    ahead in this period)."""
+    start, end = span
     if sub["status"] == "trialing" and sub["trial_end"] is not None:
         warn = sub["trial_end"] - TRIAL_WILL_END_BEFORE
         if warn > now and warn > start:
             at(sb, sub, warn, "sub.trial_will_end", sub["id"], sub["trial_end"])
     elif not sub["cancel_at_period_end"] and end - UPCOMING_BEFORE > max(now, start):
         at(sb, sub, end - UPCOMING_BEFORE, "sub.upcoming", sub["id"], end)
-    pause = sub.get("pause_collection") or {}
-    if pause.get("resumes_at"):
-        at(sb, sub, pause["resumes_at"], "sub.resume_collection", sub["id"], pause["resumes_at"])
 
 
 def next_period(sub: Obj, boundary: int) -> tuple[int, int]:
@@ -176,32 +200,42 @@ def period_invoice(sb: Any, sub: Obj, *, billing_reason: str, span: tuple[int, i
         default_payment_method=None, discounts=discounts, period=invoice_period)
     lines = invoice["lines"]["data"]
     if with_items:
-        for item in items(sub):
-            price = item["price"]
-            amount = int(price["unit_amount"] or 0) * item["quantity"]
-            description = invoicing.item_description(sb, price, item["quantity"])
-            if sub["status"] == "trialing" and billing_reason == "subscription_create":
-                amount = 0
-                product = sb.store.get(price["product"]) or {}
-                description = f"Trial period for {product.get('name', price['product'])}"
-            lines.append(invoicing.line(invoice["id"], amount=amount, currency=sub["currency"],
-                                        description=description, period=span, quantity=item["quantity"],
-                                        price=price, subscription=sub["id"], subscription_item=item["id"]))
+        lines.extend(_item_lines(sb, sub, invoice["id"], billing_reason, span))
     if include_pending:
-        from .invoice_items import pending_lines, take_pending
-
         if dry_run:
             lines.extend(pending_lines(sb, invoice, customer["id"], sub["id"]))
         else:
             lines.extend(take_pending(sb, invoice, customer["id"], sub["id"]))
     if dry_run:
         return invoice
-    for discount_id in discounts:  # a ``once`` coupon serves one invoice
+    _spend_once_coupons(sb, discounts, lines)
+    return invoice
+
+
+def _item_lines(sb: Any, sub: Obj, invoice_id: str, billing_reason: str, span: tuple[int, int]) -> list[Obj]:
+    """One line per item for ``span``; nothing to pay for the trial a new subscription starts with."""
+    out = []
+    for item in items(sub):
+        price = item["price"]
+        amount = int(price["unit_amount"] or 0) * item["quantity"]
+        description = invoicing.item_description(sb, price, item["quantity"])
+        if sub["status"] == "trialing" and billing_reason == "subscription_create":
+            amount = 0
+            product = sb.store.get(price["product"]) or {}
+            description = f"Trial period for {product.get('name', price['product'])}"
+        out.append(invoicing.line(invoice_id, amount=amount, currency=sub["currency"],
+                                  description=description, period=span, quantity=item["quantity"],
+                                  price=price, subscription=sub["id"], subscription_item=item["id"]))
+    return out
+
+
+def _spend_once_coupons(sb: Any, discount_ids: list[str], lines: list[Obj]) -> None:
+    """A ``once`` coupon serves one invoice: the first that charges something."""
+    for discount_id in discount_ids:
         discount = sb.store.get(discount_id, "discount")
         coupon = sb.store.objects[discount["source"]["coupon"]] if discount else None
         if coupon is not None and coupon["duration"] == "once" and any(i["amount"] > 0 for i in lines):
             sb.store.set_kv(f"discount_used:{discount_id}", True)
-    return invoice
 
 
 def end(sb: Any, sub: Obj, *, when: int, reason: str | None = None, comment: str | None = None,

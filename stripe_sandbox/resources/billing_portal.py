@@ -26,7 +26,7 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
-from .customers import get_customer
+from .customer_records import get_customer
 from .prices import get_price
 
 VISIT_WITHIN = 5 * 60
@@ -95,85 +95,91 @@ def _apply_features(sb: Any, features: Obj, p: Params | None) -> None:
     if p is None:
         return
     p.only(*features)
-    given = p.dict("customer_update")
-    if given is not None:
-        given.only("allowed_updates", "enabled")
-        section = features["customer_update"]
-        if "enabled" in given:
-            section["enabled"] = bool(given.bool("enabled"))
-        if "allowed_updates" in given:
-            allowed = given.str_list("allowed_updates")
-            for i, name in enumerate(allowed):
-                if name not in CUSTOMER_UPDATES:
-                    raise invalid_request(f"Invalid allowed_updates: {name}",
-                                          param=f"{given._name('allowed_updates')}[{i}]")
-            section["allowed_updates"] = allowed
+    _customer_update_feature(features["customer_update"], p.dict("customer_update"))
     for name in ("invoice_history", "payment_method_update"):
         given = p.dict(name)
         if given is not None:
             given.only("enabled", "payment_method_configuration")
-            if "enabled" in given:
-                features[name]["enabled"] = bool(given.bool("enabled"))
-    given = p.dict("subscription_cancel")
-    if given is not None:
-        given.only("enabled", "mode", "proration_behavior", "cancellation_reason")
-        section = features["subscription_cancel"]
-        if "enabled" in given:
-            section["enabled"] = bool(given.bool("enabled"))
-        section["mode"] = given.str("mode", section["mode"], choices=("at_period_end", "immediately"))
-        section["proration_behavior"] = given.str("proration_behavior", section["proration_behavior"],
-                                                  choices=PRORATION)
-        reason = given.dict("cancellation_reason")
-        if reason is not None:
-            reason.only("enabled", "options", "feedback_options")
-            if "enabled" in reason:
-                section["cancellation_reason"]["enabled"] = bool(reason.bool("enabled"))
-            if "options" in reason:
-                options = reason.str_list("options")
-                for i, option in enumerate(options):
-                    if option not in CANCELLATION_REASONS:
-                        raise invalid_request(f"Invalid cancellation reason: {option}",
-                                              param=f"{reason._name('options')}[{i}]")
-                section["cancellation_reason"]["options"] = options
+            _set_enabled(features[name], given)
+    _cancel_feature(features["subscription_cancel"], p.dict("subscription_cancel"))
     given = p.dict("subscription_pause")
     if given is not None and given.bool("enabled"):
         raise invalid_request("The sandbox's portal does not pause subscriptions yet.",
                               param="features[subscription_pause][enabled]")
-    given = p.dict("subscription_update")
-    if given is not None:
-        given.only("enabled", "default_allowed_updates", "products", "proration_behavior",
-                   "schedule_at_period_end", "billing_cycle_anchor", "trial_update_behavior")
-        section = features["subscription_update"]
-        if "enabled" in given:
-            section["enabled"] = bool(given.bool("enabled"))
-        if "default_allowed_updates" in given:
-            allowed = given.str_list("default_allowed_updates")
-            for i, name in enumerate(allowed):
-                if name not in ALLOWED_UPDATES:
-                    raise invalid_request(f"Invalid default_allowed_updates: {name}",
-                                          param=f"{given._name('default_allowed_updates')}[{i}]")
-            section["default_allowed_updates"] = allowed
-        elif section["enabled"] and not section["default_allowed_updates"]:
-            section["default_allowed_updates"] = ["price"]  # what "switch plan" needs
-        if "products" in given:
-            section["products"] = _products(sb, given.dict_list("products")) or None
-        section["proration_behavior"] = given.str("proration_behavior", section["proration_behavior"],
-                                                  choices=PRORATION)
-        section["trial_update_behavior"] = given.str("trial_update_behavior", section["trial_update_behavior"],
-                                                     choices=("continue_trial", "end_trial"))
-        section["billing_cycle_anchor"] = given.str("billing_cycle_anchor", section["billing_cycle_anchor"],
-                                                    choices=("now", "unchanged"))
-        schedule = given.dict("schedule_at_period_end")
-        if schedule is not None:
-            schedule.only("conditions")
-            conditions = []
-            for condition in schedule.dict_list("conditions"):
-                condition.only("type")
-                conditions.append({"type": condition.str("type", required=True, choices=SCHEDULE_CONDITIONS)})
-            section["schedule_at_period_end"] = {"conditions": conditions}
-        if section["enabled"] and "price" in section["default_allowed_updates"] and not section["products"]:
-            raise invalid_request("Missing required param: features[subscription_update][products].",
-                                  param="features[subscription_update][products]", code="parameter_missing")
+    _update_feature(sb, features["subscription_update"], p.dict("subscription_update"))
+
+
+def _set_enabled(section: Obj, given: Params) -> None:
+    if "enabled" in given:
+        section["enabled"] = bool(given.bool("enabled"))
+
+
+def _names_among(given: Params, name: str, known: tuple[str, ...] | frozenset[str], refusal: str) -> list[str]:
+    """The list parameter ``name``, each entry one of ``known`` (else ``refusal``, naming the entry)."""
+    names = given.str_list(name)
+    for i, entry in enumerate(names):
+        if entry not in known:
+            raise invalid_request(f"{refusal}: {entry}", param=f"{given._name(name)}[{i}]")
+    return names
+
+
+def _customer_update_feature(section: Obj, given: Params | None) -> None:
+    if given is None:
+        return
+    given.only("allowed_updates", "enabled")
+    _set_enabled(section, given)
+    if "allowed_updates" in given:
+        section["allowed_updates"] = _names_among(given, "allowed_updates", CUSTOMER_UPDATES,
+                                                  "Invalid allowed_updates")
+
+
+def _cancel_feature(section: Obj, given: Params | None) -> None:
+    if given is None:
+        return
+    given.only("enabled", "mode", "proration_behavior", "cancellation_reason")
+    _set_enabled(section, given)
+    section["mode"] = given.str("mode", section["mode"], choices=("at_period_end", "immediately"))
+    section["proration_behavior"] = given.str("proration_behavior", section["proration_behavior"],
+                                              choices=PRORATION)
+    reason = given.dict("cancellation_reason")
+    if reason is not None:
+        reason.only("enabled", "options", "feedback_options")
+        _set_enabled(section["cancellation_reason"], reason)
+        if "options" in reason:
+            section["cancellation_reason"]["options"] = _names_among(reason, "options", CANCELLATION_REASONS,
+                                                                     "Invalid cancellation reason")
+
+
+def _update_feature(sb: Any, section: Obj, given: Params | None) -> None:
+    if given is None:
+        return
+    given.only("enabled", "default_allowed_updates", "products", "proration_behavior",
+               "schedule_at_period_end", "billing_cycle_anchor", "trial_update_behavior")
+    _set_enabled(section, given)
+    if "default_allowed_updates" in given:
+        section["default_allowed_updates"] = _names_among(given, "default_allowed_updates", ALLOWED_UPDATES,
+                                                          "Invalid default_allowed_updates")
+    elif section["enabled"] and not section["default_allowed_updates"]:
+        section["default_allowed_updates"] = ["price"]  # what "switch plan" needs
+    if "products" in given:
+        section["products"] = _products(sb, given.dict_list("products")) or None
+    section["proration_behavior"] = given.str("proration_behavior", section["proration_behavior"],
+                                              choices=PRORATION)
+    section["trial_update_behavior"] = given.str("trial_update_behavior", section["trial_update_behavior"],
+                                                 choices=("continue_trial", "end_trial"))
+    section["billing_cycle_anchor"] = given.str("billing_cycle_anchor", section["billing_cycle_anchor"],
+                                                choices=("now", "unchanged"))
+    schedule = given.dict("schedule_at_period_end")
+    if schedule is not None:
+        schedule.only("conditions")
+        conditions = []
+        for condition in schedule.dict_list("conditions"):
+            condition.only("type")
+            conditions.append({"type": condition.str("type", required=True, choices=SCHEDULE_CONDITIONS)})
+        section["schedule_at_period_end"] = {"conditions": conditions}
+    if section["enabled"] and "price" in section["default_allowed_updates"] and not section["products"]:
+        raise invalid_request("Missing required param: features[subscription_update][products].",
+                              param="features[subscription_update][products]", code="parameter_missing")
 
 
 def _business_profile(profile: Obj, p: Params | None) -> None:

@@ -20,6 +20,7 @@ from ..listing import LIST_PARAMS, embedded_list, paginate
 from ..params import Params, merge_metadata
 from ..routing import PAGE_ROUTES, route
 from ..store import Obj
+from .customer_records import get_customer
 from .events import created_filter
 
 SELLER_APPROVED = "Payment complete."
@@ -242,8 +243,6 @@ def update(sb: Any, p: Params, charge_id: str) -> Obj:
     if "metadata" in p:
         charge["metadata"] = merge_metadata(charge["metadata"], p.raw("metadata"))
     if "customer" in p and charge["customer"] is None:
-        from .customers import get_customer
-
         charge["customer"] = get_customer(sb, p.str("customer", required=True) or "", "customer")["id"]
     fraud = p.dict("fraud_details")
     if fraud is not None:

@@ -16,6 +16,8 @@ from ..billing.discounts import (Redemption, amount_off, coupon_applies_to, crea
 from ..errors import StripeError, invalid_request
 from ..params import Params
 from ..store import Obj
+from .checkout_records import extras
+from .checkout_tax import refresh as refresh_tax
 
 # What the hosted page says about a typed code (Stripe's page words these briefly too).
 UNKNOWN_CODE = "This code is invalid."
@@ -38,14 +40,8 @@ def discount_params(session: Obj) -> list[Params]:
     return out
 
 
-def _extras(sb: Any, session: Obj) -> Obj:
-    from .checkout_sessions import extras  # the sessions module imports this one
-
-    return extras(sb, session)
-
-
 def in_trial(sb: Any, session: Obj) -> bool:
-    data = _extras(sb, session).get("subscription_data") or {}
+    data = extras(sb, session).get("subscription_data") or {}
     return bool(data.get("trial_period_days") or data.get("trial_end"))
 
 
@@ -53,7 +49,7 @@ def refresh_totals(sb: Any, session: Obj) -> None:
     """Totals of what is paid today: line items less the discount (nothing during a trial)."""
     if session["mode"] == "setup":
         return
-    items = _extras(sb, session)["line_items"]
+    items = extras(sb, session)["line_items"]
     trial = session["mode"] == "subscription" and in_trial(sb, session)
     subtotal = 0 if trial else sum(item["amount_subtotal"] for item in items)
     discount = 0
@@ -72,9 +68,7 @@ def refresh_totals(sb: Any, session: Obj) -> None:
     session["amount_subtotal"] = subtotal
     session["amount_total"] = remaining
     session["total_details"]["amount_discount"] = discount
-    from .checkout_tax import refresh as refresh_tax  # tax follows the discounted amounts
-
-    refresh_tax(sb, session)
+    refresh_tax(sb, session)  # tax follows the discounted amounts
 
 
 def _product_of(sb: Any, item: Obj) -> str | None:
@@ -123,7 +117,7 @@ def check_typed_code(sb: Any, session: Obj, code: str) -> Redemption:
         raise invalid_request(USED_UP_CODE, param="promotionCode", code="promotion_code_invalid")
     if not promo["active"]:
         raise invalid_request(UNKNOWN_CODE, param="promotionCode", code="promotion_code_invalid")
-    items = _extras(sb, session)["line_items"]
+    items = extras(sb, session)["line_items"]
     if not any(coupon_applies_to(coupon, _product_of(sb, item)) for item in items):
         raise invalid_request(NOT_FOR_THESE_ITEMS, param="promotionCode", code="promotion_code_invalid")
     customer = sb.store.get(session["customer"] or "", "customer")
@@ -135,7 +129,7 @@ def check_typed_code(sb: Any, session: Obj, code: str) -> Redemption:
 
 
 def _items_subtotal(sb: Any, session: Obj) -> int:
-    return sum(item["amount_subtotal"] for item in _extras(sb, session)["line_items"])
+    return sum(item["amount_subtotal"] for item in extras(sb, session)["line_items"])
 
 
 def apply_code(sb: Any, session: Obj, code: str) -> None:

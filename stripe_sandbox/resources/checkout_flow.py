@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import hooks
+from ..errors import invalid_request
 from ..events import emit
 from ..params import Params
 from ..store import Obj
-from ..errors import invalid_request
-from .checkout_discounts import recheck, redeem_for_payment
-from .checkout_tax import details_at_completion
-from .checkout_sessions import extras
+from . import payment_intents, payment_methods, setup_intents
+from .checkout_completion import complete
+from .checkout_discounts import recheck
+from .checkout_records import extras
+from .checkout_subscription import first_invoice_intent, pay as subscribe
+from .customers import create as create_customer
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,6 @@ def pay(sb: Any, session: Obj, card: Card | None, payer: Payer | None = None) ->
     Returns the PaymentIntent or SetupIntent after confirmation; raises the ``card_error`` StripeError of a
     refused card or a decline (the session stays open, a failed PaymentIntent stays attached for a retry).
     """
-    from . import payment_methods  # the payments module owns cards and intents
-
     if payer is None:
         assert card is not None
         payer = Payer(email=card.email, name=card.name)
@@ -94,12 +95,8 @@ def pay(sb: Any, session: Obj, card: Card | None, payer: Payer | None = None) ->
         assert pm is not None
         return _setup(sb, session, ex, customer_id, pm)
     if session["mode"] == "subscription":
-        from .checkout_subscription import pay as subscribe
-
         assert customer_id is not None  # subscriptions always have a customer
         return subscribe(sb, session, customer_id, pm, return_url(sb, session))
-    from . import payment_intents
-
     assert pm is not None
     recheck(sb, session, sb.store.get(customer_id or "", "customer"))
     pi = _payment_intent(sb, session, ex, customer_id)
@@ -109,8 +106,6 @@ def pay(sb: Any, session: Obj, card: Card | None, payer: Payer | None = None) ->
 def current_intent(sb: Any, session: Obj) -> Obj | None:
     """The PaymentIntent the payer is paying: the session's, or in subscription mode the first invoice's."""
     if session["mode"] == "subscription":
-        from .checkout_subscription import first_invoice_intent
-
         return first_invoice_intent(sb, session)
     return sb.store.get(session["payment_intent"] or "", "payment_intent")
 
@@ -128,15 +123,11 @@ def _customer(sb: Any, session: Obj, ex: Obj, payer: Payer) -> str | None:
         return str(ex["payer"]["customer"])
     if session["mode"] == "payment" and session["customer_creation"] == "if_required":
         return None
-    from .customers import create as create_customer
-
     return str(create_customer(sb, Params({"email": payer.email, "name": payer.name}))["id"])
 
 
 def _payment_intent(sb: Any, session: Obj, ex: Obj, customer_id: str | None) -> Obj:
     """The session's PaymentIntent, created at the first attempt to pay (as current API versions do)."""
-    from . import payment_intents
-
     if session["payment_intent"]:
         pi = sb.store.get(session["payment_intent"], "payment_intent")
         if pi is not None and pi["status"] in ("requires_payment_method", "requires_confirmation",
@@ -165,8 +156,6 @@ def _payment_intent(sb: Any, session: Obj, ex: Obj, customer_id: str | None) -> 
 
 
 def _setup(sb: Any, session: Obj, ex: Obj, customer_id: str | None, pm: Obj) -> Obj:
-    from . import setup_intents
-
     data = ex["setup_intent_data"]
     si = setup_intents.new_setup_intent(
         sb, customer=customer_id, payment_method_types=list(session["payment_method_types"]),
@@ -177,36 +166,6 @@ def _setup(sb: Any, session: Obj, ex: Obj, customer_id: str | None, pm: Obj) -> 
     if si["status"] == "succeeded" and session["status"] == "open":
         complete(sb, session, "no_payment_required")
     return si
-
-
-def complete(sb: Any, session: Obj, payment_status: str) -> None:
-    ex = extras(sb, session)
-    payer = ex["payer"] or {}
-    if session["customer"] is None and payer.get("customer"):
-        session["customer"] = payer["customer"]
-    email = payer.get("email") or session["customer_email"]
-    if email is None and session["customer"]:
-        customer = sb.store.get(session["customer"], "customer")
-        email = customer["email"] if customer else None
-    session["customer_details"] = {
-        "address": {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None,
-                    "state": None},
-        "business_name": None,
-        "email": email,
-        "individual_name": None,
-        "name": payer.get("name"),
-        "phone": None,
-        "tax_exempt": "none",
-        "tax_ids": [],
-        **details_at_completion(sb, session),
-    }
-    session["status"] = "complete"
-    session["url"] = None
-    session["payment_status"] = payment_status
-    if session["mode"] == "payment" and session["discounts"]:
-        redeem_for_payment(sb, session)
-    sb.store.save(session)
-    emit(sb, "checkout.session.completed", session)
 
 
 @hooks.on_payment_intent_changed

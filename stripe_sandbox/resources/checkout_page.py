@@ -27,7 +27,8 @@ from ..params import Params
 from . import checkout_tax
 from .checkout_discounts import apply_code, in_trial, remove_code
 from .checkout_flow import Card, Payer, current_intent, needs_card, pay, success_redirect
-from .checkout_sessions import expire_session, extras, line_items
+from .checkout_records import extras, line_items
+from .checkout_sessions import expire_session
 from .payment_intents import action_url
 
 # Form field names (Stripe's own page uses these ids) -> the StripeError ``param`` a refusal names.
@@ -106,20 +107,7 @@ def _recurring_summary(sb: Any, session: Obj, items: list[Obj]) -> Obj:
 
 def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 200) -> Response:
     state = state or FormState()
-    items = []
-    for item in line_items(sb, session):
-        price = item["price"]
-        product = sb.store.get(price["product"], "product") if isinstance(price, dict) else None
-        unit = format_amount(price["unit_amount"], item["currency"]) if isinstance(price, dict) else ""
-        if isinstance(price, dict) and price.get("recurring"):
-            unit = per_interval(price["unit_amount"], item["currency"], price)
-        items.append({
-            "name": item["description"] or "Item",
-            "detail": product["description"] if product else None,
-            "quantity": item["quantity"],
-            "unit": unit,
-            "amount": format_amount(item["amount_subtotal"], item["currency"]),
-        })
+    items = [_item_view(sb, item) for item in line_items(sb, session)]
     total = subtotal = discount = None
     if session["mode"] != "setup":
         total = format_amount(session["amount_total"], session["currency"])
@@ -127,17 +115,36 @@ def _page(sb: Any, session: Obj, state: FormState | None = None, status: int = 2
         off = session["total_details"]["amount_discount"]
         discount = format_amount(-off, session["currency"]) if session["discounts"] else None
     summary = _recurring_summary(sb, session, items) if session["mode"] == "subscription" else None
-    applied = None
-    if session["discounts"]:
-        entry = session["discounts"][0]
-        promo = sb.store.get(entry["promotion_code"] or "", "promotion_code")
-        coupon = sb.store.objects[entry["coupon"]]
-        applied = promo["code"] if promo else (coupon.get("name") or coupon["id"])
     return render("checkout.html", status, locale=session["locale"], session=session, tax=_tax_view(session),
                   countries=COUNTRIES, items=items, total=total, subtotal=subtotal,
-                  discount=discount, applied=applied, summary=summary, button=_button(session),
+                  discount=discount, applied=_applied_code(sb, session), summary=summary, button=_button(session),
                   needs_card=needs_card(session), locked_email=_locked_email(sb, session), values=state.values,
                   errors=state.errors, alert=state.alert)
+
+
+def _item_view(sb: Any, item: Obj) -> dict[str, Any]:
+    price = item["price"]
+    product = sb.store.get(price["product"], "product") if isinstance(price, dict) else None
+    unit = format_amount(price["unit_amount"], item["currency"]) if isinstance(price, dict) else ""
+    if isinstance(price, dict) and price.get("recurring"):
+        unit = per_interval(price["unit_amount"], item["currency"], price)
+    return {
+        "name": item["description"] or "Item",
+        "detail": product["description"] if product else None,
+        "quantity": item["quantity"],
+        "unit": unit,
+        "amount": format_amount(item["amount_subtotal"], item["currency"]),
+    }
+
+
+def _applied_code(sb: Any, session: Obj) -> str | None:
+    """What the page shows for the session's discount: the promotion code, or the coupon's name."""
+    if not session["discounts"]:
+        return None
+    entry = session["discounts"][0]
+    promo = sb.store.get(entry["promotion_code"] or "", "promotion_code")
+    coupon = sb.store.objects[entry["coupon"]]
+    return promo["code"] if promo else (coupon.get("name") or coupon["id"])
 
 
 COUNTRIES = (("AT", "Austria"), ("AU", "Australia"), ("BE", "Belgium"), ("BR", "Brazil"), ("CA", "Canada"),

@@ -18,8 +18,9 @@ from ..errors import StripeError, invalid_request
 from ..params import Params
 from ..store import Obj
 from . import subscriptions  # imports billing.renewal: its PAID listener runs before the one below
+from .checkout_completion import complete
 from .checkout_discounts import discount_params, recheck
-from .checkout_sessions import extras
+from .checkout_records import extras
 from .customers import update as update_customer
 from .payment_intents import confirm_payment_intent
 from .payment_methods import attach_to_customer
@@ -80,30 +81,8 @@ def _pending(sb: Any, session: Obj, ex: Obj) -> Obj | None:
 
 
 def _create(sb: Any, session: Obj, ex: Obj, customer_id: str, pm: Obj | None) -> Obj:
-    stale = sb.store.get(ex.get("subscription") or "", "subscription")
-    if stale is not None and stale["status"] == "incomplete":  # its price changed: replaced, not reused
-        old = sb.store.get(stale["latest_invoice"] or "", "invoice")
-        if old is not None and old["status"] == "open":
-            invoicing.void(sb, old)
-        subscriptions.cancel(sb, Params({}), stale["id"])
-    data = ex.get("subscription_data") or {}
-    params: dict[str, Any] = {
-        "customer": customer_id,
-        "items": [{"price": item["price"], "quantity": str(item["quantity"])} for item in ex["line_items"]],
-        "payment_behavior": "default_incomplete",
-        "metadata": dict(data.get("metadata") or {}),
-        "discounts": [entry.data for entry in discount_params(session)],
-    }
-    if pm is not None:
-        params["default_payment_method"] = pm["id"]
-    if data.get("description"):
-        params["description"] = data["description"]
-    if data.get("trial_end"):
-        params["trial_end"] = str(data["trial_end"])
-    elif data.get("trial_period_days"):
-        params["trial_period_days"] = str(data["trial_period_days"])
-    if data.get("trial_settings"):
-        params["trial_settings"] = data["trial_settings"]
+    _replace_stale(sb, ex)
+    params = _subscription_params(session, ex, customer_id, pm)
     # Prices made from ``price_data`` are archived (as Stripe makes them), and the subscriptions API only
     # takes active prices: they are active for the length of this call only.
     archived = [sb.store.objects[item["price"]] for item in ex["line_items"]
@@ -126,9 +105,41 @@ def _create(sb: Any, session: Obj, ex: Obj, customer_id: str, pm: Obj | None) ->
     return sub
 
 
-def finish(sb: Any, session: Obj, invoice: Obj) -> None:
-    from .checkout_flow import complete  # the flow module imports this one
+def _replace_stale(sb: Any, ex: Obj) -> None:
+    """An incomplete subscription of an earlier attempt whose price changed since: replaced, not reused."""
+    stale = sb.store.get(ex.get("subscription") or "", "subscription")
+    if stale is None or stale["status"] != "incomplete":
+        return
+    old = sb.store.get(stale["latest_invoice"] or "", "invoice")
+    if old is not None and old["status"] == "open":
+        invoicing.void(sb, old)
+    subscriptions.cancel(sb, Params({}), stale["id"])
 
+
+def _subscription_params(session: Obj, ex: Obj, customer_id: str, pm: Obj | None) -> dict[str, Any]:
+    """``POST /v1/subscriptions`` parameters for what the session sells."""
+    data = ex.get("subscription_data") or {}
+    params: dict[str, Any] = {
+        "customer": customer_id,
+        "items": [{"price": item["price"], "quantity": str(item["quantity"])} for item in ex["line_items"]],
+        "payment_behavior": "default_incomplete",
+        "metadata": dict(data.get("metadata") or {}),
+        "discounts": [entry.data for entry in discount_params(session)],
+    }
+    if pm is not None:
+        params["default_payment_method"] = pm["id"]
+    if data.get("description"):
+        params["description"] = data["description"]
+    if data.get("trial_end"):
+        params["trial_end"] = str(data["trial_end"])
+    elif data.get("trial_period_days"):
+        params["trial_period_days"] = str(data["trial_period_days"])
+    if data.get("trial_settings"):
+        params["trial_settings"] = data["trial_settings"]
+    return params
+
+
+def finish(sb: Any, session: Obj, invoice: Obj) -> None:
     if session["status"] != "open":
         return
     session["subscription"] = invoicing.subscription_of(invoice)

@@ -16,6 +16,7 @@ from ..errors import invalid_request
 from ..ids import new_id
 from ..params import Params
 from ..store import Obj
+from .checkout_records import extras
 from .tax import _settings
 from .tax_calculations import calculate, checked_tax_ids, head_office_country
 
@@ -58,8 +59,6 @@ def locate(sb: Any, session: Obj, address: dict[str, Any], tax_ids: list[Params]
     """Tax the session for a buyer at ``address``; True when its total changed. Tax IDs are checked for format
     (``tax_id_invalid``)."""
     ids = checked_tax_ids(tax_ids, "tax_ids")
-    from .checkout_sessions import extras
-
     ex = extras(sb, session)
     ex["tax_location"] = {"address": address, "tax_ids": ids}
     sb.store.save(ex)
@@ -71,8 +70,6 @@ def locate(sb: Any, session: Obj, address: dict[str, Any], tax_ids: list[Params]
 
 def refresh(sb: Any, session: Obj) -> None:
     """Apply the known location's tax to the current totals (called after discounts change them too)."""
-    from .checkout_sessions import extras
-
     location = extras(sb, session).get("tax_location")
     if not enabled(session) or location is None:
         return
@@ -133,8 +130,6 @@ def _tax_rate(sb: Any, address: dict[str, Any], rate: Any, percentage: Decimal, 
 def details_at_completion(sb: Any, session: Obj) -> Obj:
     """``customer_details`` address, tax IDs and exemption from the taxed location (and save the address on the
     customer with ``customer_update[address]=auto``)."""
-    from .checkout_sessions import extras
-
     location = extras(sb, session).get("tax_location")
     if not enabled(session) or location is None:
         return {}

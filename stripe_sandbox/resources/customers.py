@@ -11,16 +11,11 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
+from .customer_records import get_customer
+from .payment_methods import attach_to_customer, resolve_payment_method
 
 FIELDS = ("address", "description", "email", "name", "phone", "preferred_locales", "shipping",
           "invoice_settings", "test_clock", "payment_method", "tax_exempt", "balance", "invoice_prefix")
-
-
-def get_customer(sb: Any, customer_id: str, param: str = "customer") -> Obj:
-    customer = sb.store.get(customer_id, "customer")
-    if customer is None or customer.get("deleted"):
-        raise no_such("customer", customer_id, param)
-    return customer
 
 
 def _apply(sb: Any, customer: Obj, p: Params, attached: Obj | None = None) -> None:
@@ -30,12 +25,7 @@ def _apply(sb: Any, customer: Obj, p: Params, attached: Obj | None = None) -> No
     if "address" in p:
         customer["address"] = _address(p.dict("address"))
     if "shipping" in p:
-        shipping = p.dict("shipping")
-        customer["shipping"] = None if shipping is None else {
-            "address": _address(shipping.dict("address")),
-            "name": shipping.str("name"),
-            "phone": shipping.str("phone"),
-        }
+        customer["shipping"] = _shipping(p.dict("shipping"))
     if "preferred_locales" in p:
         customer["preferred_locales"] = p.str_list("preferred_locales")
     if "tax_exempt" in p:
@@ -48,16 +38,26 @@ def _apply(sb: Any, customer: Obj, p: Params, attached: Obj | None = None) -> No
         customer["metadata"] = merge_metadata(customer["metadata"], p.raw("metadata"))
     settings = p.dict("invoice_settings")
     if settings is not None:
-        if "default_payment_method" in settings:
-            pm_id = settings.optional_str("default_payment_method")
-            if attached is not None and pm_id == p.optional_str("payment_method"):
-                pm_id = attached["id"]  # ``pm_card_visa`` twice names the one card attached by this request
-            if pm_id is not None and sb.store.get(pm_id, "payment_method") is None:
-                raise no_such("PaymentMethod", pm_id, "invoice_settings[default_payment_method]")
-            customer["invoice_settings"]["default_payment_method"] = pm_id
-        for name in ("footer",):
-            if name in settings:
-                customer["invoice_settings"][name] = settings.optional_str(name)
+        _apply_invoice_settings(sb, customer, settings, p, attached)
+
+
+def _apply_invoice_settings(sb: Any, customer: Obj, settings: Params, p: Params, attached: Obj | None) -> None:
+    if "default_payment_method" in settings:
+        pm_id = settings.optional_str("default_payment_method")
+        if attached is not None and pm_id == p.optional_str("payment_method"):
+            pm_id = attached["id"]  # ``pm_card_visa`` twice names the one card attached by this request
+        if pm_id is not None and sb.store.get(pm_id, "payment_method") is None:
+            raise no_such("PaymentMethod", pm_id, "invoice_settings[default_payment_method]")
+        customer["invoice_settings"]["default_payment_method"] = pm_id
+    for name in ("footer",):
+        if name in settings:
+            customer["invoice_settings"][name] = settings.optional_str(name)
+
+
+def _shipping(p: Params | None) -> Obj | None:
+    if p is None:
+        return None
+    return {"address": _address(p.dict("address")), "name": p.str("name"), "phone": p.str("phone")}
 
 
 def _address(p: Params | None) -> Obj | None:
@@ -99,8 +99,6 @@ def create(sb: Any, p: Params) -> Obj:
         if sb.store.get(clock_id, "test_helpers.test_clock") is None:
             raise no_such("test clock", clock_id or "", "test_clock")
         customer["test_clock"] = clock_id
-    from .payment_methods import attach_to_customer, resolve_payment_method  # it owns attaching
-
     pm_id = p.optional_str("payment_method")
     attached = resolve_payment_method(sb, pm_id, "payment_method") if pm_id is not None else None
     _apply(sb, customer, p, attached)

@@ -142,40 +142,59 @@ def update(sb: Any, p: Params, dispute_id: str) -> Obj:
     submit = p.bool("submit", True) if evidence is not None or "submit" in p else False
     method = p.str("intended_submission_method",
                    choices=("manual", "prefer_manual", "prefer_smart_disputes", "smart_disputes"))
-    if (evidence is not None or submit) and dispute["status"] not in OPEN:
-        raise state_error(f"This dispute is {dispute['status']}: its evidence can no longer be changed or "
-                          "submitted.", param="evidence" if evidence is not None else "submit")
+    _check_open(dispute, evidence, submit)
     before = {k: dict(v) if isinstance(v, dict) else v for k, v in dispute.items()}
     if evidence is not None:
-        for name in FILE_EVIDENCE:
-            if name in evidence:
-                raise invalid_request("The sandbox has no Files API: give text evidence only.",
-                                      param=f"evidence[{name}]")
-        if "enhanced_evidence" in evidence:
-            raise invalid_request("The sandbox does not simulate enhanced evidence.",
-                                  param="evidence[enhanced_evidence]")
-        evidence.only(*TEXT_EVIDENCE)
-        for name in TEXT_EVIDENCE:
-            if name in evidence:
-                dispute["evidence"][name] = evidence.str(name) or None
-        dispute["evidence_details"]["has_evidence"] = any(dispute["evidence"][n] for n in TEXT_EVIDENCE)
+        _set_evidence(dispute, evidence)
     if "metadata" in p:
         dispute["metadata"] = merge_metadata(dispute["metadata"], p.raw("metadata"))
     if method is not None:
         dispute["intended_submission_method"] = method
     if submit:
-        details = dispute["evidence_details"]
-        details["submission_count"] += 1
-        details["submission_method"] = "manual"
-        dispute["status"] = "under_review" if dispute["status"] == "needs_response" else "warning_under_review"
+        _submit(dispute)
     sb.store.save(dispute)
     previous = changed(dispute, before)
     if previous:
         emit(sb, "charge.dispute.updated", dispute, previous)
-    outcome = TEST_OUTCOMES.get(dispute["evidence"]["uncategorized_text"] or "")
-    if submit and outcome and dispute["status"] == "under_review":
-        _close(sb, dispute, outcome)
+    if submit:
+        _close_with_test_outcome(sb, dispute)
     return dispute
+
+
+def _check_open(dispute: Obj, evidence: Params | None, submit: bool | None) -> None:
+    if (evidence is not None or submit) and dispute["status"] not in OPEN:
+        raise state_error(f"This dispute is {dispute['status']}: its evidence can no longer be changed or "
+                          "submitted.", param="evidence" if evidence is not None else "submit")
+
+
+def _close_with_test_outcome(sb: Any, dispute: Obj) -> None:
+    """Submitted evidence that names a test outcome (``winning_evidence``, ...) closes the dispute with it."""
+    outcome = TEST_OUTCOMES.get(dispute["evidence"]["uncategorized_text"] or "")
+    if outcome and dispute["status"] == "under_review":
+        _close(sb, dispute, outcome)
+
+
+def _set_evidence(dispute: Obj, evidence: Params) -> None:
+    """Text evidence only: the sandbox has no Files API, nor enhanced evidence."""
+    for name in FILE_EVIDENCE:
+        if name in evidence:
+            raise invalid_request("The sandbox has no Files API: give text evidence only.",
+                                  param=f"evidence[{name}]")
+    if "enhanced_evidence" in evidence:
+        raise invalid_request("The sandbox does not simulate enhanced evidence.",
+                              param="evidence[enhanced_evidence]")
+    evidence.only(*TEXT_EVIDENCE)
+    for name in TEXT_EVIDENCE:
+        if name in evidence:
+            dispute["evidence"][name] = evidence.str(name) or None
+    dispute["evidence_details"]["has_evidence"] = any(dispute["evidence"][n] for n in TEXT_EVIDENCE)
+
+
+def _submit(dispute: Obj) -> None:
+    details = dispute["evidence_details"]
+    details["submission_count"] += 1
+    details["submission_method"] = "manual"
+    dispute["status"] = "under_review" if dispute["status"] == "needs_response" else "warning_under_review"
 
 
 @route("POST", "/v1/disputes/{dispute_id}/close")

@@ -13,7 +13,7 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
-from .customers import get_customer
+from .customer_records import get_customer
 from .prices import get_price
 
 
@@ -33,29 +33,8 @@ def create(sb: Any, p: Params) -> Obj:
     assert customer_id is not None
     customer = get_customer(sb, customer_id)
     quantity = p.int("quantity", 1, minimum=0) or 0
-    price = None
-    pricing = p.dict("pricing")
-    if pricing is not None:
-        pricing.only("price")
-        price = get_price(sb, pricing.str("price", required=True) or "", "pricing[price]")
-        amount = int(price["unit_amount"] or 0) * quantity
-        currency = price["currency"]
-    elif (data := p.dict("price_data")) is not None:
-        data.only("currency", "product", "unit_amount", "unit_amount_decimal", "tax_behavior")
-        currency = (data.str("currency", required=True) or "").lower()
-        amount = (data.int("unit_amount", required=True, minimum=0) or 0) * quantity
-    else:
-        amount = p.int("amount")  # type: ignore[assignment]
-        if amount is None:
-            raise invalid_request("Missing required param: amount.", param="amount", code="parameter_missing")
-        currency = (p.str("currency", required=True) or "").lower()
-    invoice = None
-    if p.optional_str("invoice"):
-        invoice = sb.store.get(p.str("invoice") or "", "invoice")
-        if invoice is None:
-            raise no_such("invoice", p.str("invoice") or "", "invoice")
-        if invoice["status"] != "draft":
-            raise state_error("Invoice items can only be added to draft invoices.", param="invoice")
+    amount, currency, price = _amount(sb, p, quantity)
+    invoice = _draft_invoice(sb, p)
     period = None
     if (given := p.dict("period")) is not None:
         start, end = given.int("start", required=True), given.int("end", required=True)
@@ -67,6 +46,36 @@ def create(sb: Any, p: Params) -> Obj:
                             period=period, quantity=quantity, price=price, subscription=subscription,
                             discountable=bool(p.bool("discountable", True)), invoice=invoice,
                             metadata=merge_metadata({}, p.raw("metadata")))
+
+
+def _amount(sb: Any, p: Params, quantity: int) -> tuple[int, str, Obj | None]:
+    """The amount and currency: from ``pricing[price]`` (that price too), ``price_data``, or ``amount``."""
+    pricing = p.dict("pricing")
+    if pricing is not None:
+        pricing.only("price")
+        price = get_price(sb, pricing.str("price", required=True) or "", "pricing[price]")
+        return int(price["unit_amount"] or 0) * quantity, price["currency"], price
+    data = p.dict("price_data")
+    if data is not None:
+        data.only("currency", "product", "unit_amount", "unit_amount_decimal", "tax_behavior")
+        currency = (data.str("currency", required=True) or "").lower()
+        return (data.int("unit_amount", required=True, minimum=0) or 0) * quantity, currency, None
+    amount = p.int("amount")
+    if amount is None:
+        raise invalid_request("Missing required param: amount.", param="amount", code="parameter_missing")
+    return amount, (p.str("currency", required=True) or "").lower(), None
+
+
+def _draft_invoice(sb: Any, p: Params) -> Obj | None:
+    """``invoice``: a draft the item goes on (None: the customer's next invoice takes it)."""
+    if not p.optional_str("invoice"):
+        return None
+    invoice = sb.store.get(p.str("invoice") or "", "invoice")
+    if invoice is None:
+        raise no_such("invoice", p.str("invoice") or "", "invoice")
+    if invoice["status"] != "draft":
+        raise state_error("Invoice items can only be added to draft invoices.", param="invoice")
+    return invoice
 
 
 @route("GET", "/v1/invoiceitems/{item_id}")

@@ -21,7 +21,7 @@ from ..listing import LIST_PARAMS, list_object, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
-from .customers import get_customer
+from .customer_records import get_customer
 from .subscriptions import get_subscription
 
 

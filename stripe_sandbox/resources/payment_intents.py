@@ -26,6 +26,7 @@ from ..params import Params, merge_metadata
 from ..routing import on_start, route
 from ..scheduler import job
 from ..store import Obj
+from .customer_records import get_customer
 from .charges import mark_failed, mark_paid, new_charge
 from .events import created_filter
 from .payment_methods import (
@@ -268,8 +269,6 @@ def _customer_id(sb: Any, p: Params) -> str | None:
     customer_id = p.optional_str("customer")
     if customer_id is None:
         return None
-    from .customers import get_customer
-
     return get_customer(sb, customer_id, "customer")["id"]
 
 

@@ -19,6 +19,7 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
+from .customer_records import get_customer
 
 CARD = "card"
 REDIRECT_TYPES = ("alipay", "bancontact", "fpx", "grabpay", "ideal", "klarna", "p24", "paynow")
@@ -136,6 +137,17 @@ def billing_details_of(value: dict[str, Any] | None) -> Obj:
 
 def _new_card(sb: Any, number: str, exp_month: int | str | None, exp_year: int | str | None, cvc: str | None,
               billing: Obj, metadata: dict[str, str]) -> Obj:
+    card = _test_card(number)
+    month, year = _expiry(sb, exp_month, exp_year)
+    if cvc:
+        cvc = cvc.strip()
+        if not cvc.isdigit() or len(cvc) != (4 if card.brand == "amex" else 3):
+            raise card_error("Your card's security code is invalid.", "invalid_cvc", "cvc")
+    return _store_card(sb, card, month, year, bool(cvc), billing, metadata)
+
+
+def _test_card(number: str) -> cards.TestCard:
+    """The test card a typed number names; a wrong number, or a real card, is refused as Stripe does."""
     digits = "".join(ch for ch in (number or "") if ch not in " -")
     if not digits.isdigit() or not 12 <= len(digits) <= 19 or not cards.luhn_valid(digits):
         raise card_error("Your card number is incorrect.", "incorrect_number", "number")
@@ -143,6 +155,11 @@ def _new_card(sb: Any, number: str, exp_month: int | str | None, exp_year: int |
     if card is None:
         # Stripe refuses real card numbers in test mode.
         raise card_error(cards.MESSAGES["test_mode_live_card"], "card_declined", None, "test_mode_live_card")
+    return card
+
+
+def _expiry(sb: Any, exp_month: int | str | None, exp_year: int | str | None) -> tuple[int, int]:
+    """Month and four-digit year, not past (on the sandbox clock) and not more than 50 years ahead."""
     month = _to_int(exp_month, "exp_month")
     year = _to_int(exp_year, "exp_year")
     if year < 100:
@@ -154,11 +171,7 @@ def _new_card(sb: Any, number: str, exp_month: int | str | None, exp_year: int |
         raise card_error("Your card's expiration year is invalid.", "invalid_expiry_year", "exp_year")
     if year == now.tm_year and month < now.tm_mon:
         raise card_error("Your card has expired.", "expired_card", "exp_month", "expired_card")
-    if cvc:
-        cvc = cvc.strip()
-        if not cvc.isdigit() or len(cvc) != (4 if card.brand == "amex" else 3):
-            raise card_error("Your card's security code is invalid.", "invalid_cvc", "cvc")
-    return _store_card(sb, card, month, year, bool(cvc), billing, metadata)
+    return month, year
 
 
 def _card_from_params(sb: Any, c: Params, billing: Obj, metadata: dict[str, str]) -> Obj:
@@ -344,12 +357,6 @@ def attach_to_customer(sb: Any, pm_id: str, customer: Obj, param: str = "payment
     return pm
 
 
-def _customer(sb: Any, customer_id: str, param: str) -> Obj:
-    from .customers import get_customer  # customers imports this module for attach_to_customer
-
-    return get_customer(sb, customer_id, param)
-
-
 # -- routes ---------------------------------------------------------------------------------------------
 @route("POST", "/v1/payment_methods", params=(
     "type", "card", "billing_details", "metadata", "allow_redisplay", *TYPE_PARAMS))
@@ -405,7 +412,7 @@ def update(sb: Any, p: Params, pm_id: str) -> Obj:
 
 @route("POST", "/v1/payment_methods/{pm_id}/attach", params=("customer", "customer_account"))
 def attach(sb: Any, p: Params, pm_id: str) -> Obj:
-    customer = _customer(sb, p.str("customer", required=True) or "", "customer")
+    customer = get_customer(sb, p.str("customer", required=True) or "", "customer")
     return attach_to_customer(sb, pm_id, customer, "payment_method")
 
 
@@ -445,19 +452,19 @@ def _list(sb: Any, p: Params, customer_id: str | None, url: str) -> Obj:
 def list_(sb: Any, p: Params) -> Obj:
     customer_id = p.optional_str("customer")
     if customer_id:
-        _customer(sb, customer_id, "customer")
+        get_customer(sb, customer_id, "customer")
     return _list(sb, p, customer_id, "/v1/payment_methods")
 
 
 @route("GET", "/v1/customers/{customer_id}/payment_methods", params=(*LIST_PARAMS, "type", "allow_redisplay"))
 def list_for_customer(sb: Any, p: Params, customer_id: str) -> Obj:
-    _customer(sb, customer_id, "customer")
+    get_customer(sb, customer_id, "customer")
     return _list(sb, p, customer_id, f"/v1/customers/{customer_id}/payment_methods")
 
 
 @route("GET", "/v1/customers/{customer_id}/payment_methods/{pm_id}")
 def retrieve_for_customer(sb: Any, p: Params, customer_id: str, pm_id: str) -> Obj:
-    _customer(sb, customer_id, "customer")
+    get_customer(sb, customer_id, "customer")
     pm = sb.store.get(pm_id, "payment_method")
     if pm is None or pm["customer"] != customer_id:
         raise no_such("PaymentMethod", pm_id, "payment_method")

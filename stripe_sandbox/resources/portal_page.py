@@ -86,25 +86,34 @@ def _plan_name(sb: Any, price: Obj) -> str:
     return str(product.get("name") or price.get("nickname") or price["id"])
 
 
+def _next_date(sub: Obj) -> str:
+    """What happens to the subscription next, and when: it cancels, its trial ends, or it renews."""
+    end = subs.period(sub)[1]
+    if sub["cancel_at_period_end"] or sub["cancel_at"]:
+        return f"Cancels {_day(sub['cancel_at'] or end)}"
+    if sub["status"] == "trialing" and sub["trial_end"]:
+        return f"Trial ends {_day(sub['trial_end'])}"
+    return f"Renews {_day(end)}"
+
+
+def _scheduled_switch(sb: Any, sub: Obj) -> str | None:
+    """The plan change its schedule will make at the next phase, in words; None without one."""
+    schedule = schedules.of_subscription(sb, sub)
+    upcoming = schedules.next_phase(schedule) if schedule is not None else None
+    if upcoming is None:
+        return None
+    later = sb.store.objects[upcoming["items"][0]["price"]]
+    cost = per_interval(int(later["unit_amount"] or 0), later["currency"], later)
+    return f"Switches to {_plan_name(sb, later)}, {cost} on {_day(upcoming['start_date'])}"
+
+
 def _sub_view(sb: Any, sub: Obj, config: Obj) -> Obj:
     item = subs.items(sub)[0]
     price = item["price"]
     amount = sum(int(i["price"]["unit_amount"] or 0) * i["quantity"] for i in subs.items(sub))
-    end = subs.period(sub)[1]
-    if sub["cancel_at_period_end"] or sub["cancel_at"]:
-        when = f"Cancels {_day(sub['cancel_at'] or end)}"
-    elif sub["status"] == "trialing" and sub["trial_end"]:
-        when = f"Trial ends {_day(sub['trial_end'])}"
-    else:
-        when = f"Renews {_day(end)}"
+    when = _next_date(sub)
     features = config["features"]
-    schedule = schedules.of_subscription(sb, sub)
-    upcoming = schedules.next_phase(schedule) if schedule is not None else None
-    scheduled = None
-    if upcoming is not None:
-        later = sb.store.objects[upcoming["items"][0]["price"]]
-        cost = per_interval(int(later["unit_amount"] or 0), later["currency"], later)
-        scheduled = f"Switches to {_plan_name(sb, later)}, {cost} on {_day(upcoming['start_date'])}"
+    scheduled = _scheduled_switch(sb, sub)
     return {
         "id": sub["id"], "name": " + ".join(_plan_name(sb, i["price"]) for i in subs.items(sub)),
         "price": per_interval(amount, sub["currency"], price), "status": sub["status"],

@@ -11,8 +11,8 @@ from ..ids import new_id
 from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
-from ..store import Obj
-from .products import get_product, new_product
+from ..store import Collection, Obj
+from .product_records import get_product, new_product
 
 INTERVALS = ("day", "week", "month", "year")
 
@@ -61,9 +61,8 @@ def _take_lookup_key(sb: Any, lookup_key: str, transfer: bool, param: str = "loo
         sb.store.save(holder)
 
 
-def new_price(sb: Any, p: Params, product_id: str | None = None, *, emit_event: bool = True) -> Obj:
-    """A price from create parameters (also ``price_data`` in Checkout and ``default_price_data``)."""
-    currency = _currency(p)
+def _unit_amount(p: Params) -> tuple[int | None, str | None]:
+    """``unit_amount``, or a whole ``unit_amount_decimal``; both None for a custom amount."""
     unit_amount = p.int("unit_amount", minimum=0, maximum=99_999_999)
     decimal = p.str("unit_amount_decimal")
     if unit_amount is None and decimal is None and "custom_unit_amount" not in p:
@@ -74,14 +73,26 @@ def new_price(sb: Any, p: Params, product_id: str | None = None, *, emit_event: 
             unit_amount = int(float(decimal)) if float(decimal) == int(float(decimal)) else None
         except ValueError:
             raise invalid_request(f"Invalid decimal: {decimal}", param=p._name("unit_amount_decimal")) from None
+    return unit_amount, decimal
+
+
+def _product(sb: Any, p: Params) -> str:
+    """The price's product: made from ``product_data``, or ``product`` (which must exist)."""
+    product_data = p.dict("product_data")
+    if product_data is not None:
+        return str(new_product(sb, product_data)["id"])
+    product_id = p.str("product", required=True)
+    assert product_id is not None
+    get_product(sb, product_id, p._name("product"))
+    return product_id
+
+
+def new_price(sb: Any, p: Params, product_id: str | None = None, *, emit_event: bool = True) -> Obj:
+    """A price from create parameters (also ``price_data`` in Checkout and ``default_price_data``)."""
+    currency = _currency(p)
+    unit_amount, decimal = _unit_amount(p)
     if product_id is None:
-        product_data = p.dict("product_data")
-        if product_data is not None:
-            product_id = new_product(sb, product_data)["id"]
-        else:
-            product_id = p.str("product", required=True)
-            assert product_id is not None
-            get_product(sb, product_id, p._name("product"))
+        product_id = _product(sb, p)
     recurring = _recurring(p.dict("recurring"))
     lookup_key = p.optional_str("lookup_key")
     if lookup_key:
@@ -175,8 +186,6 @@ def list_(sb: Any, p: Params) -> Obj:
         collection = store.collection("price", "lookup_key", lookup_keys[0])
     elif lookup_keys:
         # A few keys: merge their (tiny) collections rather than scan every price.
-        from ..store import Collection
-
         collection = Collection()
         for key in dict.fromkeys(lookup_keys):
             for object_id in store.collection("price", "lookup_key", key).ids:

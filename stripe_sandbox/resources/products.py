@@ -6,73 +6,15 @@ from typing import Any
 
 from ..errors import invalid_request, no_such
 from ..events import changed, emit
-from ..ids import new_id
 from ..listing import LIST_PARAMS, paginate
-from ..params import Params, merge_metadata
+from ..params import Params
 from ..routing import route
 from ..store import Obj
+from .prices import new_price
+from .product_records import apply_fields, get_product, new_product
 
 FIELDS = ("name", "active", "description", "images", "metadata", "shippable", "statement_descriptor",
           "tax_code", "unit_label", "url", "marketing_features")
-
-
-def get_product(sb: Any, product_id: str, param: str = "product") -> Obj:
-    product = sb.store.get(product_id, "product")
-    if product is None:
-        raise no_such("product", product_id, param)
-    return product
-
-
-def new_product(sb: Any, p: Params, product_id: str | None = None) -> Obj:
-    """A product from create parameters (also used for ``product_data`` in prices and Checkout)."""
-    name = p.str("name", required=True)
-    if product_id and sb.store.get(product_id) is not None:
-        raise invalid_request(f"Product already exists: {product_id}", param="id", code="resource_already_exists")
-    now = sb.clock.now_int()
-    product: Obj = {
-        "id": product_id or new_id("prod", 14),
-        "object": "product",
-        "active": True,
-        "created": now,
-        "default_price": None,
-        "description": None,
-        "images": [],
-        "livemode": False,
-        "marketing_features": [],
-        "metadata": {},
-        "name": name,
-        "package_dimensions": None,
-        "shippable": None,
-        "statement_descriptor": None,
-        "tax_code": None,
-        "tax_details": None,
-        "type": "service",
-        "unit_label": None,
-        "updated": now,
-        "url": None,
-    }
-    _apply(product, p)
-    sb.store.add(product)
-    emit(sb, "product.created", product)
-    return product
-
-
-def _apply(product: Obj, p: Params) -> None:
-    for name in ("description", "statement_descriptor", "tax_code", "unit_label", "url"):
-        if name in p:
-            product[name] = p.optional_str(name)
-    if "name" in p:
-        product["name"] = p.str("name", required=True)
-    if "active" in p:
-        product["active"] = p.bool("active", True)
-    if "shippable" in p:
-        product["shippable"] = p.bool("shippable")
-    if "images" in p:
-        product["images"] = p.str_list("images")
-    if "marketing_features" in p:
-        product["marketing_features"] = [{"name": f.str("name")} for f in p.dict_list("marketing_features")]
-    if "metadata" in p:
-        product["metadata"] = merge_metadata(product["metadata"], p.raw("metadata"))
 
 
 @route("POST", "/v1/products", params=(*FIELDS, "id", "default_price_data"))
@@ -80,8 +22,6 @@ def create(sb: Any, p: Params) -> Obj:
     product = new_product(sb, p, p.optional_str("id"))
     price_data = p.dict("default_price_data")
     if price_data is not None:
-        from .prices import new_price  # prices own price construction
-
         price = new_price(sb, price_data, product["id"])
         product["default_price"] = price["id"]
         sb.store.save(product)
@@ -97,7 +37,7 @@ def retrieve(sb: Any, p: Params, product_id: str) -> Obj:
 def update(sb: Any, p: Params, product_id: str) -> Obj:
     product = get_product(sb, product_id, "id")
     before = dict(product)
-    _apply(product, p)
+    apply_fields(product, p)
     if "default_price" in p:
         price_id = p.optional_str("default_price")
         if price_id is not None and sb.store.get(price_id, "price") is None:

@@ -93,6 +93,23 @@ def _end(sb: Any, entry: Params, start: int, items: list[Obj], last: bool) -> in
     return end
 
 
+def _follows(entry: Params, previous: Obj) -> int:
+    """A later phase starts when the previous one ends (its ``start_date``, if given, must say so)."""
+    start: int = previous["end_date"]
+    if entry.raw("start_date") not in (None, "") and entry.int("start_date") != start:
+        raise invalid_request("A phase starts when the previous one ends: leave start_date out or set it "
+                              f"to {start}.", param=entry._name("start_date"))
+    return start
+
+
+def _phase_currency(entry: Params, currency: str | None) -> str | None:
+    """The schedule's currency, or the one this phase names (every phase bills in the same one)."""
+    given = (entry.optional_str("currency") or "").lower() or None
+    if given is not None and currency is not None and given != currency:
+        raise invalid_request(f"Every phase of this schedule bills in {currency}.", param=entry._name("currency"))
+    return currency or given
+
+
 def parse(sb: Any, entries: list[Params], *, start: int, now: int, currency: str | None,
           accepted: tuple[str, ...] = PHASE_PARAMS) -> list[Obj]:
     """The phases, the first starting at ``start``; ``currency`` None lets the first phase's prices set it.
@@ -104,14 +121,8 @@ def parse(sb: Any, entries: list[Params], *, start: int, now: int, currency: str
         entry.only(*accepted, *UNSUPPORTED_PHASE_PARAMS)
         refuse_unsupported(entry, UNSUPPORTED_PHASE_PARAMS)
         if i > 0:
-            start = out[-1]["end_date"]
-            if entry.raw("start_date") not in (None, "") and entry.int("start_date") != start:
-                raise invalid_request("A phase starts when the previous one ends: leave start_date out or set it "
-                                      f"to {start}.", param=entry._name("start_date"))
-        given = (entry.optional_str("currency") or "").lower() or None
-        if given is not None and currency is not None and given != currency:
-            raise invalid_request(f"Every phase of this schedule bills in {currency}.", param=entry._name("currency"))
-        items, currency = _items(sb, entry, currency or given)
+            start = _follows(entry, out[-1])
+        items, currency = _items(sb, entry, _phase_currency(entry, currency))
         end = _end(sb, entry, start, items, last=i == len(entries) - 1)
         if i == 0 and end <= now:
             raise invalid_request("The current phase must end in the future.", param=entry._name("end_date"))

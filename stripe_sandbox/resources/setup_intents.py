@@ -16,7 +16,8 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
-from .customers import get_customer
+from .customer_records import get_customer
+from .payment_methods import attach_to_customer, resolve_payment_method
 
 CANCELABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 
@@ -30,8 +31,6 @@ def get_setup_intent(sb: Any, setup_intent_id: str, param: str = "intent") -> Ob
 
 def _payment_method(sb: Any, pm_id: str, param: str = "payment_method") -> Obj:
     """A stored PaymentMethod, or a fresh one for a test id such as ``pm_card_visa`` (as Stripe makes)."""
-    from .payment_methods import resolve_payment_method  # the payments module owns PaymentMethods
-
     return resolve_payment_method(sb, pm_id, param)
 
 
@@ -93,8 +92,6 @@ def confirm_setup_intent(sb: Any, si: Obj, pm_id: str | None = None) -> Obj:
             "SetupIntent with a payment method and then confirm it again.", param="payment_method",
             code="setup_intent_unexpected_state")
     if si["customer"]:
-        from .payment_methods import attach_to_customer
-
         pm = sb.store.get(si["payment_method"], "payment_method")
         if pm is not None and pm.get("customer") != si["customer"]:
             customer = get_customer(sb, si["customer"])

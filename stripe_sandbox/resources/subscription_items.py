@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..billing import changes as ch, renewal, subscriptions as subs
+from ..billing import changes as ch, subscriptions as subs
 from ..billing.invoice_items import new_invoice_item
+from ..billing.subscription_params import PRORATION
+from ..billing.subscription_updates import charge_now
 from ..billing.time import now_for
 from ..errors import invalid_request, no_such
 from ..listing import LIST_PARAMS, paginate
 from ..params import Params
 from ..routing import route
 from ..store import Obj
-from .subscriptions import PRORATION, _charge_now, get_subscription
+from .subscriptions import get_subscription
 
 ITEM_PARAMS = ("price", "quantity", "metadata", "proration_behavior", "proration_date", "payment_behavior",
                "tax_rates", "discounts", "billing_thresholds", "off_session", "plan", "price_data")
@@ -45,9 +47,9 @@ def _change(sb: Any, sub: Obj, p: Params, entry: dict[str, Any]) -> None:
         immediate = subs.period_invoice(sb, sub, billing_reason="subscription_update", span=subs.period(sub),
                                         invoice_period=(t, t), with_items=result.new_cycle)
         sub["latest_invoice"] = immediate["id"]
-    renewal.emit_updated(sb, sub, before)
+    subs.emit_updated(sb, sub, before)
     if immediate is not None:
-        _charge_now(sb, sub, immediate)
+        charge_now(sb, sub, immediate)
     subs.schedule(sb, sub)
 
 

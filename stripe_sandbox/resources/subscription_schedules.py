@@ -20,7 +20,7 @@ from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
 from . import schedule_phases as phases_of
-from .customers import get_customer
+from .customer_records import get_customer
 from .events import created_filter
 from .subscriptions import cancel as cancel_subscription, get_subscription
 

@@ -3,11 +3,14 @@ trial end, discounts), cancel, resume, list. The rules live in ``stripe_sandbox.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from ..billing import changes as ch, invoicing, renewal, subscriptions as subs
-from ..billing.discounts import create_discount, discount_created_event, resolve_discounts
+from ..billing import changes as ch, invoicing, subscriptions as subs
 from ..billing.invoice_items import new_invoice_item
+from ..billing.subscription_params import (PRORATION, cancellation_feedback, payment_method, refuse_unsupported,
+                                           timestamp_or_now, trial_settings)
+from ..billing.subscription_updates import apply_discounts, charge_now, update_subscription
 from ..billing.time import clock_of, now_for, period_containing
 from ..errors import invalid_request, no_such, state_error
 from ..events import emit
@@ -17,10 +20,8 @@ from ..listing import LIST_PARAMS, paginate
 from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
-from .customers import get_customer
+from .customer_records import get_customer
 from .prices import get_price
-
-PRORATION = ("create_prorations", "none", "always_invoice")
 
 
 def get_subscription(sb: Any, sub_id: str, param: str = "id") -> Obj:
@@ -28,73 +29,6 @@ def get_subscription(sb: Any, sub_id: str, param: str = "id") -> Obj:
     if sub is None:
         raise no_such("subscription", sub_id, param)
     return sub
-
-
-def _payment_method(sb: Any, p: Params, customer: Obj) -> str | None:
-    pm_id = p.optional_str("default_payment_method")
-    if pm_id is None:
-        return None
-    pm = sb.store.get(pm_id, "payment_method")
-    if pm is None:
-        raise no_such("PaymentMethod", pm_id, "default_payment_method")
-    if pm.get("customer") != customer["id"]:
-        raise invalid_request("The customer does not have a payment method with the ID "
-                              f"{pm_id}. The payment method must be attached to the customer.",
-                              param="default_payment_method")
-    return pm_id
-
-
-def _timestamp_or_now(p: Params, name: str, now: int) -> int | None:
-    raw = p.raw(name)
-    if raw is None or raw == "":
-        return None
-    if raw == "now":
-        return now
-    value = p.int(name)
-    assert value is not None
-    if value <= now:
-        raise invalid_request("Invalid timestamp: must be an integer Unix timestamp in the future.", param=name)
-    return value
-
-
-def _trial_settings(p: Params) -> Obj:
-    settings = {"end_behavior": {"billing_cycle_anchor": None, "missing_payment_method": "create_invoice"}}
-    given = p.dict("trial_settings")
-    if given is not None:
-        behavior = given.dict("end_behavior", required=True)
-        assert behavior is not None
-        settings["end_behavior"]["missing_payment_method"] = behavior.str(
-            "missing_payment_method", required=True, choices=("cancel", "create_invoice", "pause")) or ""
-    return settings
-
-
-def _pause_collection(p: Params) -> Obj | None:
-    raw = p.raw("pause_collection")
-    if raw is None or raw == "":
-        return None
-    given = p.dict("pause_collection")
-    assert given is not None
-    return {"behavior": given.str("behavior", required=True, choices=("keep_as_draft", "mark_uncollectible",
-                                                                        "void")),
-            "resumes_at": given.int("resumes_at")}
-
-
-def _discounts(sb: Any, p: Params, sub: Obj, customer: Obj, now: int) -> list[str]:
-    # Coupons and promotion codes are not bound to the customer's test clock: they expire on sandbox time.
-    redemptions = resolve_discounts(sb, p.dict_list("discounts"), customer=customer, currency=sub["currency"])
-    ids = []
-    for redemption in redemptions:
-        discount = create_discount(sb, redemption, customer=customer["id"], start=now, subscription=sub["id"])
-        discount_created_event(sb, discount)
-        ids.append(discount["id"])
-    return ids
-
-
-def _charge_now(sb: Any, sub: Obj, invoice: Obj) -> None:
-    """Store, finalize and collect an invoice made by a request (not by time)."""
-    invoicing.save_new(sb, invoice)
-    invoicing.finalize(sb, invoice)
-    renewal.collect(sb, invoice)
 
 
 CREATE_PARAMS = (
@@ -110,56 +44,103 @@ def create(sb: Any, p: Params) -> Obj:
     return subscribe(sb, p)
 
 
+SUBSCRIBE_UNSUPPORTED = ("backdate_start_date", "billing_cycle_anchor", "add_invoice_items", "on_behalf_of")
+ITEM_PARAMS = ("price", "quantity", "metadata", "discounts", "tax_rates", "plan", "price_data", "billing_thresholds")
+
+
+@dataclass(frozen=True)
+class _ItemRequest:
+    price: Obj
+    quantity: int | None
+    metadata: dict[str, str]
+
+
 def subscribe(sb: Any, p: Params, *, at: int | None = None, schedule_id: str | None = None) -> Obj:
     """``POST /v1/subscriptions``; a schedule starting its subscription passes its start time (a timer may run
     a little after it on the sandbox clock) and its id, which the subscription carries from its first event."""
-    for unsupported in ("backdate_start_date", "billing_cycle_anchor", "add_invoice_items", "on_behalf_of"):
-        if unsupported in p:
-            raise invalid_request(f"The sandbox does not support `{unsupported}` yet.", param=unsupported)
+    refuse_unsupported(p, SUBSCRIBE_UNSUPPORTED)
     customer_id = p.str("customer", required=True)
     assert customer_id is not None
     customer = get_customer(sb, customer_id)
+    items = _item_requests(sb, p)
+    now = now_for(sb, customer) if at is None else at
+    collection, days_until_due = _collection(p)
+    behavior = p.str("payment_behavior", "allow_incomplete",
+                     choices=("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"))
+    if behavior == "pending_if_incomplete":
+        raise invalid_request("payment_behavior=pending_if_incomplete is only for updates.", param="payment_behavior")
+    p.str("proration_behavior", choices=PRORATION)
+    first = items[0].price
+    trial_end = _trial_end(p, now, first)
+    interval, count = first["recurring"]["interval"], first["recurring"]["interval_count"]
+    span = (now, trial_end) if trial_end else subs.first_period(now, interval, count)
+    cancel_at = timestamp_or_now(p, "cancel_at", now)
+    sub = _new_subscription(sb, p, customer, currency=first["currency"], now=now, span=span, trial_end=trial_end,
+                            cancel_at=cancel_at, collection=collection, days_until_due=days_until_due,
+                            schedule_id=schedule_id)
+    sub["discounts"] = apply_discounts(sb, p, sub, customer, now)
+    for request in items:
+        item = subs.new_item(sb, sub, request.price, request.quantity or 0, request.metadata, now, span)
+        sb.store.add(item)
+        sub["items"]["data"].append(item)
+    invoice = subs.period_invoice(sb, sub, billing_reason="subscription_create", span=span, invoice_period=(now, now))
+    sub["latest_invoice"] = invoice["id"]
+    sb.store.add(sub)
+    emit(sb, "customer.subscription.created", sub)
+    invoicing.save_new(sb, invoice)
+    invoicing.finalize(sb, invoice)
+    _first_payment(sb, sub, invoice, behavior, now)
+    subs.schedule(sb, sub)
+    return sub
+
+
+def _item_requests(sb: Any, p: Params) -> list[_ItemRequest]:
+    """``items``: active recurring prices sharing one interval, with their quantities and metadata."""
     entries = p.dict_list("items", required=True)
     if not entries:
         raise invalid_request("Missing required param: items.", param="items", code="parameter_missing")
-    prices, quantities, metadatas = [], [], []
+    out = []
     for entry in entries:
-        entry.only("price", "quantity", "metadata", "discounts", "tax_rates", "plan", "price_data",
-                   "billing_thresholds")
+        entry.only(*ITEM_PARAMS)
         price_id = entry.optional_str("price") or entry.optional_str("plan")
         if price_id is None:
             raise invalid_request("Missing required param: items[0][price].", param=entry._name("price"),
                                   code="parameter_missing")
         price = get_price(sb, price_id, entry._name("price"))
         subs.check_price(price, entry._name("price"))
-        prices.append(price)
-        quantities.append(entry.int("quantity", 1, minimum=0))
-        metadatas.append(merge_metadata({}, entry.raw("metadata")))
-    subs.check_intervals(prices)
-    now = now_for(sb, customer) if at is None else at
-    clock = clock_of(sb, customer)
+        out.append(_ItemRequest(price, entry.int("quantity", 1, minimum=0), merge_metadata({}, entry.raw("metadata"))))
+    subs.check_intervals([request.price for request in out])
+    return out
+
+
+def _collection(p: Params) -> tuple[str | None, int | None]:
+    """``collection_method`` and ``days_until_due`` (which ``send_invoice`` requires)."""
     collection = p.str("collection_method", "charge_automatically",
                        choices=("charge_automatically", "send_invoice"))
     days_until_due = p.int("days_until_due", minimum=0)
     if collection == "send_invoice" and days_until_due is None:
         raise invalid_request("Missing required param: days_until_due.", param="days_until_due",
                               code="parameter_missing")
-    behavior = p.str("payment_behavior", "allow_incomplete",
-                     choices=("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"))
-    if behavior == "pending_if_incomplete":
-        raise invalid_request("payment_behavior=pending_if_incomplete is only for updates.", param="payment_behavior")
-    p.str("proration_behavior", choices=PRORATION)
-    trial_end = _timestamp_or_now(p, "trial_end", now)
+    return collection, days_until_due
+
+
+def _trial_end(p: Params, now: int, price: Obj) -> int | None:
+    """When the trial ends (``trial_end``, ``trial_period_days`` or the price's ``trial_from_plan``); None for
+    no trial."""
+    trial_end = timestamp_or_now(p, "trial_end", now)
     days = p.int("trial_period_days", minimum=0, maximum=730)
     if days is None and p.bool("trial_from_plan", False):
-        days = prices[0]["recurring"].get("trial_period_days")
+        days = price["recurring"].get("trial_period_days")
     if trial_end is None and days:
         trial_end = now + days * 86400
-    if trial_end == now:
-        trial_end = None
-    interval, count = prices[0]["recurring"]["interval"], prices[0]["recurring"]["interval_count"]
-    span = (now, trial_end) if trial_end else subs.first_period(now, interval, count)
-    cancel_at = _timestamp_or_now(p, "cancel_at", now)
+    return None if trial_end == now else trial_end
+
+
+def _new_subscription(sb: Any, p: Params, customer: Obj, *, currency: str, now: int, span: tuple[int, int],
+                      trial_end: int | None, cancel_at: int | None, collection: str | None,
+                      days_until_due: int | None, schedule_id: str | None) -> Obj:
+    """The subscription object, without items or discounts yet, not stored."""
+    clock = clock_of(sb, customer)
     sub: Obj = {
         "id": new_id("sub", 24),
         "object": "subscription",
@@ -177,11 +158,11 @@ def subscribe(sb: Any, p: Params, *, at: int | None = None, schedule_id: str | N
         "cancellation_details": {"comment": None, "feedback": None, "feedback_option": None, "reason": None},
         "collection_method": collection,
         "created": now,
-        "currency": prices[0]["currency"],
+        "currency": currency,
         "customer": customer["id"],
         "customer_account": None,
         "days_until_due": days_until_due,
-        "default_payment_method": _payment_method(sb, p, customer),
+        "default_payment_method": payment_method(sb, p, customer),
         "default_source": None,
         "default_tax_rates": [],
         "description": p.optional_str("description"),
@@ -208,32 +189,26 @@ def subscribe(sb: Any, p: Params, *, at: int | None = None, schedule_id: str | N
         "test_clock": clock["id"] if clock else None,
         "transfer_data": None,
         "trial_end": trial_end,
-        "trial_settings": _trial_settings(p),
+        "trial_settings": trial_settings(p),
         "trial_start": now if trial_end else None,
     }
     sub["items"]["url"] = f"/v1/subscription_items?subscription={sub['id']}"
-    sub["discounts"] = _discounts(sb, p, sub, customer, now)
-    for price, quantity, metadata in zip(prices, quantities, metadatas):
-        item = subs.new_item(sb, sub, price, quantity or 0, metadata, now, span)
-        sb.store.add(item)
-        sub["items"]["data"].append(item)
-    invoice = subs.period_invoice(sb, sub, billing_reason="subscription_create", span=span, invoice_period=(now, now))
-    sub["latest_invoice"] = invoice["id"]
-    sb.store.add(sub)
-    emit(sb, "customer.subscription.created", sub)
-    invoicing.save_new(sb, invoice)
-    invoicing.finalize(sb, invoice)
-    if invoice["status"] == "open" and collection == "charge_automatically" and behavior != "default_incomplete":
-        error = invoicing.attempt_payment(sb, invoice, sub["default_payment_method"], off_session=True)
-        if error is not None and behavior == "error_if_incomplete":
-            invoicing.void(sb, invoice)
-            sub["status"] = "incomplete_expired"
-            sub["ended_at"] = now
-            sb.store.save(sub)
-            raise error
-    subs.schedule(sb, sub)
     return sub
 
+
+def _first_payment(sb: Any, sub: Obj, invoice: Obj, behavior: str | None, now: int) -> None:
+    """Charge the first invoice off-session, unless ``default_incomplete`` leaves it for the payer;
+    ``error_if_incomplete`` ends a subscription whose payment fails, and raises the payment's error."""
+    if invoice["status"] != "open" or sub["collection_method"] != "charge_automatically" \
+            or behavior == "default_incomplete":
+        return
+    error = invoicing.attempt_payment(sb, invoice, sub["default_payment_method"], off_session=True)
+    if error is not None and behavior == "error_if_incomplete":
+        invoicing.void(sb, invoice)
+        sub["status"] = "incomplete_expired"
+        sub["ended_at"] = now
+        sb.store.save(sub)
+        raise error
 
 @route("GET", "/v1/subscriptions/{sub_id}")
 def retrieve(sb: Any, p: Params, sub_id: str) -> Obj:
@@ -250,89 +225,7 @@ UPDATE_PARAMS = (
 
 @route("POST", "/v1/subscriptions/{sub_id}", params=UPDATE_PARAMS)
 def update(sb: Any, p: Params, sub_id: str) -> Obj:
-    sub = get_subscription(sb, sub_id)
-    for unsupported in ("billing_cycle_anchor", "add_invoice_items", "on_behalf_of"):
-        if unsupported in p:
-            raise invalid_request(f"The sandbox does not support `{unsupported}` yet.", param=unsupported)
-    customer = sb.store.objects[sub["customer"]]
-    if sub["status"] in subs.TERMINAL and set(p.data) - {"metadata", "cancellation_details", "expand"}:
-        raise state_error("A canceled subscription can only update its cancellation_details and metadata.")
-    if sub["status"] == "incomplete" and set(p.data) - {"metadata", "default_payment_method", "expand",
-                                                         "description"}:
-        raise state_error("An incomplete subscription can only update its metadata and default_payment_method.")
-    if sub.get("schedule") and ("cancel_at_period_end" in p or "cancel_at" in p):
-        raise invalid_request(f"The subscription is managed by the subscription schedule `{sub['schedule']}`, and "
-                              "updating any cancelation behavior directly is not allowed. Please update the "
-                              "schedule instead.", param="cancel_at_period_end" if "cancel_at_period_end" in p
-                              else "cancel_at")
-    now = now_for(sb, sub)
-    before = subs.snapshot(sub)
-    behavior = p.str("proration_behavior", "create_prorations", choices=PRORATION) or "create_prorations"
-    immediate: Obj | None = None
-    if "metadata" in p:
-        sub["metadata"] = merge_metadata(sub["metadata"], p.raw("metadata"))
-    if "description" in p:
-        sub["description"] = p.optional_str("description")
-    if "default_payment_method" in p:
-        sub["default_payment_method"] = _payment_method(sb, p, customer)
-    if "cancellation_details" in p:
-        details = p.dict("cancellation_details")
-        if details is not None:
-            details.only("comment", "feedback")
-            sub["cancellation_details"]["comment"] = details.optional_str("comment")
-            sub["cancellation_details"]["feedback"] = details.optional_str("feedback")
-    if "cancel_at_period_end" in p:
-        sub["cancel_at_period_end"] = bool(p.bool("cancel_at_period_end", False))
-        sub["canceled_at"] = now if sub["cancel_at_period_end"] else None
-        sub["cancellation_details"]["reason"] = "cancellation_requested" if sub["cancel_at_period_end"] else None
-    if "cancel_at" in p:
-        sub["cancel_at"] = _timestamp_or_now(p, "cancel_at", now)
-    if "pause_collection" in p:
-        sub["pause_collection"] = _pause_collection(p)
-    if "trial_settings" in p:
-        sub["trial_settings"] = _trial_settings(p)
-    if "collection_method" in p:
-        sub["collection_method"] = p.str("collection_method", choices=("charge_automatically", "send_invoice"))
-    if "days_until_due" in p:
-        sub["days_until_due"] = p.int("days_until_due", minimum=0)
-    if "discounts" in p:
-        sub["discounts"] = _discounts(sb, p, sub, customer, now)
-    if "items" in p:
-        t = p.int("proration_date") or now
-        result = ch.plan(sb, sub, ch.parse_items(sb, sub, p.dict_list("items")), t, behavior)
-        ch.apply(sb, sub, result, t)
-        for line in result.prorations:
-            new_invoice_item(sb, customer, amount=line["amount"], currency=sub["currency"],
-                             description=line["description"], period=line["period"], quantity=line["quantity"],
-                             price=line["price"], subscription=sub["id"], proration=True,
-                             unit_amount_decimal=str(line["amount"] // max(line["quantity"], 1)))
-        if result.new_cycle or (behavior == "always_invoice" and result.prorations):
-            immediate = subs.period_invoice(sb, sub, billing_reason="subscription_update", span=subs.period(sub),
-                                            invoice_period=(t, t), with_items=result.new_cycle)
-    if "trial_end" in p:
-        trial_end = _timestamp_or_now(p, "trial_end", now)
-        if trial_end is not None and trial_end <= now:  # "now": the trial ends and the first period starts
-            interval, count = subs.recurring(sub)
-            span = subs.first_period(now, interval, count)
-            sub.update(trial_end=now, billing_cycle_anchor=now, status="active")
-            for item in subs.items(sub):
-                item["current_period_start"], item["current_period_end"] = span
-                sb.store.save(item)
-            immediate = subs.period_invoice(sb, sub, billing_reason="subscription_update", span=span,
-                                            invoice_period=(now, now))
-        elif trial_end is not None:
-            sub.update(trial_end=trial_end, billing_cycle_anchor=trial_end, status="trialing",
-                       trial_start=sub["trial_start"] or now)
-            for item in subs.items(sub):
-                item["current_period_end"] = trial_end
-                sb.store.save(item)
-    if immediate is not None:
-        sub["latest_invoice"] = immediate["id"]
-    renewal.emit_updated(sb, sub, before)
-    if immediate is not None:
-        _charge_now(sb, sub, immediate)
-    subs.schedule(sb, sub)
-    return sub
+    return update_subscription(sb, p, get_subscription(sb, sub_id))
 
 
 @route("DELETE", "/v1/subscriptions/{sub_id}", params=("invoice_now", "prorate", "cancellation_details"))
@@ -341,11 +234,7 @@ def cancel(sb: Any, p: Params, sub_id: str) -> Obj:
     if sub["status"] in subs.TERMINAL:
         raise invalid_request(f"No such subscription: '{sub_id}'", param="id", code="resource_missing", status=404)
     now = now_for(sb, sub)
-    details = p.dict("cancellation_details")
-    comment = feedback = None
-    if details is not None:
-        details.only("comment", "feedback")
-        comment, feedback = details.optional_str("comment"), details.optional_str("feedback")
+    comment, feedback = cancellation_feedback(p) or (None, None)
     customer = sb.store.objects[sub["customer"]]
     if p.bool("prorate", False) and sub["status"] != "trialing":
         start, end = subs.period(sub)
@@ -362,7 +251,7 @@ def cancel(sb: Any, p: Params, sub_id: str) -> Obj:
                                       invoice_period=(now, now), with_items=False)
         if invoice["lines"]["data"]:
             sub["latest_invoice"] = invoice["id"]
-            _charge_now(sb, sub, invoice)
+            charge_now(sb, sub, invoice)
     sub["canceled_at"] = now
     subs.end(sb, sub, when=now, reason="cancellation_requested", comment=comment, feedback=feedback)
     return sub
@@ -393,10 +282,10 @@ def resume(sb: Any, p: Params, sub_id: str) -> Obj:
         if anchor == "unchanged":  # the rest of a period already under way: its remaining time only
             _prorate_item_lines(sb, invoice, now, period_containing(sub["billing_cycle_anchor"], interval, count, now))
         sub["latest_invoice"] = invoice["id"]
-    renewal.emit_updated(sb, sub, before)
+    subs.emit_updated(sb, sub, before)
     emit(sb, "customer.subscription.resumed", sub)
     if invoice is not None:
-        _charge_now(sb, sub, invoice)
+        charge_now(sb, sub, invoice)
     subs.schedule(sb, sub)
     return sub
 

@@ -89,32 +89,8 @@ def _address(p: Params) -> dict[str, Any]:
                                                 "tax_date", "expand"))
 def create(sb: Any, p: Params) -> Obj:
     currency = (p.str("currency", required=True) or "").lower()
-    details = p.dict("customer_details")
-    customer_id = p.optional_str("customer")
-    if details is None and customer_id is None:
-        raise invalid_request("Pass customer_details or customer.", param="customer_details")
-    if details is not None:
-        details.only("address", "address_source", "ip_address", "tax_ids", "taxability_override")
-        address, tax_ids = _address(details), checked_tax_ids(details.dict_list("tax_ids"), "customer_details[tax_ids]")
-        source = details.str("address_source", "billing", choices=("billing", "shipping"))
-    else:
-        customer = sb.store.get(customer_id or "", "customer")
-        if customer is None:
-            raise no_such("customer", customer_id or "", "customer")
-        if not (customer.get("address") or {}).get("country"):
-            raise invalid_request("The customer has no address to calculate tax from.", param="customer",
-                                  code="customer_tax_location_invalid")
-        address, tax_ids, source = customer["address"], [], "billing"
-    lines = []
-    for i, item in enumerate(p.dict_list("line_items", required=True)):
-        item.only("amount", "reference", "quantity", "tax_behavior", "tax_code", "product", "metadata")
-        lines.append({"id": new_id("tax_li", 14), "object": "tax.calculation_line_item",
-                      "amount": item.int("amount", required=True, minimum=0), "livemode": False, "metadata": None,
-                      "performance_location": None,
-                      "product": item.optional_str("product"), "quantity": item.int("quantity", 1, minimum=1),
-                      "reference": item.optional_str("reference") or f"line {i}",
-                      "tax_behavior": item.str("tax_behavior", "exclusive", choices=("exclusive", "inclusive")),
-                      "tax_code": item.optional_str("tax_code") or "txcd_10000000"})
+    customer_id, address, tax_ids, source = _location(sb, p)
+    lines = _lines(p)
     lines, breakdown = calculate(sb, currency=currency, lines=lines, address=address, tax_ids=tax_ids)
     exclusive = sum(l["amount_tax"] for l in lines if l["tax_behavior"] == "exclusive")
     inclusive = sum(l["amount_tax"] for l in lines if l["tax_behavior"] == "inclusive")
@@ -134,6 +110,40 @@ def create(sb: Any, p: Params) -> Obj:
     }
     sb.store.add(calc)
     return calc
+
+
+def _location(sb: Any, p: Params) -> tuple[str | None, Any, list[Obj], str]:
+    """The customer (if named), the address taxed, the tax IDs and the address's source: from
+    ``customer_details``, else from the customer's own address."""
+    details = p.dict("customer_details")
+    customer_id = p.optional_str("customer")
+    if details is None and customer_id is None:
+        raise invalid_request("Pass customer_details or customer.", param="customer_details")
+    if details is not None:
+        details.only("address", "address_source", "ip_address", "tax_ids", "taxability_override")
+        address, tax_ids = _address(details), checked_tax_ids(details.dict_list("tax_ids"), "customer_details[tax_ids]")
+        return customer_id, address, tax_ids, details.str("address_source", "billing", choices=("billing", "shipping"))
+    customer = sb.store.get(customer_id or "", "customer")
+    if customer is None:
+        raise no_such("customer", customer_id or "", "customer")
+    if not (customer.get("address") or {}).get("country"):
+        raise invalid_request("The customer has no address to calculate tax from.", param="customer",
+                              code="customer_tax_location_invalid")
+    return customer_id, customer["address"], [], "billing"
+
+
+def _lines(p: Params) -> list[Obj]:
+    lines = []
+    for i, item in enumerate(p.dict_list("line_items", required=True)):
+        item.only("amount", "reference", "quantity", "tax_behavior", "tax_code", "product", "metadata")
+        lines.append({"id": new_id("tax_li", 14), "object": "tax.calculation_line_item",
+                      "amount": item.int("amount", required=True, minimum=0), "livemode": False, "metadata": None,
+                      "performance_location": None,
+                      "product": item.optional_str("product"), "quantity": item.int("quantity", 1, minimum=1),
+                      "reference": item.optional_str("reference") or f"line {i}",
+                      "tax_behavior": item.str("tax_behavior", "exclusive", choices=("exclusive", "inclusive")),
+                      "tax_code": item.optional_str("tax_code") or "txcd_10000000"})
+    return lines
 
 
 def _get(sb: Any, calc_id: str) -> Obj:
