@@ -164,7 +164,8 @@ CHECKS = [keys_from_environment, live_test_separation, webhook_secret_set, https
 
 def build_app(settings: Settings) -> FastAPI:
     """The app ``tally serve`` would build from these settings; nothing connects (no database, no Stripe)."""
-    from ..app import Services, create_app
+    from ..app import create_app
+    from ..services import Services
     from ..db import Database
     from ..stripe_gateway import SANDBOX_KEY, make_client
 
