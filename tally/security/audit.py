@@ -18,6 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from ..config import Settings
+from .ratelimit import RateLimiter
 
 # (environment variable, what it is, minimum length for a secret we generate ourselves)
 SECRETS = [("STRIPE_SECRET_KEY", "Stripe secret key", 0), ("STRIPE_WEBHOOK_SECRET", "webhook signing secret", 0),
@@ -109,9 +110,9 @@ def rate_limits_on(settings: Settings, environ: Mapping[str, str], app: FastAPI)
                              f"{settings.rate_limit_login} per IP; {where}")
 
 
-async def _storage_ok(limiter: object) -> bool:
+async def _storage_ok(limiter: RateLimiter) -> bool:
     try:
-        return bool(await limiter.healthy())  # type: ignore[attr-defined]
+        return bool(await limiter.healthy())
     except Exception:  # noqa: BLE001 — any failure to answer is "not healthy"
         return False
 
