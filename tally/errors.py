@@ -129,7 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
             app.openapi_schema = document_errors(build_schema())
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
 
     @app.exception_handler(TallyError)
     async def tally_error(request: Request, exc: TallyError) -> JSONResponse:

@@ -4,16 +4,19 @@ offline sandbox started beside the service), and the webhook secret."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import data_folder, embedded_pg
-from .app import Services
+from .services import Services
 from .config import Settings
 from .db import Database, resolve_database_url
 from .errors import StartupError
 from .migrate import upgrade
 from .stripe_gateway import SANDBOX_KEY, make_client
 from .webhooks.dispatch import load_handlers
+
+if TYPE_CHECKING:  # imported when started: a real Stripe key never loads the sandbox
+    from stripe_sandbox import SandboxServer
 
 WEBHOOK_PATH = "/v1/webhooks/stripe"
 
@@ -25,7 +28,7 @@ class Runtime:
     stripe_key: str
     stripe_api_base: str | None
     webhook_secrets: list[str]
-    sandbox: object | None = None  # stripe_sandbox.SandboxServer when running offline
+    sandbox: SandboxServer | None = None  # when running offline
     notes: list[str] = field(default_factory=list)
 
     def services(self, *, run_worker: bool, pool_size: int = 10) -> Services:
@@ -41,7 +44,7 @@ class Runtime:
         """Stop what ``prepare`` started: the sandbox (and its address file), and this process's hold on the
         embedded PostgreSQL (stopped if no other Tally process of the data folder holds it)."""
         if self.sandbox is not None:
-            self.sandbox.stop()  # type: ignore[attr-defined]
+            self.sandbox.stop()
             self.sandbox = None
             data_folder.withdraw_sandbox(self.settings)
         if not self.settings.database_url:
@@ -80,14 +83,14 @@ def prepare(settings: Settings, *, start_sandbox: bool = True, migrate: bool = T
                    notes=notes)
 
 
-def _start_sandbox(settings: Settings, webhook_secret: str | None) -> Any:
+def _start_sandbox(settings: Settings, webhook_secret: str | None) -> SandboxServer:
     """The sandbox beside `tally serve`, on TALLY_SANDBOX_PORT, else on the port it had last time (a new one
     only if another program took it), its state in the data folder."""
     from stripe_sandbox import SandboxConfig, SandboxServer
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     wanted = settings.sandbox_port or data_folder.kept_sandbox_port(settings)
-    ports = [wanted] if settings.sandbox_port else [wanted, 0] if wanted else [0]
+    ports = [settings.sandbox_port] if settings.sandbox_port else [wanted, 0] if wanted else [0]
     for port in ports:
         config = SandboxConfig(port=port, data_path=str(settings.data_dir / "sandbox.sqlite"),
                                webhook_url=settings.public_url.rstrip("/") + WEBHOOK_PATH,

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import importlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import procrastinate
 
 from .db import libpq_url
 from .observability.logging import quiet_periodic_tasks
+# current_services: still imported from here by tally.webhooks.tasks; the other tasks modules import it from
+# tally.services, which (unlike this module, which imports every tasks module) imports none of them.
+from .services import Services, bind_services, current_services  # noqa: F401
 
 log = logging.getLogger("tally.worker")
 
@@ -52,14 +53,14 @@ def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:
 class WorkerRunner:
     """Owns the job app's connection pool; optionally runs a worker inside the API process."""
 
-    def __init__(self, services: object) -> None:
+    def __init__(self, services: Services) -> None:
         from .webhooks.dispatch import load_handlers
         from .webhooks.inbox import InboxReceiver
 
         load_handlers()  # a handler module that cannot be imported stops the worker here (HandlerModuleError)
         self.services = services
-        self.job_app = make_job_app(services.db.url, services.settings)  # type: ignore[attr-defined]
-        self.inbox = InboxReceiver(services.db)  # type: ignore[attr-defined]  # the webhook receiver's
+        self.job_app = make_job_app(services.db.url, services.settings)
+        self.inbox = InboxReceiver(services.db)  # the webhook receiver's
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, run_worker: bool) -> None:
@@ -73,7 +74,7 @@ class WorkerRunner:
         claim new events from the inbox table (``tally.webhooks.inbox`` says why not one job per event)."""
         from .webhooks.inbox import InboxWorker
 
-        settings = self.services.settings  # type: ignore[attr-defined]
+        settings = self.services.settings
         inbox = InboxWorker(self.services, self.job_app, concurrency=settings.worker_concurrency)
         with bind_services(self.services):
             async with asyncio.TaskGroup() as group:
@@ -105,20 +106,3 @@ class WorkerRunner:
                 await self._task
         await self.inbox.close()
         await self.job_app.close_async()
-
-
-# Tasks reach the database and Stripe through the services of the process that runs them.
-_services: contextvars.ContextVar[object] = contextvars.ContextVar("tally_services")
-
-
-@contextlib.contextmanager
-def bind_services(services: object) -> Iterator[None]:
-    token = _services.set(services)
-    try:
-        yield
-    finally:
-        _services.reset(token)
-
-
-def current_services() -> Any:
-    return _services.get()

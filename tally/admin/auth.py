@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.responses import Response
 
-from ..auth.deps import admin_user, bearer_token
+from ..auth.deps import admin_user, bearer_token, token_verifier_of
 from ..auth.service import Principal, principal_from_claims
+from ..deps import settings_of
 from ..errors import Unauthenticated
-from ..pages.session import load_session, session_key
+from ..pages.session import codec, load_session
 
 COOKIE = "tally_admin"
 COOKIE_PATH = "/admin"
@@ -56,12 +57,7 @@ class Admin:
 
 
 def _key(request: Request) -> bytes:
-    state = request.app.state
-    found = getattr(state, "admin_cookie_key", None)
-    if found is None:
-        found = state.admin_cookie_key = hmac.new(session_key(state.settings), b"tally-admin-session-v1",
-                                                  hashlib.sha256).digest()
-    return found
+    return codec(request).derived_key(b"tally-admin-session-v1")
 
 
 def _b64(data: bytes) -> str:
@@ -100,7 +96,7 @@ def write_cookie(request: Request, response: Response, *, api_key: str | None = 
     data = {"kind": "api_key" if api_key else "jwt", "exp": exp, "csrf": secrets.token_urlsafe(24),
             "mark": _api_key_mark(request, api_key) if api_key else None, "jwt": token}
     payload = _b64(json.dumps(data, separators=(",", ":")).encode())
-    secure = request.app.state.settings.public_url.lower().startswith("https://")
+    secure = settings_of(request.app).public_url.lower().startswith("https://")
     response.set_cookie(COOKIE, f"{payload}.{_sign(request, payload)}", max_age=max(0, exp - int(time.time())),
                         path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure)
 
@@ -111,7 +107,7 @@ def clear_cookie(response: Response) -> None:
 
 async def admin_from_token(request: Request, token: str) -> Principal | None:
     """The admin a pasted key or token stands for, or None (not the API key, not a valid admin JWT)."""
-    verifier = request.app.state.token_verifier
+    verifier = token_verifier_of(request.app)
     if verifier.is_api_key(token):
         return Principal("admin", via_api_key=True, is_admin=True)
     try:
@@ -125,7 +121,7 @@ async def _from_cookie(request: Request) -> Admin | None:
     data = _read_cookie(request)
     if data is None or not isinstance(data.get("csrf"), str):
         return None
-    settings = request.app.state.settings
+    settings = settings_of(request.app)
     if data.get("kind") == "api_key":
         mark = data.get("mark")
         if settings.api_key and isinstance(mark, str) and \
@@ -142,7 +138,7 @@ async def _from_page_session(request: Request) -> Admin | None:
     if not session.jwt:
         return None
     try:
-        principal = principal_from_claims(await request.app.state.token_verifier.verify(session.jwt))
+        principal = principal_from_claims(await token_verifier_of(request.app).verify(session.jwt))
     except Unauthenticated:
         return None
     return Admin(principal, "page_session", session.csrf) if principal.is_admin else None

@@ -17,11 +17,12 @@ from fastapi.routing import APIRoute
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from .. import currency as money
+from ..auth.deps import token_verifier_of
+from ..deps import DatabaseDep, PlanBookDep, settings_of
 from ..errors import InvalidRequest
 from ..pages.session import load_session
 from ..pages.web import PageError, error_page, finish, safe_next
 from ..reversals.repository import open_disputes, recently_closed
-from ..subscriptions.routes import plan_book_of
 from ..templating import templates
 from ..webhooks import service as inbox
 from . import service
@@ -58,7 +59,8 @@ AdminDep = Annotated[Admin, Depends(require_admin)]
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    base = {"settings": request.app.state.settings, "sandbox_mode": request.app.state.settings.sandbox_mode}
+    settings = settings_of(request.app)
+    base = {"settings": settings, "sandbox_mode": settings.sandbox_mode}
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
 
@@ -76,7 +78,7 @@ def resolve_period(first: date | None, last: date | None, days: int | None, toda
 
 @router.get("")
 async def dashboard(
-    request: Request, admin: AdminDep,
+    request: Request, admin: AdminDep, db: DatabaseDep, book: PlanBookDep,
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
     days: Annotated[int | None, Query(ge=1, le=service.MAX_DAYS)] = None,
@@ -85,17 +87,17 @@ async def dashboard(
 ) -> Response:
     period = resolve_period(first, last, days, datetime.now(UTC).date())
     query = (q or "").strip() or None
-    async with request.app.state.db.transaction() as session:
-        data = await service.dashboard(session, plan_book_of(request), period, query)
+    async with db.transaction() as session:
+        data = await service.dashboard(session, book, period, query)
     return render(request, "admin/dashboard.html", {
         "view": dashboard_view(data), "admin": admin, "csrf_token": admin.csrf or "", "replayed": replayed,
         "days": days if first is None and last is None else None, "now": datetime.now(UTC)})
 
 
 @router.get("/disputes")
-async def disputes(request: Request, admin: AdminDep) -> Response:
+async def disputes(request: Request, admin: AdminDep, db: DatabaseDep) -> Response:
     """The open disputes, the soonest evidence deadline first, then the recently closed ones."""
-    async with request.app.state.db.transaction() as session:
+    async with db.transaction() as session:
         open_rows = await open_disputes(session, limit=OPEN_DISPUTE_ROWS)
         closed_rows = await recently_closed(session, limit=CLOSED_DISPUTE_ROWS)
     return render(request, "admin/disputes.html", {
@@ -104,12 +106,12 @@ async def disputes(request: Request, admin: AdminDep) -> Response:
 
 
 @router.post("/events/{event_id}/replay")
-async def replay(request: Request, admin: AdminDep, event_id: str,
+async def replay(admin: AdminDep, db: DatabaseDep, event_id: str,
                  csrf_token: Annotated[str | None, Form()] = None) -> Response:
     admin.check_csrf(csrf_token)
     if len(event_id) > 255:
         raise InvalidRequest("Event id too long.", param="event_id")
-    async with request.app.state.db.transaction() as session:
+    async with db.transaction() as session:
         await inbox.replay(session, event_id)
     return RedirectResponse(f"/admin?replayed={event_id}#failed-events", status_code=303)
 
@@ -120,7 +122,7 @@ async def login_page(request: Request, next: str | None = None) -> Response:
 
 
 def _login(request: Request, next_path: str, error: str | None = None, status_code: int = 200) -> Response:
-    settings = request.app.state.settings
+    settings = settings_of(request.app)
     return render(request, "admin/login.html", {
         "next": next_path, "error": error, "csrf_token": load_session(request).csrf,
         "api_key_configured": bool(settings.api_key), "sandbox_mode": settings.sandbox_mode},
@@ -143,7 +145,7 @@ async def login(request: Request, key: Annotated[str, Form(max_length=8192)] = "
     if principal.via_api_key:
         write_cookie(request, response, api_key=key.strip())
     else:
-        claims = await request.app.state.token_verifier.verify(key.strip())
+        claims = await token_verifier_of(request.app).verify(key.strip())
         exp = claims.get("exp")
         write_cookie(request, response, token=key.strip(), expires_at=exp if isinstance(exp, int) else None)
     return response

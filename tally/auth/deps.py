@@ -1,16 +1,24 @@
-"""FastAPI dependencies: ``CurrentUser`` for user routes, ``AdminUser`` for operator routes."""
+"""FastAPI dependencies: ``CurrentUser`` for user routes, ``AdminUser`` for operator routes (routes import them
+from ``tally.deps`` with the others)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.applications import Starlette
 
 from ..errors import Forbidden, Unauthenticated
 from ..observability.logging import bind
 from .service import Principal, TokenVerifier, api_key_principal, principal_from_claims
 
 USER_HEADER = "Tally-User-Id"
+
+
+def token_verifier_of(app: Starlette) -> TokenVerifier:
+    """The app's verifier (``tally.deps.install_state`` made it; read here, where every caller is checked)."""
+    verifier: TokenVerifier = app.state.token_verifier
+    return verifier
 
 
 def bearer_token(request: Request) -> str | None:
@@ -23,7 +31,7 @@ def bearer_token(request: Request) -> str | None:
 
 async def authenticate(request: Request, user_id: str | None = None, email: str | None = None) -> Principal:
     """The caller, from a JWT or from the API key plus a user id (header, or ``user_id`` given by a route)."""
-    verifier: TokenVerifier = request.app.state.token_verifier
+    verifier = token_verifier_of(request.app)
     # Bearer only: a cookie would let any site make a signed-in user's browser call the API (CSRF).
     # The server-rendered pages authenticate by cookie through their own CSRF-protected dependency.
     token = bearer_token(request)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from ..deps import SettingsDep
 from ..errors import Forbidden
 from .schemas import DevLoginRequest, TokenResponse
 from .service import issue_dev_token
@@ -12,8 +13,7 @@ router = APIRouter(tags=["auth"])
 
 
 @router.post("/dev/login", response_model=TokenResponse, responses={403: {"description": "Not in sandbox mode"}})
-async def dev_login(body: DevLoginRequest, request: Request) -> TokenResponse:
-    settings = request.app.state.settings
+async def dev_login(body: DevLoginRequest, settings: SettingsDep) -> TokenResponse:
     if not settings.sandbox_mode:
         raise Forbidden("Demo sign-in exists only in sandbox mode; use your app's JWTs with a real Stripe key.")
     return TokenResponse(token=issue_dev_token(settings, body.user_id, body.email))

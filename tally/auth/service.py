@@ -92,7 +92,9 @@ class TokenVerifier:
 
     def is_api_key(self, token: str) -> bool:
         key = self.settings.api_key
-        return bool(key) and hmac.compare_digest(token.encode(), key.encode())  # type: ignore[union-attr]
+        if not key:
+            return False
+        return hmac.compare_digest(token.encode(), key.encode())
 
 
 def principal_from_claims(claims: dict[str, object]) -> Principal:
@@ -100,7 +102,8 @@ def principal_from_claims(claims: dict[str, object]) -> Principal:
     if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID:
         raise Unauthenticated("The token's 'sub' claim must be a non-empty user id.")
     email = claims.get("email")
-    role = claims.get("role") or (claims.get("app_metadata") or {}).get("role")  # type: ignore[union-attr]
+    metadata = claims.get("app_metadata")
+    role = claims.get("role") or (metadata.get("role") if isinstance(metadata, dict) else None)
     return Principal(sub, email if isinstance(email, str) else None, is_admin=role == "admin")
 
 

@@ -13,7 +13,7 @@ with the same status codes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -21,19 +21,17 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import currency as money
 from ..auth.deps import authenticate
 from ..auth.service import Principal
-from ..catalog.routes import CatalogDep, PriceBookDep
-from ..catalog.service import Catalog, match_price_reference
+from ..deps import (CatalogDep, DatabaseDep, MandateDep, PlanBookDep, PlanPricesDep, PriceBookDep, SessionDep,
+                    SettingsDep, StripeDep)
 from ..errors import Forbidden, InvalidRequest, PaymentFailed, TallyError
-from ..orders import intents, service
-from ..orders.routes import confirm
-from ..subscriptions import service as subscriptions
-from ..subscriptions.plans import match_plan_price
-from ..subscriptions.routes import plan_book_of, plan_prices_of
+from ..orders import intents
+from ..orders import service as orders
+from ..orders.confirmation import confirm_order_payment
 from ..webhooks.routes import RECEIVER_ERRORS, receive_stripe_webhook
 from ..webhooks.schemas import Received
+from . import service
 from .schemas import (ConfirmPaymentIn, ConfirmPaymentOut, CreatePaymentIntentIn, CreatePaymentIntentOut,
                       CreditOrderIn, CreditOrderOut, FamilyError, NextAction, PaymentCheckoutIn,
                       PaymentCheckoutOut, PaymentStatusOut, StripeCheckoutData, StripeCheckoutIn,
@@ -103,11 +101,6 @@ async def _principal(request: Request, user_id: str | None, email: str | None = 
     return principal
 
 
-def _pack_list(catalog: Catalog) -> str:
-    return "; ".join(f"{p.id} ({money.format_amount(p.amount, p.currency)}, {p.coins} coins + {p.bonus} bonus)"
-                     for p in catalog.packs.values())
-
-
 # ``?lang=zh`` as the guides' frontends send it: Checkout's locale (Stripe's list, else auto) and the receipts'.
 LangQuery = Annotated[str | None, Query(max_length=35, description="The buyer's language (en, zh, …)")]
 
@@ -115,87 +108,66 @@ LangQuery = Annotated[str | None, Query(max_length=35, description="The buyer's 
 # -- /api/payment ------------------------------------------------------------------------------------
 @payment_router.post("/create-checkout-session", response_model=PaymentCheckoutOut, responses=ERRORS)
 async def payment_create_checkout_session(body: PaymentCheckoutIn, request: Request, catalog: CatalogDep,
-                                          prices: PriceBookDep, lang: LangQuery = None) -> PaymentCheckoutOut:
+                                          prices: PriceBookDep, session: SessionDep, client: StripeDep,
+                                          settings: SettingsDep, lang: LangQuery = None) -> PaymentCheckoutOut:
     """Checkout for the pack that ``price_usd``, ``coins`` and ``bonus`` describe. They must match a catalog
     pack exactly: the price is the catalog's, never the client's."""
     principal = await _principal(request, body.user_id, param="user_id")
-    try:
-        amount = money.to_minor(body.price_usd, "usd")
-    except money.CurrencyError:
-        amount = -1  # more decimals than cents: matches no pack
-    pack = catalog.pack_matching(amount=amount, currency="usd", coins=body.coins, bonus=body.bonus)
-    if pack is None:
-        raise InvalidRequest("Client-chosen prices are refused: price_usd, coins and bonus must match a pack of "
-                             f"the catalog exactly. Valid packs: {_pack_list(catalog)}.", param="price_usd")
-    async with request.app.state.db.transaction() as session:
-        started = await service.create_checkout(
-            session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
-            prices=prices, principal=principal, pack_id=pack.id, success_url=body.success_url,
-            cancel_url=body.cancel_url, locale=lang)
+    pack = service.described_pack(catalog, price_usd=body.price_usd, coins=body.coins, bonus=body.bonus)
+    started = await orders.create_checkout(
+        session, client, settings=settings, catalog=catalog, prices=prices, principal=principal, pack_id=pack.id,
+        success_url=body.success_url, cancel_url=body.cancel_url, locale=lang)
     return PaymentCheckoutOut(session_id=started.session_id, checkout_url=started.checkout_url)
 
 
-_LEGACY_STATUS = {"pending": "pending", "paid": "completed", "refunded": "completed", "failed": "failed",
-                  "expired": "expired"}
+LegacyStatus = Literal["pending", "completed", "failed", "expired"]
+_LEGACY_STATUS: dict[str, LegacyStatus] = {"pending": "pending", "paid": "completed", "refunded": "completed",
+                                           "failed": "failed", "expired": "expired"}
 
 
 @payment_router.get("/status/{session_id}", response_model=PaymentStatusOut, responses=ERRORS)
-async def payment_status(session_id: str, request: Request) -> PaymentStatusOut:
+async def payment_status(session_id: str, request: Request, session: SessionDep, client: StripeDep,
+                         settings: SettingsDep) -> PaymentStatusOut:
     """The purchase behind a Checkout Session (checked with Stripe and fulfilled at once if paid).
     ``completed`` includes a purchase refunded since: the payment did complete; the refund shows in the
     balance and the transactions."""
     principal = await authenticate(request)
-    async with request.app.state.db.transaction() as session:
-        status = await service.get_order_status(session, request.app.state.stripe,
-                                                settings=request.app.state.settings, principal=principal,
-                                                order_or_session_id=session_id)
+    status = await orders.get_order_status(session, client, settings=settings, principal=principal,
+                                           order_or_session_id=session_id)
     legacy = _LEGACY_STATUS[status.order.status]
     done = legacy == "completed"
-    return PaymentStatusOut(status=legacy,  # type: ignore[arg-type]
-                            session_id=status.order.stripe_checkout_session_id or session_id,
+    return PaymentStatusOut(status=legacy, session_id=status.order.stripe_checkout_session_id or session_id,
                             coins_added=status.coins_added if done else None,
                             new_balance=status.balance if done else None)
 
 
 # -- /api/stripe and /api/business ---------------------------------------------------------------------
+# These routes open their transactions themselves (DatabaseDep): FamilyErrorRoute answers their errors before
+# a SessionDep would see them (tally.deps).
 @stripe_router.post("/api/stripe/create-checkout-session", response_model=StripeCheckoutOut,
                     responses=FAMILY_ERRORS)
 async def stripe_create_checkout_session(body: StripeCheckoutIn, request: Request, catalog: CatalogDep,
-                                         prices: PriceBookDep, lang: LangQuery = None) -> StripeCheckoutOut:
-    """Checkout for the catalog price ``priceId`` names (a Stripe price id or a lookup key)."""
+                                         prices: PriceBookDep, book: PlanBookDep, plan_prices: PlanPricesDep,
+                                         db: DatabaseDep, client: StripeDep, settings: SettingsDep,
+                                         lang: LangQuery = None) -> StripeCheckoutOut:
+    """Checkout for the catalog price ``priceId`` names (a Stripe price id or a lookup key): a pack's, or a
+    plan's recurring price (Checkout in subscription mode)."""
     principal = await _principal(request, body.userId, body.userEmail)
-    pack = await match_price_reference(request.app.state.stripe, catalog, prices, body.priceId)
-    if pack is None:
-        plan = await match_plan_price(request.app.state.stripe, plan_book_of(request), plan_prices_of(request),
-                                      body.priceId)
-        if plan is not None:  # a recurring price: Checkout in subscription mode
-            async with request.app.state.db.transaction() as session:
-                subscribed = await subscriptions.start_checkout(
-                    session, request.app.state.stripe, settings=request.app.state.settings,
-                    book=plan_book_of(request), prices=plan_prices_of(request), catalog=catalog, principal=principal,
-                    plan_id=plan[0].id, interval=plan[1], success_url=body.successUrl, cancel_url=body.cancelUrl,
-                    locale=lang)
-            return StripeCheckoutOut(data=StripeCheckoutData(sessionId=subscribed.session_id,
-                                                             url=subscribed.checkout_url))
-    if pack is None:
-        keys = ", ".join(p.lookup_key for p in catalog.packs.values())
-        raise InvalidRequest(f"priceId {body.priceId!r} is not in the catalog (client-chosen prices are refused). "
-                             f"Use a pack's lookup key or its current Stripe price id ({keys}), or a plan's lookup "
-                             "key from GET /v1/plans (plan:<id>:month or plan:<id>:year).", param="priceId")
-    async with request.app.state.db.transaction() as session:
-        started = await service.create_checkout(
-            session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
-            prices=prices, principal=principal, pack_id=pack.id, success_url=body.successUrl,
+    async with db.transaction() as session:
+        started = await service.checkout_for_price(
+            session, client, settings=settings, catalog=catalog, prices=prices, book=book, plan_prices=plan_prices,
+            principal=principal, price_reference=body.priceId, success_url=body.successUrl,
             cancel_url=body.cancelUrl, locale=lang)
     return StripeCheckoutOut(data=StripeCheckoutData(sessionId=started.session_id, url=started.checkout_url))
 
 
 @stripe_router.post("/api/business/credit-orders", response_model=CreditOrderOut, responses=FAMILY_ERRORS)
-async def business_credit_order(body: CreditOrderIn, request: Request, catalog: CatalogDep) -> CreditOrderOut:
+async def business_credit_order(body: CreditOrderIn, request: Request, catalog: CatalogDep,
+                                db: DatabaseDep) -> CreditOrderOut:
     """A pending credit order for a pack (``planId``: pack id or lookup key), paid next through
     ``/api/stripe/create-payment-intent`` and ``/api/stripe/confirm-payment``."""
     principal = await _principal(request, body.userId)
-    async with request.app.state.db.transaction() as session:
+    async with db.transaction() as session:
         try:
             order = await intents.create_order(session, catalog=catalog, principal=principal, pack_id=body.planId,
                                                currency=body.currency)
@@ -207,14 +179,15 @@ async def business_credit_order(body: CreditOrderIn, request: Request, catalog: 
 
 @stripe_router.post("/api/stripe/create-payment-intent", response_model=CreatePaymentIntentOut,
                     responses=FAMILY_ERRORS)
-async def stripe_create_payment_intent(body: CreatePaymentIntentIn, request: Request,
-                                       catalog: CatalogDep) -> CreatePaymentIntentOut:
+async def stripe_create_payment_intent(body: CreatePaymentIntentIn, request: Request, catalog: CatalogDep,
+                                       db: DatabaseDep, client: StripeDep,
+                                       settings: SettingsDep) -> CreatePaymentIntentOut:
     """The order's PaymentIntent (one per order), for Stripe.js: client secret and offered methods."""
     principal = await _principal(request, body.userId)
-    async with request.app.state.db.transaction() as session:
+    async with db.transaction() as session:
         state = await intents.ensure_payment_intent(
-            session, request.app.state.stripe, settings=request.app.state.settings, catalog=catalog,
-            principal=principal, order_id=body.orderId, payment_method_types=body.paymentMethodTypes)
+            session, client, settings=settings, catalog=catalog, principal=principal, order_id=body.orderId,
+            payment_method_types=body.paymentMethodTypes)
     pi = state.payment_intent or {}
     return CreatePaymentIntentOut(clientSecret=pi.get("client_secret"), paymentIntentId=pi.get("id"),
                                   paymentMethodTypes=state.payment_method_types)
@@ -222,13 +195,16 @@ async def stripe_create_payment_intent(body: CreatePaymentIntentIn, request: Req
 
 @stripe_router.post("/api/stripe/confirm-payment", response_model=ConfirmPaymentOut,
                     response_model_exclude_none=True, responses=FAMILY_ERRORS)
-async def stripe_confirm_payment(body: ConfirmPaymentIn, request: Request, catalog: CatalogDep) -> ConfirmPaymentOut:
+async def stripe_confirm_payment(body: ConfirmPaymentIn, request: Request, catalog: CatalogDep, db: DatabaseDep,
+                                 client: StripeDep, settings: SettingsDep, mandate: MandateDep) -> ConfirmPaymentOut:
     """Confirm with ``paymentMethodId`` or, for redirect methods (alipay, grabpay, fpx, ideal, ...), with
     ``paymentMethodType`` alone: ``nextAction.redirectUrl`` is then the page to send the buyer to. A paid
     order answers ``succeeded``; a decline is a 402 with Stripe's message."""
     principal = await _principal(request, body.userId)
-    state = await confirm(request, principal, catalog, body.paymentIntentId, body.paymentMethodId,
-                          body.paymentMethodType, body.returnUrl)
+    state = await confirm_order_payment(
+        db, client, settings=settings, catalog=catalog, principal=principal, reference=body.paymentIntentId,
+        payment_method_id=body.paymentMethodId, payment_method_type=body.paymentMethodType,
+        return_url=body.returnUrl, mandate=mandate)
     if state.declined is not None:
         raise PaymentFailed(state.order.failure_message or "The payment was declined.")
     action = state.next_action

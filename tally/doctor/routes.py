@@ -10,14 +10,14 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ..admin.routes import AdminDep, AdminRoute, render
-from ..auth.deps import AdminUser
+from ..deps import AdminUser, ServicesDep
+from ..services import Services
 from .checks import Context
 from .runner import PASSING_SCORE, Report, run_doctor
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
-async def _report(request: Request, *, go_live: bool, frontend: bool) -> Report:
-    services = request.app.state.services
+async def _report(services: Services, *, go_live: bool, frontend: bool) -> Report:
     async with httpx.AsyncClient(base_url=services.settings.public_url, timeout=15) as http:
         ctx = Context(settings=services.settings, stripe=services.stripe, webhook_secrets=services.webhook_secrets,
                       db=services.db, http=http)
@@ -25,16 +25,16 @@ async def _report(request: Request, *, go_live: bool, frontend: bool) -> Report:
 
 
 @router.get("/health.json", summary="Production health: score out of 8 with reasons and fixes")
-async def health_json(request: Request, admin: AdminUser, go_live: bool = False,
+async def health_json(admin: AdminUser, services: ServicesDep, go_live: bool = False,
                       frontend: bool = Query(True, description="probe this service's routes as a frontend does"),
                       ) -> dict[str, Any]:
-    return (await _report(request, go_live=go_live, frontend=frontend)).as_json()
+    return (await _report(services, go_live=go_live, frontend=frontend)).as_json()
 
 
-async def health_page(request: Request, admin: AdminDep, go_live: bool = False) -> Response:
+async def health_page(request: Request, admin: AdminDep, services: ServicesDep, go_live: bool = False) -> Response:
     """The report as a page. Like the dashboard it links from: a bearer header, or the admin sign-in cookie
     (a browser is sent to ``/admin/login`` first). ``AdminRoute`` adds the pages' security headers."""
-    report = await _report(request, go_live=go_live, frontend=True)
+    report = await _report(services, go_live=go_live, frontend=True)
     return render(request, "admin/health.html", {"report": report, "passing": PASSING_SCORE, "admin": admin,
                                                  "csrf_token": admin.csrf or ""})
 

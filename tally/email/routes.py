@@ -13,6 +13,9 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from ..auth.deps import admin_user
+from ..config import Settings
+from ..db import Database
+from ..deps import DatabaseDep, SettingsDep
 from ..errors import NotFound
 from . import service
 from .attachments import load_attachment
@@ -37,10 +40,10 @@ class OutboxOut(BaseModel):
     data: list[OutboxEmailOut]
 
 
-async def _rows(request: Request, to: str | None) -> list[Any]:
-    if not request.app.state.settings.sandbox_mode:
+async def _rows(request: Request, settings: Settings, db: Database, to: str | None) -> list[Any]:
+    if not settings.sandbox_mode:
         await admin_user(request)
-    async with request.app.state.db.transaction() as session:
+    async with db.transaction() as session:
         return await service.list_outbox(session, to=to)
 
 
@@ -52,10 +55,10 @@ def _out(row: Any) -> OutboxEmailOut:
 
 @router.get("/v1/admin/outbox", response_model=OutboxOut,
             responses={401: {"description": "Not signed in"}, 403: {"description": "Needs the API key"}})
-async def outbox_json(request: Request, to: str | None = Query(None, max_length=320)) -> OutboxOut:
+async def outbox_json(request: Request, db: DatabaseDep, to: str | None = Query(None, max_length=320)) -> OutboxOut:
     """Emails in the outbox (caught or queued), newest first, optionally for one address."""
     await admin_user(request)
-    async with request.app.state.db.transaction() as session:
+    async with db.transaction() as session:
         return OutboxOut(data=[_out(r) for r in await service.list_outbox(session, to=to)])
 
 
@@ -67,13 +70,13 @@ def _attachment_link(row: Any) -> str:
 
 @router.get("/outbox/{email_id}/attachment", include_in_schema=False,
             responses={404: {"description": "No such email, or it has no attachment"}})
-async def outbox_attachment(request: Request, email_id: str) -> Response:
+async def outbox_attachment(request: Request, settings: SettingsDep, db: DatabaseDep, email_id: str) -> Response:
     """The file an outbox email carries, rendered now from the database (see ``tally.email.attachments``)."""
-    if not request.app.state.settings.sandbox_mode:
+    if not settings.sandbox_mode:
         await admin_user(request)  # before looking at the id: an operator route answers strangers 401/403 only
     if not email_id.isdigit() or len(email_id) > 18:
         raise NotFound("No such attachment.", param="email_id")
-    async with request.app.state.db.transaction() as session:
+    async with db.transaction() as session:
         row = await session.get(OutboxEmail, int(email_id))
         attachment = await load_attachment(session, row) if row is not None else None
     if attachment is None:
@@ -83,8 +86,9 @@ async def outbox_attachment(request: Request, email_id: str) -> Response:
 
 
 @router.get("/outbox", response_class=HTMLResponse, include_in_schema=False)
-async def outbox_page(request: Request, to: str | None = Query(None, max_length=320)) -> HTMLResponse:
-    rows = await _rows(request, to)
+async def outbox_page(request: Request, settings: SettingsDep, db: DatabaseDep,
+                      to: str | None = Query(None, max_length=320)) -> HTMLResponse:
+    rows = await _rows(request, settings, db, to)
     items = "".join(
         f"<article><h2>{html.escape(r.subject)}</h2><p class=meta>to {html.escape(r.to_address)} · "
         f"{html.escape(r.kind)} · {html.escape(r.status)} · {r.created_at:%Y-%m-%d %H:%M:%S}</p>"

@@ -3,9 +3,9 @@ credits, with a reason the user sees. API key or an admin JWT, as every ``/v1/ad
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from ..auth.deps import AdminUser
+from ..deps import AdminUser, SessionDep
 from . import operator
 from .operator_schemas import AdjustmentIn, GrantIn, OperatorMovementOut
 
@@ -29,22 +29,21 @@ def _out(moved: operator.OperatorMovement, response: Response) -> OperatorMoveme
 
 @router.post("/grants", response_model=OperatorMovementOut, status_code=201, responses=_ANSWERS,
              summary="Give a user credits")
-async def create_grant(body: GrantIn, admin: AdminUser, request: Request, response: Response) -> OperatorMovementOut:
+async def create_grant(body: GrantIn, admin: AdminUser, session: SessionDep,
+                       response: Response) -> OperatorMovementOut:
     """Paid or promotional credits, expiring at ``expires_at`` or never. Once per ``idempotency_key`` (a replay
     answers 200 with the first grant)."""
-    async with request.app.state.db.transaction() as session:
-        moved = await operator.grant(session, user_id=body.user_id, amount=body.amount, category=body.category,
-                                     reason=body.reason, key=body.idempotency_key, expires_at=body.expires_at)
+    moved = await operator.grant(session, user_id=body.user_id, amount=body.amount, category=body.category,
+                                 reason=body.reason, key=body.idempotency_key, expires_at=body.expires_at)
     return _out(moved, response)
 
 
 @router.post("/adjustments", response_model=OperatorMovementOut, status_code=201, responses=_ANSWERS,
              summary="Correct a user's credits up or down")
-async def create_adjustment(body: AdjustmentIn, admin: AdminUser, request: Request,
+async def create_adjustment(body: AdjustmentIn, admin: AdminUser, session: SessionDep,
                             response: Response) -> OperatorMovementOut:
     """``amount > 0`` adds paid credits that never expire; ``amount < 0`` takes credits in the normal draw order,
     never more than the user can spend. Once per ``idempotency_key``."""
-    async with request.app.state.db.transaction() as session:
-        moved = await operator.adjust(session, user_id=body.user_id, delta=body.amount, reason=body.reason,
-                                      key=body.idempotency_key)
+    moved = await operator.adjust(session, user_id=body.user_id, delta=body.amount, reason=body.reason,
+                                  key=body.idempotency_key)
     return _out(moved, response)

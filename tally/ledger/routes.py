@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from ..auth.deps import CurrentUser
+from ..deps import CurrentUser, DatabaseDep, SessionDep, database_of
 from ..errors import InvalidRequest
 from . import group_commit, service, spending
 from .schemas import (
@@ -24,6 +24,8 @@ from .schemas import (
 )
 
 router = APIRouter(tags=["credits"])
+# spend, create_hold, capture_hold and release_hold take the request, not dependencies: the credits fast path
+# (tally.ledger.fast_path) calls them as plain functions, without FastAPI's dependency solving.
 
 
 def parse_cursor(cursor: str | None) -> int | None:
@@ -40,9 +42,8 @@ HoldId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^hold_[A-Za-
 
 
 @router.get("/v1/credits", response_model=BalanceOut)
-async def balance(principal: CurrentUser, request: Request) -> BalanceOut:
-    async with request.app.state.db.transaction() as session:
-        view = await service.balance_view(session, principal.user_id)
+async def balance(principal: CurrentUser, session: SessionDep) -> BalanceOut:
+    view = await service.balance_view(session, principal.user_id)
     return BalanceOut(balance=view.balance, available=view.available, held=view.held,
                       grants=[GrantOut(id=g.id, category=g.category, source=g.source, remaining=g.remaining,
                                        expires_at=g.expires_at) for g in view.grants],
@@ -50,13 +51,11 @@ async def balance(principal: CurrentUser, request: Request) -> BalanceOut:
 
 
 @router.get("/v1/credits/transactions", response_model=TransactionList)
-async def transactions(principal: CurrentUser, request: Request, limit: Limit = 20,
+async def transactions(principal: CurrentUser, session: SessionDep, limit: Limit = 20,
                        cursor: str | None = None) -> TransactionList:
     """The wallet's ledger transactions, newest first; pass ``next_cursor`` as ``cursor`` for more."""
     after = parse_cursor(cursor)
-    async with request.app.state.db.transaction() as session:
-        rows, has_more = await service.list_transactions(session, principal.user_id, limit=limit,
-                                                         starting_after=after)
+    rows, has_more = await service.list_transactions(session, principal.user_id, limit=limit, starting_after=after)
     return TransactionList(data=[TransactionOut(**row.__dict__) for row in rows], has_more=has_more,
                            next_cursor=str(rows[-1].id) if has_more else None)
 
@@ -98,8 +97,8 @@ async def create_hold(body: HoldIn, principal: CurrentUser, request: Request, re
 
 
 @router.get("/v1/credits/holds/{hold_id}", response_model=HoldOut, responses=_NO_SUCH_HOLD)
-async def get_hold(hold_id: HoldId, principal: CurrentUser, request: Request) -> HoldOut:
-    hold, available = await spending.get_hold(request.app.state.db, user_id=principal.user_id, hold_id=hold_id)
+async def get_hold(hold_id: HoldId, principal: CurrentUser, db: DatabaseDep) -> HoldOut:
+    hold, available = await spending.get_hold(db, user_id=principal.user_id, hold_id=hold_id)
     return _hold_out(hold, available)
 
 
@@ -117,5 +116,5 @@ async def capture_hold(hold_id: HoldId, principal: CurrentUser, request: Request
 @router.post("/v1/credits/holds/{hold_id}/release", response_model=HoldOut,
              responses={**_HOLD_CONFLICT, **_NO_SUCH_HOLD})
 async def release_hold(hold_id: HoldId, principal: CurrentUser, request: Request) -> HoldOut:
-    hold, available = await spending.release(request.app.state.db, user_id=principal.user_id, hold_id=hold_id)
+    hold, available = await spending.release(database_of(request.app), user_id=principal.user_id, hold_id=hold_id)
     return _hold_out(hold, available)

@@ -10,7 +10,7 @@ import logging
 import procrastinate
 
 from ..config import Settings
-from ..worker import current_services
+from ..services import current_services
 from . import expiry, service, spending
 
 log = logging.getLogger("tally.ledger")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,7 +51,7 @@ class HttpMetrics:
         return generate_latest(self.registry)
 
 
-class _Snapshot:
+class _Snapshot(Collector):
     """A collector that yields families already read (the database is read asynchronously before rendering)."""
 
     def __init__(self, families: Iterable[Metric]) -> None:
@@ -62,7 +63,7 @@ class _Snapshot:
 
 def render(families: Iterable[Metric]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(families))  # type: ignore[arg-type]
+    registry.register(_Snapshot(families))
     return generate_latest(registry)
 
 

@@ -10,9 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..auth.deps import bearer_token
 from ..config import Settings
+from ..deps import SessionDep, SettingsDep, http_metrics_of
 from ..errors import Unauthenticated
 from .logging import configure_logging, log_format
-from .metrics import HttpMetrics, database_families, render
+from .metrics import database_families, render
 from .middleware import ObservabilityMiddleware
 
 router = APIRouter(tags=["operations"])
@@ -29,13 +30,12 @@ def _may_scrape(request: Request, settings: Settings) -> bool:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    if not _may_scrape(request, request.app.state.settings):
+async def metrics(request: Request, settings: SettingsDep, session: SessionDep) -> Response:
+    if not _may_scrape(request, settings):
         raise Unauthenticated("Send 'Authorization: Bearer <TALLY_METRICS_TOKEN or TALLY_API_KEY>'.",
                               headers={"WWW-Authenticate": "Bearer"})
-    async with request.app.state.db.transaction() as session:
-        families = await database_families(session)
-    body = request.app.state.http_metrics.exposition() + render(families)
+    families = await database_families(session)
+    body = http_metrics_of(request.app).exposition() + render(families)
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
@@ -50,6 +50,5 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     middleware and ``/metrics``. Call it after the other middlewares so that it is the outermost one and sees
     every response, 413s and CORS included."""
     configure_logs(settings)
-    app.state.http_metrics = HttpMetrics()
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.http_metrics)
+    app.add_middleware(ObservabilityMiddleware, metrics=http_metrics_of(app))
     app.include_router(router)

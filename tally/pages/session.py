@@ -28,6 +28,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from ..config import Settings
+from ..deps import settings_of
 
 COOKIE = "tally_session"
 CSRF_FIELD = "csrf_token"
@@ -99,6 +100,10 @@ class SessionCodec:
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
+    def derived_key(self, label: bytes) -> bytes:
+        """A key of its own for another cookie (``label`` keeps its signatures apart from this one's)."""
+        return hmac.new(self._key, label, hashlib.sha256).digest()
+
     def dumps(self, session: PageSession) -> str:
         payload = _b64(json.dumps({"jwt": session.jwt, "csrf": session.csrf, "exp": session.expires_at},
                                   separators=(",", ":")).encode())
@@ -125,11 +130,12 @@ class SessionCodec:
 
 
 def codec(request: Request) -> SessionCodec:
-    """The app's codec, built on first use (the key may be read from disk once)."""
+    """The app's codec, built on first use rather than with the app: without TALLY_JWT_SECRET its key is read
+    from (or first written to) the data folder, which making an app must not touch."""
     state = request.app.state
-    found = getattr(state, "page_session_codec", None)
+    found: SessionCodec | None = getattr(state, "page_session_codec", None)
     if found is None:
-        settings: Settings = state.settings
+        settings = settings_of(request.app)
         found = state.page_session_codec = SessionCodec(
             session_key(settings), secure=settings.public_url.lower().startswith("https://"))
     return found

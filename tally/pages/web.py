@@ -16,7 +16,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
+from ..auth.deps import token_verifier_of
 from ..auth.service import Principal, principal_from_claims
+from ..deps import settings_of
 from ..errors import (Forbidden, InvalidRequest, NotFound, PaymentFailed, TallyError, Unauthenticated,
                       UpstreamUnavailable)
 from ..templating import templates
@@ -67,7 +69,7 @@ async def optional_user(request: Request) -> Principal | None:
     principal = None
     if session.jwt:
         try:
-            principal = principal_from_claims(await request.app.state.token_verifier.verify(session.jwt))
+            principal = principal_from_claims(await token_verifier_of(request.app).verify(session.jwt))
         except Unauthenticated:
             session.sign_out()
     request.state.page_user = principal  # for the header of an error page
@@ -107,7 +109,7 @@ async def csrf_protected(request: Request) -> None:
 # -- rendering ------------------------------------------------------------------------------------
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200,
            *, user: Principal | None = None) -> Response:
-    settings = request.app.state.settings
+    settings = settings_of(request.app)
     session = load_session(request)
     base = {"settings": settings, "sandbox_mode": settings.sandbox_mode, "user": user,
             "csrf_token": session.csrf, "path": request.url.path}

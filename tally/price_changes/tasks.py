@@ -8,7 +8,7 @@ import procrastinate
 
 from ..config import Settings
 from ..subscriptions.plans import plan_book
-from ..worker import current_services
+from ..services import current_services
 from . import notices
 
 

@@ -12,27 +12,30 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from ..admin.routes import AdminDep, AdminRoute, render
-from ..catalog.routes import get_catalog
+from ..catalog.service import Catalog
+from ..deps import CatalogDep, DatabaseDep, PlanBookDep, StripeDep
 from ..errors import InvalidRequest
-from ..subscriptions.routes import plan_book_of
+from ..subscriptions.plans import PlanBook
 from . import service
 from .view import promotion_rows
 
 router = APIRouter(prefix="/admin/promotions", route_class=AdminRoute, include_in_schema=False)
 
 
-def _page(request: Request, admin: AdminDep, rows: list[dict[str, object]], *, done: str | None = None,
-          error: str | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+def _page(request: Request, admin: AdminDep, rows: list[dict[str, object]], catalog: Catalog, book: PlanBook, *,
+          done: str | None = None, error: str | None = None, form: dict[str, str] | None = None,
+          status_code: int = 200) -> Response:
     return render(request, "admin/promotions.html", {
         "admin": admin, "csrf_token": admin.csrf or "", "rows": rows, "done": done, "error": error,
-        "form": form or {}, "packs": list(get_catalog(request).packs), "plans": list(plan_book_of(request).plans),
+        "form": form or {}, "packs": list(catalog.packs), "plans": list(book.plans),
     }, status_code=status_code)
 
 
 @router.get("")
-async def promotions(request: Request, admin: AdminDep, done: str | None = None) -> Response:
-    rows = await promotion_rows(request.app.state.db, request.app.state.stripe)
-    return _page(request, admin, rows, done=(done or "")[:200] or None)
+async def promotions(request: Request, admin: AdminDep, db: DatabaseDep, client: StripeDep, catalog: CatalogDep,
+                     book: PlanBookDep, done: str | None = None) -> Response:
+    rows = await promotion_rows(db, client)
+    return _page(request, admin, rows, catalog, book, done=(done or "")[:200] or None)
 
 
 def _number(value: str, what: str) -> int | None:
@@ -64,24 +67,24 @@ def _spec(form: dict[str, str], packs: list[str], plans: list[str]) -> service.P
 
 
 @router.post("")
-async def create(request: Request, admin: AdminDep, packs: Annotated[list[str] | None, Form()] = None,
+async def create(request: Request, admin: AdminDep, db: DatabaseDep, client: StripeDep, catalog: CatalogDep,
+                 book: PlanBookDep, packs: Annotated[list[str] | None, Form()] = None,
                  plans: Annotated[list[str] | None, Form()] = None) -> Response:
     raw = await request.form()
     admin.check_csrf(str(raw.get("csrf_token") or ""))
     form = {k: str(v)[:200] for k, v in raw.items() if k not in ("packs", "plans", "csrf_token")}
     try:
-        promo = await service.create_promotion(
-            request.app.state.stripe, get_catalog(request), plan_book_of(request),
-            _spec(form, packs or [], plans or []), today=datetime.now(UTC).date())
+        promo = await service.create_promotion(client, catalog, book, _spec(form, packs or [], plans or []),
+                                               today=datetime.now(UTC).date())
     except InvalidRequest as exc:
-        rows = await promotion_rows(request.app.state.db, request.app.state.stripe)
-        return _page(request, admin, rows, error=exc.message, form=form, status_code=400)
+        rows = await promotion_rows(db, client)
+        return _page(request, admin, rows, catalog, book, error=exc.message, form=form, status_code=400)
     return RedirectResponse(f"/admin/promotions?done={quote('Created ' + promo['code'])}", status_code=303)
 
 
 @router.post("/{code}/deactivate")
-async def deactivate(request: Request, admin: AdminDep, code: str,
+async def deactivate(admin: AdminDep, client: StripeDep, code: str,
                      csrf_token: Annotated[str | None, Form()] = None) -> Response:
     admin.check_csrf(csrf_token)
-    promo = await service.deactivate(request.app.state.stripe, code[:64])
+    promo = await service.deactivate(client, code[:64])
     return RedirectResponse(f"/admin/promotions?done={quote('Deactivated ' + promo['code'])}", status_code=303)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import procrastinate
 
 from ..config import Settings
-from ..worker import current_services
+from ..services import current_services
 from . import service
 
 def build_blueprint(settings: Settings) -> procrastinate.Blueprint:

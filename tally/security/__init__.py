@@ -6,12 +6,14 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from . import ratelimit
+from .ratelimit import RateLimiter
 from .headers import SecurityHeaders
 
 
-def install_rate_limits(app: FastAPI, settings: Settings) -> None:
-    """Inner middleware: runs after CORS and the body size limit, so a 429 carries CORS headers."""
-    ratelimit.install(app, settings)
+def install_rate_limits(app: FastAPI, settings: Settings) -> RateLimiter | None:
+    """Inner middleware: runs after CORS and the body size limit, so a 429 carries CORS headers. The limiter,
+    or None with TALLY_RATE_LIMITS=false."""
+    return ratelimit.install(app, settings)
 
 
 def install_headers(app: FastAPI, settings: Settings) -> None:

@@ -18,6 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from ..config import Settings
+from .ratelimit import RateLimiter
 
 # (environment variable, what it is, minimum length for a secret we generate ourselves)
 SECRETS = [("STRIPE_SECRET_KEY", "Stripe secret key", 0), ("STRIPE_WEBHOOK_SECRET", "webhook signing secret", 0),
@@ -109,9 +110,9 @@ def rate_limits_on(settings: Settings, environ: Mapping[str, str], app: FastAPI)
                              f"{settings.rate_limit_login} per IP; {where}")
 
 
-async def _storage_ok(limiter: object) -> bool:
+async def _storage_ok(limiter: RateLimiter) -> bool:
     try:
-        return bool(await limiter.healthy())  # type: ignore[attr-defined]
+        return bool(await limiter.healthy())
     except Exception:  # noqa: BLE001 — any failure to answer is "not healthy"
         return False
 
@@ -164,7 +165,8 @@ CHECKS = [keys_from_environment, live_test_separation, webhook_secret_set, https
 
 def build_app(settings: Settings) -> FastAPI:
     """The app ``tally serve`` would build from these settings; nothing connects (no database, no Stripe)."""
-    from ..app import Services, create_app
+    from ..app import create_app
+    from ..services import Services
     from ..db import Database
     from ..stripe_gateway import SANDBOX_KEY, make_client
 

@@ -34,11 +34,12 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..auth.deps import USER_HEADER, bearer_token
+from ..auth.deps import USER_HEADER, bearer_token, token_verifier_of
 from ..auth.service import TokenVerifier, principal_from_claims
 from ..config import Settings
 from ..errors import Unauthenticated
@@ -134,11 +135,11 @@ class RouteTable:
     pages: tuple[re.Pattern[str], ...]  # routes that answer HTML
 
     @classmethod
-    def of(cls, app: object) -> RouteTable:
+    def of(cls, app: Starlette) -> RouteTable:
         from ..pages.web import PageRoute
         from ..webhooks.routes import receiver_routes
 
-        routes = app.routes  # type: ignore[attr-defined]
+        routes = app.routes
         exempt = tuple(c.path_regex for c in receiver_routes(routes))
         pages = tuple(c.path_regex for c in iter_route_contexts(routes) if isinstance(c.original_route, PageRoute))
         return cls(exempt, pages)
@@ -199,7 +200,7 @@ class RateLimitMiddleware:
             return
         request = Request(scope)
         ip = scope["client"][0] if scope.get("client") else "unknown"
-        caller = await identify(request, request.app.state.token_verifier)
+        caller = await identify(request, token_verifier_of(request.app))
         limits = self.limiter.limits
         buckets: list[tuple[list[RateLimitItem], str, str]] = []
         if path in LOGIN_PATHS:
@@ -243,11 +244,10 @@ class RateLimitMiddleware:
         return JSONResponse(body, status_code=429, headers=headers)
 
 
-def install(app: object, settings: Settings) -> RateLimiter | None:
-    """Add the middleware (unless TALLY_RATE_LIMITS=false); the limiter is kept on ``app.state``."""
+def install(app: Starlette, settings: Settings) -> RateLimiter | None:
+    """Add the middleware (unless TALLY_RATE_LIMITS=false); the limiter, for ``tally.app`` to keep."""
     if not settings.rate_limits:
         return None
     limiter = RateLimiter(settings)
-    app.state.rate_limiter = limiter  # type: ignore[attr-defined]
-    app.add_middleware(RateLimitMiddleware, limiter=limiter)  # type: ignore[attr-defined]
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     return limiter

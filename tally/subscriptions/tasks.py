@@ -8,7 +8,7 @@ import time
 import procrastinate
 
 from ..config import Settings
-from ..worker import current_services
+from ..services import current_services
 from . import billing
 
 

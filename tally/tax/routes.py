@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from ..deps import settings_of, stripe_of
 from .service import ensure_sandbox_tax_settings
 
 log = logging.getLogger("tally.tax")
@@ -18,10 +19,10 @@ log = logging.getLogger("tally.tax")
 
 @asynccontextmanager
 async def tax_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = app.state.settings
+    settings = settings_of(app)
     if settings.sandbox_mode and settings.tax_mode == "automatic":
         try:
-            await ensure_sandbox_tax_settings(app.state.stripe, settings.tax_head_office)
+            await ensure_sandbox_tax_settings(stripe_of(app), settings.tax_head_office)
         except Exception as exc:  # noqa: BLE001 - the sandbox may still be starting; `tally doctor` will say so
             log.warning("could not set up the sandbox's tax settings at start-up: %s", exc)
     yield
