@@ -13,12 +13,11 @@ from typing import Any
 
 from ..billing.tax_table import rate_for, reverse_charge
 from ..errors import invalid_request
-from ..ids import new_id
 from ..params import Params
 from ..store import Obj
 from .checkout_records import extras
 from .tax import _settings
-from .tax_calculations import calculate, checked_tax_ids, head_office_country
+from .tax_calculations import automatic_tax_rate, calculate, checked_tax_ids, head_office_country
 
 LOCATION_REQUIRED = (
     "Automatic tax calculation in Checkout requires a valid address on the Customer. Add a valid address to the "
@@ -34,7 +33,7 @@ def automatic_tax(sb: Any, p: Params, mode: str, customer: Obj | None) -> Obj:
     if mode != "payment":
         raise invalid_request("The sandbox computes tax on `payment` mode Checkout only, so far.",
                               param="automatic_tax[enabled]")
-    head_office_country(sb)  # Stripe Tax must be active
+    head_office_country(sb, param="automatic_tax[enabled]")  # Stripe Tax must be active
     update = p.dict("customer_update")
     wants_address = update is not None and update.only("address", "name", "shipping").str("address") == "auto"
     if customer is not None and not (customer.get("address") or {}).get("country") and not wants_address:
@@ -100,31 +99,9 @@ def _taxes(sb: Any, session: Obj, lines: list[dict[str, Any]], location: Obj) ->
         taxable = sum(line["amount"] - (line["amount_tax"] if inclusive else 0) for line in group)
         reason = "not_collecting" if rate is None else "reverse_charge" if reverse else "standard_rated"
         percentage = rate.percentage if rate is not None and not reverse else Decimal(0)
-        out.append({"amount": tax, "rate": _tax_rate(sb, address, rate, percentage, inclusive),
+        out.append({"amount": tax, "rate": automatic_tax_rate(sb, address, rate, percentage, inclusive),
                     "taxability_reason": reason, "taxable_amount": taxable})
     return out
-
-
-def _tax_rate(sb: Any, address: dict[str, Any], rate: Any, percentage: Decimal, inclusive: bool) -> Obj:
-    """The tax rate object a breakdown names (one per place, percentage and behaviour, made once)."""
-    key = f"checkout_tax_rate:{address['country']}:{address.get('state')}:{percentage}:{inclusive}"
-    found = sb.store.kv.get(key)
-    if found is not None and sb.store.get(found, "tax_rate") is not None:
-        return sb.store.objects[found]
-    kind = rate.tax_type if rate is not None else None
-    obj: Obj = {
-        "id": new_id("txr", 24), "object": "tax_rate", "active": True, "country": address["country"],
-        "created": sb.clock.now_int(), "description": None,
-        "display_name": {"vat": "VAT", "gst": "GST", "hst": "HST", "sales_tax": "Sales tax"}.get(kind or "", "Tax"),
-        "effective_percentage": float(percentage), "flat_amount": None, "inclusive": inclusive,
-        "jurisdiction": address["country"] + (f" - {rate.state}" if rate is not None and rate.state else ""),
-        "jurisdiction_level": "state" if rate is not None and rate.state else "country", "livemode": False,
-        "metadata": {}, "percentage": float(percentage), "rate_type": "percentage",
-        "state": rate.state if rate is not None else None, "tax_type": kind,
-    }
-    sb.store.add(obj)
-    sb.store.set_kv(key, obj["id"])
-    return obj
 
 
 def details_at_completion(sb: Any, session: Obj) -> Obj:

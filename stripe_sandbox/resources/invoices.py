@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..billing import SUBSCRIPTION_OF_INVOICE, changes as ch, invoicing, preview, renewal, schedules
+from ..billing import SUBSCRIPTION_OF_INVOICE, changes as ch, invoice_tax, invoicing, preview, renewal, schedules
 from ..billing import subscriptions as subs
 from ..billing.discounts import create_discount, resolve_discounts
 from ..billing.invoice_items import take_pending
@@ -50,7 +50,8 @@ def create(sb: Any, p: Params) -> Obj:
         sb, customer, currency=currency, billing_reason="manual", subscription=sub, collection_method=collection,
         auto_advance=bool(auto_advance), days_until_due=p.int("days_until_due", minimum=0),
         description=p.optional_str("description"), metadata=merge_metadata({}, p.raw("metadata")),
-        default_payment_method=p.optional_str("default_payment_method"))
+        default_payment_method=p.optional_str("default_payment_method"),
+        automatic_tax=invoice_tax.requested(sb, p, customer))
     if p.int("due_date") is not None:
         invoice["due_date"] = p.int("due_date")
     if "footer" in p:
