@@ -18,8 +18,7 @@ from typing import Any
 from ..errors import invalid_request
 from ..params import Params
 from ..resources.customer_tax_ids import tax_ids_of
-from ..resources.tax import _settings
-from ..resources.tax_calculations import automatic_tax_rate, head_office_country
+from ..resources.tax_calculations import automatic_tax_rate, default_tax_behavior, head_office_country, tax_active
 from ..store import Obj
 from .tax_table import rate_for, reverse_charge, tax_of
 
@@ -66,7 +65,7 @@ def _behavior(sb: Any, line: Obj) -> str:
     price = sb.store.get(details.get("price") or "", "price") or {}
     behavior = price.get("tax_behavior") or "unspecified"
     if behavior == "unspecified":
-        behavior = _settings(sb)["defaults"].get("tax_behavior") or "exclusive"
+        return default_tax_behavior(sb)
     return "inclusive" if behavior == "inclusive" else "exclusive"
 
 
@@ -89,7 +88,7 @@ def apply(sb: Any, invoice: Obj) -> None:
     if not invoice["automatic_tax"]["enabled"]:
         return
     customer = sb.store.get(invoice["customer"], "customer")
-    if customer is None or not located(customer) or _settings(sb)["status"] != "active":
+    if customer is None or not located(customer) or not tax_active(sb):
         invoice["automatic_tax"]["status"] = "requires_location_inputs" if customer is None or not located(customer) \
             else "failed"
         return

@@ -25,6 +25,15 @@ TAX_INACTIVE = ("Stripe Tax has not been activated on your account. Please visit
                 "to get started.")
 
 
+def tax_active(sb: Any) -> bool:
+    return bool(_settings(sb)["status"] == "active")
+
+
+def default_tax_behavior(sb: Any) -> str:
+    """What an ``unspecified`` price's tax behaviour means: the tax settings' default, else exclusive."""
+    return "inclusive" if _settings(sb)["defaults"].get("tax_behavior") == "inclusive" else "exclusive"
+
+
 def head_office_country(sb: Any, param: str = "customer_details") -> str:
     """The seller's country; Stripe Tax must be active (a head office in the tax settings), as on Stripe."""
     settings = _settings(sb)
