@@ -88,9 +88,11 @@ def apply(sb: Any, invoice: Obj) -> None:
     if not invoice["automatic_tax"]["enabled"]:
         return
     customer = sb.store.get(invoice["customer"], "customer")
-    if customer is None or not located(customer) or not tax_active(sb):
-        invoice["automatic_tax"]["status"] = "requires_location_inputs" if customer is None or not located(customer) \
-            else "failed"
+    if customer is None or not located(customer):
+        invoice["automatic_tax"]["status"] = "requires_location_inputs"
+        return
+    if not tax_active(sb):
+        invoice["automatic_tax"]["status"] = "failed"
         return
     address = customer["address"]
     invoice["customer_address"] = dict(address)

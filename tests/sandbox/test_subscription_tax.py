@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import stripe
 
@@ -80,6 +81,7 @@ def test_german_customer_pays_19_percent_on_top_of_an_exclusive_price(client: st
     assert (rate.percentage, rate.country, rate.tax_type, rate.inclusive) == (19.0, "DE", "vat", False)
     (line,) = invoice.lines.data
     assert line.amount == 1000 and [t.amount for t in line.taxes] == [190]
+    assert "VAT DE (19 %): €1.90" in httpx.get(str(invoice.hosted_invoice_url)).text
 
 
 def test_an_inclusive_price_carves_the_vat_out_of_the_same_total(client: stripe.StripeClient) -> None:
@@ -119,6 +121,8 @@ def test_eu_business_with_a_valid_vat_id_gets_the_reverse_charge(client: stripe.
     assert (tax.amount, tax.taxable_amount, tax.taxability_reason) == (0, 1000, "reverse_charge")
     assert invoice.total == 1000 and invoice.amount_paid == 1000
     assert [(t.type, t.value) for t in invoice.customer_tax_ids or []] == [("eu_vat", "FR12345678901")]
+    page = httpx.get(str(invoice.hosted_invoice_url)).text
+    assert "Reverse charge: VAT to be accounted for by the recipient." in page and "FR12345678901" in page
 
 
 def test_an_unverified_vat_id_pays_the_buyers_vat(client: stripe.StripeClient) -> None:
