@@ -85,6 +85,9 @@ def _reason(sb: Any, customer: Obj, address: Obj, rate: Any) -> str:
 def apply(sb: Any, invoice: Obj) -> None:
     """Tax a draft's lines and totals (after ``refresh_totals`` set the untaxed ones), when it has automatic
     tax on; without a usable location, nothing is added and the status stays ``requires_location_inputs``."""
+    invoice["total_taxes"] = []
+    for line in invoice["lines"]["data"]:
+        line["taxes"] = []
     if not invoice["automatic_tax"]["enabled"]:
         return
     customer = sb.store.get(invoice["customer"], "customer")

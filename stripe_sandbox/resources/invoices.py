@@ -207,6 +207,15 @@ def lines(sb: Any, p: Params, invoice_id: str) -> Obj:
     "customer", "subscription", "subscription_details", "discounts", "invoice_items", "preview_mode", "currency",
     "automatic_tax", "customer_details", "issuer", "on_behalf_of", "schedule", "schedule_details"))
 def create_preview(sb: Any, p: Params) -> Obj:
+    invoice = _preview(sb, p)
+    tax = invoice_tax.requested(sb, p, get_customer(sb, invoice["customer"]))
+    if tax is not None:  # the preview as if automatic tax were set so (or off)
+        invoice["automatic_tax"] = invoice_tax.for_invoice(tax)
+        invoicing.refresh_totals(sb, invoice)
+    return invoice
+
+
+def _preview(sb: Any, p: Params) -> Obj:
     sub_id = p.optional_str("subscription") or _subscription_of_schedule(sb, p.optional_str("schedule"))
     if sub_id is None:
         raise invalid_request("The sandbox previews subscription invoices only: pass `subscription`.",

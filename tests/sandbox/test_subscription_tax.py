@@ -186,6 +186,8 @@ def test_enabling_tax_on_an_existing_subscription_taxes_its_next_invoice(client:
     assert_stripe_shape(updated)
     assert updated.automatic_tax.enabled is True
     assert client.v1.invoices.create_preview(params={"subscription": sub.id}).total == 1190
+    untaxed = client.v1.invoices.create_preview(params={"subscription": sub.id, "automatic_tax": {"enabled": False}})
+    assert untaxed.total == 1000 and untaxed.total_taxes == []
 
 
 def test_a_one_off_invoice_with_automatic_tax(client: stripe.StripeClient) -> None:
