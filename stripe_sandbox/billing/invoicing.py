@@ -18,6 +18,7 @@ from ..events import emit
 from ..ids import new_id
 from ..resources.payment_intents import confirm_payment_intent, new_payment_intent
 from ..store import Obj
+from . import invoice_tax
 from .discounts import amount_off, discount_coupon
 from .time import DAY, clock_of, now_for
 
@@ -45,7 +46,8 @@ def new_invoice(sb: Any, customer: Obj, *, currency: str, billing_reason: str, s
                 collection_method: str = "charge_automatically", auto_advance: bool = True,
                 days_until_due: int | None = None, description: str | None = None,
                 metadata: dict[str, str] | None = None, default_payment_method: str | None = None,
-                discounts: list[str] | None = None, period: tuple[int, int] | None = None) -> Obj:
+                discounts: list[str] | None = None, period: tuple[int, int] | None = None,
+                automatic_tax: Obj | None = None) -> Obj:
     """A draft invoice with no lines yet (``add_line``, then ``refresh_totals``)."""
     now = now_for(sb, customer)
     clock = clock_of(sb, customer)
@@ -67,8 +69,7 @@ def new_invoice(sb: Any, customer: Obj, *, currency: str, billing_reason: str, s
         "attempt_count": 0,
         "attempted": False,
         "auto_advance": auto_advance,
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "provider": None,
-                          "status": None},
+        "automatic_tax": invoice_tax.for_invoice(automatic_tax),
         "automatically_finalizes_at": now + FINALIZE_DELAY if auto_advance else None,
         "billing_reason": billing_reason,
         "collection_method": collection_method,
@@ -217,7 +218,8 @@ def active_discounts(sb: Any, discount_ids: list[str], when: int) -> list[Obj]:
 
 
 def refresh_totals(sb: Any, invoice: Obj) -> None:
-    """Apply the invoice's discounts to its lines and recompute every total (drafts only)."""
+    """Apply the invoice's discounts to its lines and recompute every total, automatic tax included (drafts
+    only)."""
     lines = invoice["lines"]["data"]
     for item in lines:
         item["discount_amounts"] = []
@@ -239,6 +241,7 @@ def refresh_totals(sb: Any, invoice: Obj) -> None:
     invoice["total_discount_amounts"] = totals
     invoice["amount_due"] = max(0, invoice["total"] + invoice["starting_balance"])
     invoice["amount_remaining"] = invoice["amount_due"] - invoice["amount_paid"]
+    invoice_tax.apply(sb, invoice)
 
 
 def _discount_shares(coupon: Obj, invoice: Obj, taken: dict[str, int]) -> dict[str, int] | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..params import Params, merge_metadata
 from ..store import Obj
-from . import changes as ch, invoicing, renewal, subscriptions as subs
+from . import changes as ch, invoice_tax, invoicing, renewal, subscriptions as subs
 from .discounts import create_discount, discount_created_event, resolve_discounts
 from .invoice_items import new_invoice_item
 from .subscription_params import (PRORATION, cancellation_feedback, check_updatable, pause_collection,
@@ -73,6 +73,9 @@ def _set_details(sb: Any, p: Params, sub: Obj, customer: Obj) -> None:
         sub["description"] = p.optional_str("description")
     if "default_payment_method" in p:
         sub["default_payment_method"] = payment_method(sb, p, customer)
+    tax = invoice_tax.requested(sb, p, customer)
+    if tax is not None:
+        sub["automatic_tax"] = tax
 
 
 def _set_cancellation(p: Params, sub: Obj, now: int) -> None:

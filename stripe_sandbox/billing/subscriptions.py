@@ -197,7 +197,8 @@ def period_invoice(sb: Any, sub: Obj, *, billing_reason: str, span: tuple[int, i
     invoice = invoicing.new_invoice(
         sb, customer, currency=sub["currency"], billing_reason=billing_reason, subscription=sub,
         collection_method=sub["collection_method"], days_until_due=sub["days_until_due"],
-        default_payment_method=None, discounts=discounts, period=invoice_period)
+        default_payment_method=None, discounts=discounts, period=invoice_period,
+        automatic_tax=sub.get("automatic_tax"))
     lines = invoice["lines"]["data"]
     if with_items:
         lines.extend(_item_lines(sb, sub, invoice["id"], billing_reason, span))

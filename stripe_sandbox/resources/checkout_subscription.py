@@ -21,6 +21,7 @@ from . import subscriptions  # imports billing.renewal: its PAID listener runs b
 from .checkout_completion import complete
 from .checkout_discounts import discount_params, recheck
 from .checkout_records import extras
+from .checkout_tax import located_customer
 from .customers import update as update_customer
 from .payment_intents import confirm_payment_intent
 from .payment_methods import attach_to_customer
@@ -37,9 +38,10 @@ def pay(sb: Any, session: Obj, customer_id: str, pm: Obj | None, return_url: str
         attach_to_customer(sb, pm["id"], customer)
         update_customer(sb, Params({"invoice_settings": {"default_payment_method": pm["id"]}}), customer_id)
     ex = extras(sb, session)
+    taxed = located_customer(sb, session, customer)
     sub = _pending(sb, session, ex)
     if sub is None:
-        sub = _create(sb, session, ex, customer_id, pm)
+        sub = _create(sb, session, ex, customer_id, pm, taxed)
     elif pm is not None:
         subscriptions.update(sb, Params({"default_payment_method": pm["id"]}), sub["id"])
     invoice = sb.store.objects[sub["latest_invoice"]]
@@ -80,9 +82,11 @@ def _pending(sb: Any, session: Obj, ex: Obj) -> Obj | None:
     return sub
 
 
-def _create(sb: Any, session: Obj, ex: Obj, customer_id: str, pm: Obj | None) -> Obj:
+def _create(sb: Any, session: Obj, ex: Obj, customer_id: str, pm: Obj | None, taxed: bool) -> Obj:
     _replace_stale(sb, ex)
     params = _subscription_params(session, ex, customer_id, pm)
+    if taxed:
+        params["automatic_tax"] = {"enabled": "true"}
     # Prices made from ``price_data`` are archived (as Stripe makes them), and the subscriptions API only
     # takes active prices: they are active for the length of this call only.
     archived = [sb.store.objects[item["price"]] for item in ex["line_items"]

@@ -1,7 +1,9 @@
-"""Automatic tax in Checkout (``automatic_tax[enabled]=true``, payment mode): the hosted page asks for the billing
-address (and a tax ID with ``tax_id_collection``), the tax comes from the sandbox's table
+"""Automatic tax in Checkout (``automatic_tax[enabled]=true``, payment and subscription mode): the hosted page
+asks for the billing address (and a tax ID with ``tax_id_collection``), the tax comes from the sandbox's table
 (``tax_calculations.calculate``), and the session's totals carry it: each line's ``amount_tax``,
-``total_details.amount_tax`` and its ``breakdown.taxes``, an exclusive tax added to ``amount_total``.
+``total_details.amount_tax`` and its ``breakdown.taxes``, an exclusive tax added to ``amount_total``. In
+subscription mode the address and tax ID go on the customer and the subscription has automatic tax, so its
+invoices are taxed the same way (``billing.invoice_tax``).
 
 Created with a customer, the session needs an address to tax: the customer's, or the one typed on the page
 with ``customer_update[address]=auto`` (which then saves it on the customer), as Stripe requires."""
@@ -11,14 +13,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from ..billing.invoice_tax import located
 from ..billing.tax_table import rate_for, reverse_charge
 from ..errors import invalid_request
-from ..ids import new_id
 from ..params import Params
 from ..store import Obj
 from .checkout_records import extras
-from .tax import _settings
-from .tax_calculations import calculate, checked_tax_ids, head_office_country
+from .customer_tax_ids import add_tax_id, tax_ids_of
+from .customers import update as update_customer
+from .tax import ADDRESS_FIELDS, _settings
+from .tax_calculations import automatic_tax_rate, calculate, checked_tax_ids, head_office_country
 
 LOCATION_REQUIRED = (
     "Automatic tax calculation in Checkout requires a valid address on the Customer. Add a valid address to the "
@@ -31,10 +35,9 @@ def automatic_tax(sb: Any, p: Params, mode: str, customer: Obj | None) -> Obj:
     tax = p.dict("automatic_tax")
     if tax is None or not tax.only("enabled", "liability").bool("enabled"):
         return {"enabled": False, "liability": None, "provider": None, "status": None}
-    if mode != "payment":
-        raise invalid_request("The sandbox computes tax on `payment` mode Checkout only, so far.",
-                              param="automatic_tax[enabled]")
-    head_office_country(sb)  # Stripe Tax must be active
+    if mode == "setup":
+        raise invalid_request("automatic_tax cannot be used in `setup` mode.", param="automatic_tax[enabled]")
+    head_office_country(sb, param="automatic_tax[enabled]")  # Stripe Tax must be active
     update = p.dict("customer_update")
     wants_address = update is not None and update.only("address", "name", "shipping").str("address") == "auto"
     if customer is not None and not (customer.get("address") or {}).get("country") and not wants_address:
@@ -100,31 +103,28 @@ def _taxes(sb: Any, session: Obj, lines: list[dict[str, Any]], location: Obj) ->
         taxable = sum(line["amount"] - (line["amount_tax"] if inclusive else 0) for line in group)
         reason = "not_collecting" if rate is None else "reverse_charge" if reverse else "standard_rated"
         percentage = rate.percentage if rate is not None and not reverse else Decimal(0)
-        out.append({"amount": tax, "rate": _tax_rate(sb, address, rate, percentage, inclusive),
+        out.append({"amount": tax, "rate": automatic_tax_rate(sb, address, rate, percentage, inclusive),
                     "taxability_reason": reason, "taxable_amount": taxable})
     return out
 
 
-def _tax_rate(sb: Any, address: dict[str, Any], rate: Any, percentage: Decimal, inclusive: bool) -> Obj:
-    """The tax rate object a breakdown names (one per place, percentage and behaviour, made once)."""
-    key = f"checkout_tax_rate:{address['country']}:{address.get('state')}:{percentage}:{inclusive}"
-    found = sb.store.kv.get(key)
-    if found is not None and sb.store.get(found, "tax_rate") is not None:
-        return sb.store.objects[found]
-    kind = rate.tax_type if rate is not None else None
-    obj: Obj = {
-        "id": new_id("txr", 24), "object": "tax_rate", "active": True, "country": address["country"],
-        "created": sb.clock.now_int(), "description": None,
-        "display_name": {"vat": "VAT", "gst": "GST", "hst": "HST", "sales_tax": "Sales tax"}.get(kind or "", "Tax"),
-        "effective_percentage": float(percentage), "flat_amount": None, "inclusive": inclusive,
-        "jurisdiction": address["country"] + (f" - {rate.state}" if rate is not None and rate.state else ""),
-        "jurisdiction_level": "state" if rate is not None and rate.state else "country", "livemode": False,
-        "metadata": {}, "percentage": float(percentage), "rate_type": "percentage",
-        "state": rate.state if rate is not None else None, "tax_type": kind,
-    }
-    sb.store.add(obj)
-    sb.store.set_kv(key, obj["id"])
-    return obj
+def located_customer(sb: Any, session: Obj, customer: Obj) -> bool:
+    """Subscription mode, before subscribing: the subscription Checkout creates taxes its invoices from its
+    customer, so the address typed goes on a customer Checkout created, or with ``customer_update[address]=auto``
+    (a customer with an address of its own keeps it), and the tax ID typed is added to the customer's. True
+    when the subscription is to have automatic tax."""
+    location = extras(sb, session).get("tax_location")
+    if not enabled(session) or location is None:
+        return False
+    creates = session["customer"] is None
+    if creates or extras(sb, session).get("customer_update_address") or not located(customer):
+        address = {k: location["address"][k] for k in ADDRESS_FIELDS if location["address"].get(k) is not None}
+        update_customer(sb, Params({"address": address}), customer["id"])
+    known = {(t["type"], t["value"]) for t in tax_ids_of(sb, customer["id"])}
+    for entry in location["tax_ids"]:
+        if (entry["type"], entry["value"]) not in known:
+            add_tax_id(sb, customer, Params(dict(entry)), "tax_id")
+    return True
 
 
 def details_at_completion(sb: Any, session: Obj) -> Obj:

@@ -1,4 +1,4 @@
-"""Customers: create, retrieve, update, delete, list (``email`` filter)."""
+"""Customers: create (with ``tax_id_data``), retrieve, update, delete, list (``email`` filter)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
 from .customer_records import get_customer
+from .customer_tax_ids import add_tax_id
 from .payment_methods import attach_to_customer, resolve_payment_method
+from .tax_calculations import checked_tax_ids
 
 FIELDS = ("address", "description", "email", "name", "phone", "preferred_locales", "shipping",
           "invoice_settings", "test_clock", "payment_method", "tax_exempt", "balance", "invoice_prefix")
@@ -66,7 +68,7 @@ def _address(p: Params | None) -> Obj | None:
     return {k: p.str(k) for k in ("city", "country", "line1", "line2", "postal_code", "state")}
 
 
-@route("POST", "/v1/customers", params=(*FIELDS, "metadata"))
+@route("POST", "/v1/customers", params=(*FIELDS, "metadata", "tax_id_data"))
 def create(sb: Any, p: Params) -> Obj:
     customer_id = new_id("cus", 14)
     customer: Obj = {
@@ -102,10 +104,14 @@ def create(sb: Any, p: Params) -> Obj:
     pm_id = p.optional_str("payment_method")
     attached = resolve_payment_method(sb, pm_id, "payment_method") if pm_id is not None else None
     _apply(sb, customer, p, attached)
+    tax_id_data = p.dict_list("tax_id_data")
+    checked_tax_ids([entry.only("type", "value") for entry in tax_id_data], "tax_id_data")
     sb.store.add(customer)
     if attached is not None:
         attach_to_customer(sb, attached["id"], customer)
     emit(sb, "customer.created", customer)
+    for i, entry in enumerate(tax_id_data):
+        add_tax_id(sb, customer, entry, f"tax_id_data[{i}]")
     return customer
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -24,7 +25,23 @@ def _invoice(request: Request) -> Obj | None:
     return sb.store.get(request.path_params["invoice_id"], "invoice")
 
 
-def _text_lines(invoice: Obj) -> list[str]:
+def _tax_lines(sb: Any, invoice: Obj) -> list[str]:
+    """Each tax with its rate and place, the buyer's tax IDs, and the reverse-charge wording where it applies."""
+    cur = invoice["currency"]
+    out = []
+    for tax in invoice.get("total_taxes") or []:
+        rate = sb.store.get((tax.get("tax_rate_details") or {}).get("tax_rate") or "", "tax_rate") or {}
+        name = f"{rate.get('display_name', 'Tax')} {rate.get('jurisdiction', '')} ({rate.get('percentage', 0):g} %"
+        name += ", included)" if tax["tax_behavior"] == "inclusive" else ")"
+        out.append(f"{name}: {money(tax['amount'], cur)}")
+        if tax["taxability_reason"] == "reverse_charge":
+            out.append("Reverse charge: VAT to be accounted for by the recipient.")
+    for tax_id in invoice.get("customer_tax_ids") or []:
+        out.append(f"Customer tax ID: {tax_id['value']}")
+    return out
+
+
+def _text_lines(sb: Any, invoice: Obj) -> list[str]:
     cur = invoice["currency"]
     day = datetime.fromtimestamp(invoice["created"], UTC).strftime("%Y-%m-%d")
     out = [f"Invoice {invoice['number'] or invoice['id']}", f"Date: {day}", f"Status: {invoice['status']}",
@@ -34,6 +51,7 @@ def _text_lines(invoice: Obj) -> list[str]:
     out += ["", f"Subtotal: {money(invoice['subtotal'], cur)}"]
     for discount in invoice["total_discount_amounts"] or []:
         out.append(f"Discount: -{money(discount['amount'], cur)}")
+    out += _tax_lines(sb, invoice)
     out += [f"Total: {money(invoice['total'], cur)}", f"Amount due: {money(invoice['amount_due'], cur)}",
             f"Amount paid: {money(invoice['amount_paid'], cur)}",
             f"Amount remaining: {money(invoice['amount_remaining'], cur)}"]
@@ -44,7 +62,7 @@ async def page(request: Request) -> Response:
     invoice = _invoice(request)
     if invoice is None or invoice["status"] == "draft":
         return HTMLResponse("<h1>Invoice not found</h1>", status_code=404)
-    lines = _text_lines(invoice)
+    lines = _text_lines(request.app.state.sandbox, invoice)
     body = "".join(f"<p>{escape(text)}</p>" if text else "<hr>" for text in lines[1:])
     html = (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(lines[0])}</title></head>"
             f"<body><p><strong>TEST MODE</strong></p><h1>{escape(lines[0])}</h1>{body}"
@@ -84,7 +102,7 @@ async def pdf(request: Request) -> Response:
     invoice = _invoice(request)
     if invoice is None or invoice["status"] == "draft":
         return Response(b"not found", status_code=404)
-    return Response(build_pdf(_text_lines(invoice)), media_type="application/pdf",
+    return Response(build_pdf(_text_lines(request.app.state.sandbox, invoice)), media_type="application/pdf",
                     headers={"Content-Disposition": f"inline; filename={invoice['number'] or invoice['id']}.pdf"})
 
 

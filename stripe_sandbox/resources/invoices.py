@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..billing import SUBSCRIPTION_OF_INVOICE, changes as ch, invoicing, preview, renewal, schedules
+from ..billing import SUBSCRIPTION_OF_INVOICE, changes as ch, invoice_tax, invoicing, preview, renewal, schedules
 from ..billing import subscriptions as subs
 from ..billing.discounts import create_discount, resolve_discounts
 from ..billing.invoice_items import take_pending
@@ -50,7 +50,8 @@ def create(sb: Any, p: Params) -> Obj:
         sb, customer, currency=currency, billing_reason="manual", subscription=sub, collection_method=collection,
         auto_advance=bool(auto_advance), days_until_due=p.int("days_until_due", minimum=0),
         description=p.optional_str("description"), metadata=merge_metadata({}, p.raw("metadata")),
-        default_payment_method=p.optional_str("default_payment_method"))
+        default_payment_method=p.optional_str("default_payment_method"),
+        automatic_tax=invoice_tax.requested(sb, p, customer))
     if p.int("due_date") is not None:
         invoice["due_date"] = p.int("due_date")
     if "footer" in p:
@@ -206,6 +207,15 @@ def lines(sb: Any, p: Params, invoice_id: str) -> Obj:
     "customer", "subscription", "subscription_details", "discounts", "invoice_items", "preview_mode", "currency",
     "automatic_tax", "customer_details", "issuer", "on_behalf_of", "schedule", "schedule_details"))
 def create_preview(sb: Any, p: Params) -> Obj:
+    invoice = _preview(sb, p)
+    tax = invoice_tax.requested(sb, p, get_customer(sb, invoice["customer"]))
+    if tax is not None:  # the preview as if automatic tax were set so (or off)
+        invoice["automatic_tax"] = invoice_tax.for_invoice(tax)
+        invoicing.refresh_totals(sb, invoice)
+    return invoice
+
+
+def _preview(sb: Any, p: Params) -> Obj:
     sub_id = p.optional_str("subscription") or _subscription_of_schedule(sb, p.optional_str("schedule"))
     if sub_id is None:
         raise invalid_request("The sandbox previews subscription invoices only: pass `subscription`.",

@@ -17,7 +17,8 @@ from ..params import Params, merge_metadata
 from ..routing import route
 from ..store import Obj
 from .customer_records import get_customer
-from .payment_methods import attach_to_customer, resolve_payment_method
+from .payment_intents import REDIRECTS_NEED_RETURN_URL
+from .payment_methods import QR_CODE_TYPES, REDIRECT_TYPES, attach_to_customer, resolve_payment_method
 
 CANCELABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 
@@ -80,6 +81,23 @@ def _set_payment_method(sb: Any, si: Obj, pm_id: str | None) -> None:
         si["status"] = "requires_confirmation"
 
 
+def check_return_url(sb: Any, si: Obj, return_url: str | None) -> None:
+    """Stripe's ``return_url`` rule on a confirmation through the API: automatic payment methods that may
+    redirect need one whatever the method (the error carries the SetupIntent, no code or param); a method that
+    redirects to authorize needs one (``param=return_url``)."""
+    if return_url:
+        return
+    automatic = si["automatic_payment_methods"] or {}
+    if automatic.get("enabled") and automatic.get("allow_redirects") != "never":
+        raise invalid_request(REDIRECTS_NEED_RETURN_URL, setup_intent=dict(si))
+    pm = sb.store.get(si["payment_method"] or "", "payment_method")
+    type_ = (pm or {}).get("type")
+    if type_ in REDIRECT_TYPES and type_ not in QR_CODE_TYPES:
+        raise invalid_request(
+            f"A `return_url` must be specified because this SetupIntent uses a payment method ({type_}) that "
+            "redirects the customer to authorize the payment.", param="return_url")
+
+
 def confirm_setup_intent(sb: Any, si: Obj, pm_id: str | None = None) -> Obj:
     if si["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
         raise state_error(
@@ -128,6 +146,7 @@ def create(sb: Any, p: Params) -> Obj:
     _set_payment_method(sb, si, p.optional_str("payment_method"))
     sb.store.save(si)
     if p.bool("confirm", False):
+        check_return_url(sb, si, p.optional_str("return_url"))
         confirm_setup_intent(sb, si)
     return si
 
@@ -168,7 +187,11 @@ def update(sb: Any, p: Params, intent: str) -> Obj:
     "payment_method", "return_url", "mandate_data", "payment_method_options", "payment_method_data",
     "use_stripe_sdk", "client_secret", "confirmation_token"))
 def confirm(sb: Any, p: Params, intent: str) -> Obj:
-    return confirm_setup_intent(sb, get_setup_intent(sb, intent), p.optional_str("payment_method"))
+    si = get_setup_intent(sb, intent)
+    if "payment_method" in p:
+        _set_payment_method(sb, si, p.optional_str("payment_method"))
+    check_return_url(sb, si, p.optional_str("return_url"))
+    return confirm_setup_intent(sb, si)
 
 
 @route("POST", "/v1/setup_intents/{intent}/cancel", params=("cancellation_reason",))

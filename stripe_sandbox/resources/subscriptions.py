@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..billing import changes as ch, invoicing, subscriptions as subs
+from ..billing import changes as ch, invoice_tax, invoicing, subscriptions as subs
 from ..billing.invoice_items import new_invoice_item
 from ..billing.subscription_params import (PRORATION, cancellation_feedback, payment_method, refuse_unsupported,
                                            timestamp_or_now, trial_settings)
@@ -78,6 +78,7 @@ def subscribe(sb: Any, p: Params, *, at: int | None = None, schedule_id: str | N
     sub = _new_subscription(sb, p, customer, currency=first["currency"], now=now, span=span, trial_end=trial_end,
                             cancel_at=cancel_at, collection=collection, days_until_due=days_until_due,
                             schedule_id=schedule_id)
+    sub["automatic_tax"] = invoice_tax.requested(sb, p, customer) or dict(invoice_tax.OFF)
     sub["discounts"] = apply_discounts(sb, p, sub, customer, now)
     for request in items:
         item = subs.new_item(sb, sub, request.price, request.quantity or 0, request.metadata, now, span)

@@ -1,6 +1,7 @@
 """Tax configuration, the minimum an account has: Stripe Tax settings (retrieve, update: ``status`` turns
 ``active`` once a head office country is set, as on Stripe) and tax rates (create, retrieve, update, list).
-No tax is calculated: Checkout and invoices ignore both."""
+Automatic tax reads the settings (``tax_calculations``, ``checkout_tax``, ``billing.invoice_tax``); tax rates
+made here are stored and listed but not applied to Checkout or invoices."""
 
 from __future__ import annotations
 

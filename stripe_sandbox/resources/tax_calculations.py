@@ -21,12 +21,24 @@ from .tax import ADDRESS_FIELDS, _settings
 EXPIRES_SECONDS = 90 * 86400  # a calculation can be turned into a transaction for 90 days
 
 
-def head_office_country(sb: Any) -> str:
+TAX_INACTIVE = ("Stripe Tax has not been activated on your account. Please visit https://stripe.com/docs/tax/set-up "
+                "to get started.")
+
+
+def tax_active(sb: Any) -> bool:
+    return bool(_settings(sb)["status"] == "active")
+
+
+def default_tax_behavior(sb: Any) -> str:
+    """What an ``unspecified`` price's tax behaviour means: the tax settings' default, else exclusive."""
+    return "inclusive" if _settings(sb)["defaults"].get("tax_behavior") == "inclusive" else "exclusive"
+
+
+def head_office_country(sb: Any, param: str = "customer_details") -> str:
+    """The seller's country; Stripe Tax must be active (a head office in the tax settings), as on Stripe."""
     settings = _settings(sb)
     if settings["status"] != "active":
-        raise invalid_request("Stripe Tax has not been activated on your account. Add a head office address in "
-                              "the tax settings (POST /v1/tax/settings) first.", param="customer_details",
-                              code="stripe_tax_inactive")
+        raise invalid_request(TAX_INACTIVE, param=param, code="stripe_tax_inactive")
     return str(settings["head_office"]["address"]["country"])
 
 
@@ -70,6 +82,29 @@ def calculate(sb: Any, *, currency: str, lines: list[dict[str, Any]], address: d
         entry["amount"] += tax
         entry["taxable_amount"] += line["amount"] - tax if inclusive else line["amount"]
     return lines, list(breakdown.values())
+
+
+def automatic_tax_rate(sb: Any, address: dict[str, Any], rate: Any, percentage: Decimal, inclusive: bool) -> Obj:
+    """The tax rate object automatic tax names in a breakdown or an invoice's taxes (one per place, percentage
+    and behaviour, made once)."""
+    key = f"checkout_tax_rate:{address['country']}:{address.get('state')}:{percentage}:{inclusive}"
+    found = sb.store.kv.get(key)
+    if found is not None and sb.store.get(found, "tax_rate") is not None:
+        return sb.store.objects[found]
+    kind = rate.tax_type if rate is not None else None
+    obj: Obj = {
+        "id": new_id("txr", 24), "object": "tax_rate", "active": True, "country": address["country"],
+        "created": sb.clock.now_int(), "description": None,
+        "display_name": {"vat": "VAT", "gst": "GST", "hst": "HST", "sales_tax": "Sales tax"}.get(kind or "", "Tax"),
+        "effective_percentage": float(percentage), "flat_amount": None, "inclusive": inclusive,
+        "jurisdiction": address["country"] + (f" - {rate.state}" if rate is not None and rate.state else ""),
+        "jurisdiction_level": "state" if rate is not None and rate.state else "country", "livemode": False,
+        "metadata": {}, "percentage": float(percentage), "rate_type": "percentage",
+        "state": rate.state if rate is not None else None, "tax_type": kind,
+    }
+    sb.store.add(obj)
+    sb.store.set_kv(key, obj["id"])
+    return obj
 
 
 def _address(p: Params) -> dict[str, Any]:

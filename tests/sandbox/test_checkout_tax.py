@@ -94,3 +94,50 @@ def test_uk_vat_is_split_out_of_an_inclusive_price(sandbox: tuple[Any, stripe.St
     assert (paid.amount_total, paid.total_details.amount_tax) == (1200, 200)
     assert paid.total_details.breakdown.taxes[0].taxable_amount == 1000
     assert paid.total_details.breakdown.taxes[0].rate.inclusive is True
+
+
+def subscription_session(client: stripe.StripeClient, **extra: Any) -> Any:
+    price = client.v1.prices.create(params={"product_data": {"name": "Pro"}, "unit_amount": 1000, "currency": "eur",
+                                            "recurring": {"interval": "month"}, "tax_behavior": "exclusive"})
+    return client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "line_items": [{"price": price.id, "quantity": 1}],
+        "success_url": "https://shop.example/ok", "automatic_tax": {"enabled": True},
+        "tax_id_collection": {"enabled": True}, "billing_address_collection": "required", **extra})
+
+
+def test_subscription_checkout_taxes_the_subscription_and_its_invoices(
+        sandbox: tuple[Any, stripe.StripeClient]) -> None:
+    server, client = sandbox
+    created = subscription_session(client)
+    assert_stripe_shape(created)
+    shown = post(server, created.id, country="DE", postalCode="10115")
+    assert shown.status_code == 200 and "€11.90" in shown.text
+    assert post(server, created.id, country="DE", postalCode="10115").status_code == 303
+    paid = client.v1.checkout.sessions.retrieve(created.id, params={"expand": ["subscription.latest_invoice"]})
+    assert_stripe_shape(paid)
+    assert paid.status == "complete" and paid.amount_total == 1190
+    sub = paid.subscription
+    assert sub.automatic_tax.enabled is True
+    invoice = sub.latest_invoice
+    assert (invoice.total, invoice.amount_paid, invoice.total_taxes[0].amount) == (1190, 1190, 190)
+    assert client.v1.customers.retrieve(paid.customer).address.country == "DE"
+
+
+def test_subscription_checkout_saves_the_vat_id_for_the_reverse_charge(
+        sandbox: tuple[Any, stripe.StripeClient]) -> None:
+    server, client = sandbox
+    created = subscription_session(client)
+    assert post(server, created.id, country="FR", taxId="FR12345678901").status_code == 303
+    paid = client.v1.checkout.sessions.retrieve(created.id, params={"expand": ["subscription.latest_invoice"]})
+    invoice = paid.subscription.latest_invoice
+    assert invoice.total == 1000 and invoice.total_taxes[0].taxability_reason == "reverse_charge"
+    assert [t.value for t in client.v1.customers.tax_ids.list(paid.customer).data] == ["FR12345678901"]
+
+
+def test_setup_mode_checkout_refuses_automatic_tax(sandbox: tuple[Any, stripe.StripeClient]) -> None:
+    _, client = sandbox
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.checkout.sessions.create(params={
+            "mode": "setup", "currency": "eur", "success_url": "https://shop.example/ok",
+            "automatic_tax": {"enabled": True}})
+    assert refused.value.error is not None and refused.value.error.param == "automatic_tax[enabled]"
