@@ -4,21 +4,19 @@ download, so fulfilment never spends time on a PDF and the file always matches t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..invoices.models import Invoice
+from ..invoices.pdf import render_invoice_pdf, status_of
+from ..orders.models import Order
+from .messages import Attachment
 from .models import OutboxEmail
-
-if TYPE_CHECKING:
-    from .service import Attachment
 
 
 async def load_attachment(session: AsyncSession, row: OutboxEmail) -> Attachment | None:
     """The row's attachment, or None when it has none (or what it names is gone)."""
-    from .service import Attachment
-
     ref = row.attachment_ref or ""
     if not ref.startswith("invoice:") or not row.attachment_name:
         return None
@@ -27,10 +25,6 @@ async def load_attachment(session: AsyncSession, row: OutboxEmail) -> Attachment
 
 
 async def invoice_pdf(session: AsyncSession, number: str) -> bytes | None:
-    from ..invoices.models import Invoice
-    from ..invoices.pdf import render_invoice_pdf, status_of
-    from ..orders.models import Order
-
     found = (await session.execute(select(Invoice, Order).join(Order, Order.id == Invoice.order_id)
                                    .where(Invoice.number == number))).first()
     if found is None:

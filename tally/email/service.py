@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -20,27 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..config import Settings
 from ..db import Database
 from .attachments import load_attachment
+from .messages import Attachment, Email
 from .models import OutboxEmail
 from .smtp import SmtpSender
 
 log = logging.getLogger("tally.email")
-
-
-@dataclass(frozen=True)
-class Email:
-    to: str
-    subject: str
-    body: str  # plain text
-    html: str | None = None  # an HTML alternative of the same message
-    attachment_name: str | None = None  # e.g. INV-2026-000001.pdf
-    attachment_ref: str | None = None  # rendered when sent or shown (see ``tally.email.attachments``)
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    data: bytes
 
 
 def delivers_by_smtp(settings: Settings) -> bool:

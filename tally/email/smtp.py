@@ -7,11 +7,9 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
-if TYPE_CHECKING:
-    from .service import Attachment, Email
+from .messages import Attachment, Email
 
 
 @dataclass(frozen=True)
