@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import stripe
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -19,7 +18,7 @@ from .db import Database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .security import install_headers, install_rate_limits
-from .stripe_gateway import close_client
+from .stripe_gateway import StripeGateway, close_client
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Services:
 
     settings: Settings
     db: Database
-    stripe: stripe.StripeClient
+    stripe: StripeGateway
     webhook_secrets: list[str]  # signing secrets accepted on /v1/webhooks/stripe (two while rotating)
     run_worker: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

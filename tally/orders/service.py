@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +37,7 @@ from ..invoices.service import invoice_for_order, issue_invoice
 from ..ledger import credits, references
 from ..ledger import service as ledger
 from ..receipts import service as receipts
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import StripeGateway, idempotency_key, object_id, stripe_call
 from .discounts import AppliedDiscount, discount_line, discount_of
 from .taxes import AppliedTax, tax_of
 from .models import Order
@@ -62,7 +61,7 @@ class CheckoutStarted:
     checkout_url: str
 
 
-async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def create_checkout(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                           catalog: Catalog, prices: PriceBook, principal: Principal, pack_id: str,
                           success_url: str | None = None, cancel_url: str | None = None,
                           currency: str | None = None, locale: str | None = None) -> CheckoutStarted:
@@ -107,9 +106,8 @@ async def create_checkout(session: AsyncSession, client: stripe.StripeClient, *,
     if settings.tax_mode == "automatic":
         params.update(AUTOMATIC_TAX)
     async with stripe_call("creating checkout"):
-        checkout = (await client.v1.checkout.sessions.create_async(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": idempotency_key("order", order.id, "checkout")})).to_dict()
+        checkout = await client.create_checkout_session(
+            params, idempotency_key=idempotency_key("order", order.id, "checkout"))
     if checkout.get("amount_total") != order.amount or checkout.get("currency") != order.currency:
         # The Stripe price no longer matches the catalog (edited in the dashboard?): never sell at a price
         # other than the catalog's. Drop the cached price so the next attempt re-syncs it.
@@ -171,7 +169,7 @@ async def find_order(session: AsyncSession, order_or_session_id: str) -> Order |
     return await session.scalar(select(Order).where(column == order_or_session_id))
 
 
-async def get_order_status(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def get_order_status(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                            principal: Principal, order_or_session_id: str) -> OrderStatus:
     """The order, to its owner only (403 for another user, 404 when unknown). A pending order is checked
     against Stripe first and fulfilled on the spot if paid, so a user back from Checkout sees the
@@ -195,11 +193,9 @@ async def get_order_status(session: AsyncSession, client: stripe.StripeClient, *
 
 
 # -- Stripe state → order state -------------------------------------------------------------------
-async def retrieve_checkout_session(client: stripe.StripeClient, session_id: str) -> dict[str, Any]:
+async def retrieve_checkout_session(client: StripeGateway, session_id: str) -> dict[str, Any]:
     async with stripe_call("retrieving the checkout session"):
-        found = await client.v1.checkout.sessions.retrieve_async(
-            session_id, params={"expand": ["payment_intent"]})
-    return found.to_dict()
+        return await client.retrieve_checkout_session(session_id, expand=["payment_intent"])
 
 
 async def lock_order(session: AsyncSession, order_id: str) -> Order | None:
@@ -212,13 +208,7 @@ def _payment_intent(checkout: dict[str, Any]) -> dict[str, Any] | None:
     return pi if isinstance(pi, dict) else None
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return value.get("id")
-    return value if isinstance(value, str) else None
-
-
-async def apply_session_state(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def apply_session_state(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                               order_id: str, checkout: dict[str, Any]) -> Order | None:
     """Bring the order in line with a freshly retrieved Checkout Session: paid → fulfil; expired →
     expired; a failed payment attempt → failed (a later success still fulfils). Idempotent."""
@@ -228,8 +218,8 @@ async def apply_session_state(session: AsyncSession, client: stripe.StripeClient
     if checkout.get("payment_status") == "paid" or free:
         details = checkout.get("customer_details") or {}
         return await fulfil_paid_order(
-            session, order_id=order_id, settings=settings, payment_intent_id=_id(checkout.get("payment_intent")),
-            checkout_session_id=checkout.get("id"), paid_amount=checkout.get("amount_total"),
+            session, order_id=order_id, settings=settings,
+            payment_intent_id=object_id(checkout.get("payment_intent")), checkout_session_id=checkout.get("id"), paid_amount=checkout.get("amount_total"),
             paid_currency=checkout.get("currency"), customer_name=details.get("name"),
             customer_email=details.get("email"), discount=await discount_of(client, checkout),
             tax=await tax_of(client, checkout))
@@ -244,12 +234,10 @@ async def apply_session_state(session: AsyncSession, client: stripe.StripeClient
     return await session.get(Order, order_id)
 
 
-async def retrieve_payment_intent(client: stripe.StripeClient, payment_intent_id: str) -> dict[str, Any]:
+async def retrieve_payment_intent(client: StripeGateway, payment_intent_id: str) -> dict[str, Any]:
     """The PaymentIntent as Stripe has it now, with its latest charge (billing details for the invoice)."""
     async with stripe_call("retrieving the payment intent"):
-        found = await client.v1.payment_intents.retrieve_async(payment_intent_id,
-                                                               params={"expand": ["latest_charge"]})
-    return found.to_dict()
+        return await client.retrieve_payment_intent(payment_intent_id, expand=["latest_charge"])
 
 
 async def apply_payment_intent_state(session: AsyncSession, *, settings: Settings, order_id: str,
@@ -392,7 +380,7 @@ async def _known_order(session: AsyncSession, order_id: str, created: int | None
     raise OrderNotFoundYet(f"{what} names order {order_id}, not in the database yet")
 
 
-async def on_checkout_session(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def on_checkout_session(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                               checkout_session_id: str) -> Order | None:
     """``checkout.session.*`` events: re-fetch the session and apply its current state."""
     checkout = await retrieve_checkout_session(client, checkout_session_id)
@@ -403,7 +391,7 @@ async def on_checkout_session(session: AsyncSession, client: stripe.StripeClient
     return await apply_session_state(session, client, settings=settings, order_id=order_id, checkout=checkout)
 
 
-async def on_payment_intent(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def on_payment_intent(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                             payment_intent_id: str) -> Order | None:
     """``payment_intent.*`` events: find the order through the PaymentIntent's metadata. A PaymentIntent
     order follows its PaymentIntent; a Checkout order acts on its Checkout Session as retrieved now (it
@@ -421,7 +409,7 @@ async def on_payment_intent(session: AsyncSession, client: stripe.StripeClient, 
     if not order.stripe_checkout_session_id:
         raise OrderNotFoundYet(f"order {order_id} has no checkout session yet")
     checkout = await retrieve_checkout_session(client, order.stripe_checkout_session_id)
-    if _id(checkout.get("payment_intent")) not in (None, payment_intent_id):
+    if object_id(checkout.get("payment_intent")) not in (None, payment_intent_id):
         log.warning("%s is not the payment of order %s: ignored", what, order_id)
         return order
     if checkout.get("payment_status") != "paid" and pi.get("status") == "succeeded":
@@ -433,7 +421,7 @@ async def on_payment_intent(session: AsyncSession, client: stripe.StripeClient, 
     return await apply_session_state(session, client, settings=settings, order_id=order_id, checkout=checkout)
 
 
-async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def on_charge_refunded(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                              charge_id: str) -> Order | None:
     """``charge.refunded``: claw back the refunded share of the pack, once per Stripe refund.
 
@@ -443,8 +431,8 @@ async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient,
     the same or a later ``charge.refunded`` finds it and writes nothing. A refund of coins already spent
     may take the wallet below zero — see ``tally.ledger.credits``."""
     async with stripe_call("retrieving the charge"):
-        charge = (await client.v1.charges.retrieve_async(charge_id)).to_dict()
-    payment_intent_id = _id(charge.get("payment_intent"))
+        charge = await client.retrieve_charge(charge_id)
+    payment_intent_id = object_id(charge.get("payment_intent"))
     order = None
     if payment_intent_id:
         order = await session.scalar(select(Order).where(Order.stripe_payment_intent_id == payment_intent_id))
@@ -453,7 +441,7 @@ async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient,
         order_id = _order_id_from(charge.get("metadata"), what)
         if order_id is None and payment_intent_id:
             async with stripe_call("retrieving the payment intent"):
-                pi = (await client.v1.payment_intents.retrieve_async(payment_intent_id)).to_dict()
+                pi = await client.retrieve_payment_intent(payment_intent_id)
             order_id = _order_id_from(pi.get("metadata"), what)
         if order_id is None or not await _known_order(session, order_id, charge.get("created"), what):
             return None
@@ -465,8 +453,8 @@ async def on_charge_refunded(session: AsyncSession, client: stripe.StripeClient,
         # The refund's event overtook the payment's: fulfil first, so there is something to claw back.
         await on_payment_intent(session, client, settings=settings, payment_intent_id=payment_intent_id or "")
     async with stripe_call("listing refunds"):
-        listed = await client.v1.refunds.list_async(params={"charge": charge_id, "limit": 100})
-    refunds = sorted((r.to_dict() for r in listed.data), key=lambda r: (r.get("created") or 0, r["id"]))
+        listed = await client.list_refunds(charge_id)
+    refunds = sorted(listed, key=lambda r: (r.get("created") or 0, r["id"]))
     order = await apply_refunds(session, order_id=order.id, refunds=refunds)
     await receipts.refunds_recorded(session, settings, order=order, refunds=refunds)
     return order

@@ -25,7 +25,6 @@ import uuid
 from typing import Any
 
 import jwt
-import stripe
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +35,7 @@ from ..customers.models import User
 from ..db import Database
 from ..email.service import Email, enqueue
 from ..receipts.service import renewal_paid
-from ..stripe_gateway import stripe_call
+from ..stripe_gateway import InvalidRequestError, StripeGateway, object_id, stripe_call
 from . import mirror
 from .credits import grant_invoice
 from .models import DunningNotice, Subscription, SubscriptionChange, SubscriptionInvoice
@@ -54,35 +53,34 @@ class ChangeNotRecordedYet(RuntimeError):
 # -- invoices --------------------------------------------------------------------------------------
 def subscription_of(invoice: dict[str, Any]) -> str | None:
     details = ((invoice.get("parent") or {}).get("subscription_details") or {})
-    return mirror._id(details.get("subscription")) or mirror._id(invoice.get("subscription"))
+    return object_id(details.get("subscription")) or object_id(invoice.get("subscription"))
 
 
-async def retrieve_invoice(client: stripe.StripeClient, invoice_id: str) -> dict[str, Any]:
+async def retrieve_invoice(client: StripeGateway, invoice_id: str) -> dict[str, Any]:
     """The invoice with its payments (their PaymentIntent is how a refund or dispute finds the invoice)."""
     async with stripe_call("retrieving an invoice"):
-        return (await client.v1.invoices.retrieve_async(invoice_id, params={"expand": ["payments"]})).to_dict()
+        return await client.retrieve_invoice(invoice_id, expand=["payments"])
 
 
 def payment_intent_of(invoice: dict[str, Any]) -> str | None:
     """The PaymentIntent that paid the invoice."""
     for payment in ((invoice.get("payments") or {}).get("data") or []):
         if payment.get("status") == "paid":
-            return mirror._id((payment.get("payment") or {}).get("payment_intent"))
-    return mirror._id(invoice.get("payment_intent"))
+            return object_id((payment.get("payment") or {}).get("payment_intent"))
+    return object_id(invoice.get("payment_intent"))
 
 
-async def _all_lines(client: stripe.StripeClient, invoice: dict[str, Any]) -> list[dict[str, Any]]:
+async def _all_lines(client: StripeGateway, invoice: dict[str, Any]) -> list[dict[str, Any]]:
     lines = invoice.get("lines") or {}
     if not lines.get("has_more"):
         return list(lines.get("data") or [])
     async with stripe_call("listing invoice lines"):
-        page = await client.v1.invoices.line_items.list_async(invoice["id"], params={"limit": 100})
-        return [line.to_dict() async for line in page.auto_paging_iter()]
+        return await client.list_invoice_lines(invoice["id"])
 
 
 def _line_price_id(line: dict[str, Any]) -> str | None:
     details = ((line.get("pricing") or {}).get("price_details") or {})
-    return mirror._id(details.get("price")) or mirror._id(line.get("price"))
+    return object_id(details.get("price")) or object_id(line.get("price"))
 
 
 def _is_proration(line: dict[str, Any]) -> bool:
@@ -94,13 +92,13 @@ def _is_proration(line: dict[str, Any]) -> bool:
 _price = mirror.retrieve_price
 
 
-async def on_invoice(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
+async def on_invoice(session: AsyncSession, client: StripeGateway, *, settings: Settings, book: PlanBook,
                      invoice_id: str) -> None:
     """Any ``invoice.*`` event: act on the invoice's current state (paid → grant; failed → dunning). An invoice
     Stripe no longer has (a deleted draft) has nothing to act on."""
     try:
         invoice = await retrieve_invoice(client, invoice_id)
-    except stripe.InvalidRequestError as exc:
+    except InvalidRequestError as exc:
         if exc.code != "resource_missing":
             raise
         log.info("invoice %s no longer exists (a deleted draft): nothing to do", invoice_id)
@@ -124,7 +122,7 @@ async def on_invoice(session: AsyncSession, client: stripe.StripeClient, *, sett
         await stop_dunning(session, invoice_id)
 
 
-async def record_paid(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, row: Subscription,
+async def record_paid(session: AsyncSession, client: StripeGateway, *, book: PlanBook, row: Subscription,
                       invoice: dict[str, Any]) -> SubscriptionInvoice:
     existing = await session.get(SubscriptionInvoice, invoice["id"])
     if existing is not None:
@@ -164,7 +162,7 @@ async def record_paid(session: AsyncSession, client: stripe.StripeClient, *, boo
     return recorded
 
 
-async def _grant_upgrade(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, row: Subscription,
+async def _grant_upgrade(session: AsyncSession, client: StripeGateway, *, book: PlanBook, row: Subscription,
                          invoice: dict[str, Any]) -> None:
     """The prorated credits of an upgrade, once its invoice is paid: the change Tally's API recorded, or (for
     an upgrade made elsewhere, e.g. in the billing portal) one derived from the invoice's proration lines."""
@@ -186,7 +184,7 @@ async def _grant_upgrade(session: AsyncSession, client: stripe.StripeClient, *, 
         await grant_change_if_paid(session, client, change, invoice, book=book)
 
 
-async def _derived_change(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, row: Subscription,
+async def _derived_change(session: AsyncSession, client: StripeGateway, *, book: PlanBook, row: Subscription,
                           invoice: dict[str, Any]) -> SubscriptionChange | None:
     """Record an upgrade Tally did not ask for from its invoice: the "Unused time" line names the old price,
     the "Remaining time" line the new one, and their period ``[t, end)`` the change's instant. Its id comes
@@ -233,11 +231,11 @@ def _period_start(row: Subscription, interval: str, end: int) -> int:
 
 
 # -- dunning ---------------------------------------------------------------------------------------
-async def schedule_dunning(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, user_id: str,
+async def schedule_dunning(session: AsyncSession, client: StripeGateway, *, settings: Settings, user_id: str,
                            invoice: dict[str, Any]) -> None:
     """One notice per configured day after the invoice was finalized (idempotent: unique per step)."""
     anchor = int((invoice.get("status_transitions") or {}).get("finalized_at") or invoice.get("created") or 0)
-    clock = mirror._id(invoice.get("test_clock"))
+    clock = object_id(invoice.get("test_clock"))
     if clock:
         await mirror.stripe_now(session, client, invoice)  # remember the clock's time for the scan
     await session.execute(insert(DunningNotice).values([
@@ -261,7 +259,7 @@ _DUE = text("""
     LIMIT :limit""")
 
 
-async def send_due_notices(db: Database, client: stripe.StripeClient, settings: Settings, *, now: int,
+async def send_due_notices(db: Database, client: StripeGateway, settings: Settings, *, now: int,
                            limit: int = 100) -> int:
     """Send the notices that are due; returns how many went out. Rows are taken ``SKIP LOCKED`` so workers
     share the work; each is re-checked with Stripe so that a paid invoice stops its reminders."""
@@ -309,7 +307,7 @@ def dunning_email(settings: Settings, invoice: dict[str, Any], step: int, to: st
     return Email(to=to, subject=subject, body=body)
 
 
-async def trial_reminder(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
+async def trial_reminder(session: AsyncSession, client: StripeGateway, *, settings: Settings, book: PlanBook,
                          subscription_id: str) -> None:
     """``customer.subscription.trial_will_end`` (3 days before): one email per subscription and trial end."""
     row = await mirror.sync(session, client, book, subscription_id)
