@@ -32,8 +32,10 @@ from ..customers.models import User
 from ..customers.service import ensure_stripe_customer, ensure_user
 from ..errors import Conflict, Forbidden, InvalidRequest, NotFound
 from ..stripe_gateway import CardError, InvalidRequestError, StripeGateway, idempotency_key, stripe_call
+from .checkout import price_in_currency
 from .models import Order
-from .service import apply_payment_intent_state, find_order, lock_order, price_in_currency, retrieve_payment_intent
+from .repository import find_order, lock_order
+from .state import apply_payment_intent_state, retrieve_payment_intent
 
 # Stripe accepts a confirmation (or a change of methods) only in these states.
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")

@@ -8,7 +8,7 @@ Two passes, both safe to run at any time and any number of times:
    arrived is processed by the worker exactly as if it had.
 2. **Objects.** Paid Checkout Sessions, succeeded PaymentIntents and paid subscription invoices created in the
    window are compared with the ledger: an order not yet paid, or a paid invoice not yet recorded, is repaired
-   at once through the same idempotent fulfilment the webhook handlers use (``orders.service.on_*``,
+   at once through the same idempotent fulfilment the webhook handlers use (``orders.events.on_*``,
    ``subscriptions.billing.on_invoice``), so the credits are there when the command returns, worker or not.
    Exactly once holds because those functions take the order/subscription row lock and write the ledger under
    unique references; the row lock here only decides what to report as repaired.
@@ -32,10 +32,12 @@ from sqlalchemy.dialects.postgresql import insert
 
 from ..config import Settings
 from ..db import Database
-from ..orders import service as orders
+from ..orders.events import on_checkout_session, on_payment_intent
 from ..orders.models import Order
+from ..orders.repository import OrderNotFoundYet, lock_order
 from ..stripe_gateway import StripeGateway, stripe_call
 from ..subscriptions import billing
+from ..subscriptions.invoices import subscription_of
 from ..subscriptions.models import SubscriptionInvoice
 from ..subscriptions.plans import plan_book
 from ..webhooks.dispatch import load_handlers
@@ -172,7 +174,7 @@ async def _repair_order(db: Database, report: SyncReport, order_id: str, stripe_
     """Apply Stripe's state to one order under its row lock; report it if this run made it paid."""
     try:
         async with db.transaction() as session:
-            order = await orders.lock_order(session, order_id)
+            order = await lock_order(session, order_id)
             if order is None:
                 report.skipped.append(f"{stripe_id} names order {order_id}, which is not in this database")
                 return
@@ -183,7 +185,7 @@ async def _repair_order(db: Database, report: SyncReport, order_id: str, stripe_
             if order.status == "paid":
                 report.repaired.append(Repair("order", stripe_id, order_id,
                                               f"credited {order.total_coins} coins to {order.user_id}"))
-    except orders.OrderNotFoundYet:
+    except OrderNotFoundYet:
         report.skipped.append(f"{stripe_id}: order {order_id} is not committed yet")
 
 
@@ -198,7 +200,7 @@ async def _repair_checkout_sessions(db: Database, client: StripeGateway, setting
     report.checked["checkout_sessions"] = len(sessions)
     for order_id in sorted(await _unpaid_orders(db, set(paid))):
         session_id = paid[order_id]
-        await _repair_order(db, report, order_id, session_id, lambda s, cs=session_id: orders.on_checkout_session(
+        await _repair_order(db, report, order_id, session_id, lambda s, cs=session_id: on_checkout_session(
             s, client, settings=settings, checkout_session_id=cs))
 
 
@@ -211,7 +213,7 @@ async def _repair_payment_intents(db: Database, client: StripeGateway, settings:
     report.checked["payment_intents"] = len(intents)
     for order_id in sorted(await _unpaid_orders(db, set(succeeded))):
         pi_id = succeeded[order_id]
-        await _repair_order(db, report, order_id, pi_id, lambda s, pi=pi_id: orders.on_payment_intent(
+        await _repair_order(db, report, order_id, pi_id, lambda s, pi=pi_id: on_payment_intent(
             s, client, settings=settings, payment_intent_id=pi))
 
 
@@ -219,7 +221,7 @@ async def _repair_invoices(db: Database, client: StripeGateway, settings: Settin
                            report: SyncReport) -> None:
     async with stripe_call("listing invoices"):
         invoices = await client.list_invoices({"created": _window(report), "status": "paid", "limit": PAGE})
-    paid = [inv for inv in invoices if inv.get("status") == "paid" and billing.subscription_of(inv)]
+    paid = [inv for inv in invoices if inv.get("status") == "paid" and subscription_of(inv)]
     report.checked["invoices"] = len(invoices)
     if not paid:
         return

@@ -25,8 +25,9 @@ from .. import currency as money
 from ..config import Settings
 from ..email.service import Email, enqueue
 from ..ledger import credits
-from ..orders import service as orders
+from ..orders.events import on_payment_intent
 from ..orders.models import Order
+from ..orders.repository import lock_order
 from ..stripe_gateway import StripeGateway, object_id, stripe_call
 from .models import Dispute
 from .payments import CreditedPayment, of_invoice, of_order, recorded_invoice, retrieve_charge
@@ -89,12 +90,12 @@ async def _credited_payment(session: AsyncSession, client: StripeGateway, *, set
     if order_id is None:
         # Not fulfilled yet (the dispute overtook the payment's events), or not Tally's: the payment's own
         # handler decides, and fulfils it first when it is a paid order of Tally's.
-        order = await orders.on_payment_intent(session, client, settings=settings,
+        order = await on_payment_intent(session, client, settings=settings,
                                                payment_intent_id=payment_intent_id)
         order_id = order.id if order is not None else None
     if order_id is None:
         return None
-    order = await orders.lock_order(session, order_id)
+    order = await lock_order(session, order_id)
     if order is None or order.status not in ("paid", "refunded"):
         return None
     return of_order(order)

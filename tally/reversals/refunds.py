@@ -1,5 +1,5 @@
 """Refunds of subscription invoices: the refunded share of the invoice's credits is taken back, once per Stripe
-refund (reference ``refund:{re_…}``), with the same cumulative rule as packs (``tally.orders.service``):
+refund (reference ``refund:{re_…}``), with the same cumulative rule as packs (``tally.orders.refunds``):
 refund k takes ``floor(credits × refunded_through_k / amount_paid)`` minus what earlier refunds took, so
 partial refunds add up to exactly the whole grant on a full refund."""
 
