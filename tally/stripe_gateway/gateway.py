@@ -28,6 +28,7 @@ T = TypeVar("T")
 class StripeGateway(PaymentCalls, BillingCalls, AccountCalls):
     def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = 20.0,
                  max_network_retries: int = 2) -> None:
+        self.max_network_retries = max_network_retries  # the SDK's retries of a failed request (same key)
         self._transport = StripeTransport(timeout)
         self._sdk = stripe.StripeClient(secret_key, stripe_version=API_VERSION,
                                         base_addresses={"api": api_base} if api_base else None,
