@@ -6,8 +6,8 @@ such as GrabPay, FPX, iDEAL or SEPA Direct Debit) instead of a hosted Checkout p
                             user_id), limited to the methods the currency allows
     confirm_payment         confirm with a PaymentMethod id, or a redirect method by type
 
-Fulfilment is not here: a succeeded PaymentIntent goes to ``service.apply_payment_intent_state`` and from
-there to the same ``fulfil_paid_order`` as Checkout, whether it is seen by the confirm call itself, by the
+Fulfilment is not here: a succeeded PaymentIntent goes to ``state.apply_payment_intent_state`` and from
+there to the same ``fulfilment.fulfil_paid_order`` as Checkout, whether it is seen by the confirm call itself, by the
 ``payment_intent.succeeded`` webhook or by a status read, under the order row lock, exactly once.
 
 Nothing here commits: routes own the transaction.
