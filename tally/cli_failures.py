@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pydantic
 import sqlalchemy.exc
-import stripe
 
+from . import stripe_gateway
 from .errors import StartupError
 
 FAILED = 1
@@ -37,9 +37,9 @@ def _explain_one(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, psycopg.OperationalError):
         reason = _first_line(exc)
         return (f"cannot connect to the database: {reason}. Start PostgreSQL, or fix TALLY_DATABASE_URL"), FAILED
-    if isinstance(exc, stripe.AuthenticationError):
+    if isinstance(exc, stripe_gateway.AuthenticationError):
         return "Stripe refused the key: check STRIPE_SECRET_KEY", FAILED
-    if isinstance(exc, stripe.APIConnectionError):
+    if isinstance(exc, stripe_gateway.APIConnectionError):
         return (f"cannot reach Stripe: {_first_line(exc)}. Check the network, or STRIPE_API_BASE (a sandbox: is "
                 "it running?)"), FAILED
     return None

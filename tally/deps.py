@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import stripe
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
@@ -35,6 +34,7 @@ from .observability.metrics import HttpMetrics
 from .orders.intents import Mandate
 from .services import Services
 from .subscriptions.plans import PlanBook, PlanPrices, plan_book
+from .stripe_gateway import StripeGateway
 
 __all__ = ["AdminUser", "CatalogDep", "CurrentUser", "DatabaseDep", "MandateDep", "PlanBookDep", "PlanPricesDep", "PriceBookDep",
            "ServicesDep", "SessionDep", "SettingsDep", "StripeDep", "TokenVerifierDep", "catalog_of",
@@ -70,7 +70,7 @@ def database_of(app: Starlette) -> Database:
     return services_of(app).db
 
 
-def stripe_of(app: Starlette) -> stripe.StripeClient:
+def stripe_of(app: Starlette) -> StripeGateway:
     return services_of(app).stripe
 
 
@@ -121,7 +121,7 @@ async def _database(request: Request) -> Database:
     return services_of(request.app).db
 
 
-async def _stripe(request: Request) -> stripe.StripeClient:
+async def _stripe(request: Request) -> StripeGateway:
     return services_of(request.app).stripe
 
 
@@ -158,7 +158,7 @@ async def _mandate(request: Request) -> Mandate:
 ServicesDep = Annotated[Services, Depends(_services)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DatabaseDep = Annotated[Database, Depends(_database)]
-StripeDep = Annotated[stripe.StripeClient, Depends(_stripe)]
+StripeDep = Annotated[StripeGateway, Depends(_stripe)]
 # scope="function": the transaction ends when the route returns, before the answer is sent (see above).
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 TokenVerifierDep = Annotated[TokenVerifier, Depends(_token_verifier)]

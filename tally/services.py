@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import stripe
-
 from .config import Settings
 from .db import Database
+from .stripe_gateway import StripeGateway
 
 
 @dataclass
@@ -22,7 +21,7 @@ class Services:
 
     settings: Settings
     db: Database
-    stripe: stripe.StripeClient
+    stripe: StripeGateway
     webhook_secrets: list[str]  # signing secrets accepted on /v1/webhooks/stripe (two while rotating)
     run_worker: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

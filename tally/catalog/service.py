@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import stripe
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .. import currency as money
-from ..stripe_gateway import idempotency_key, stripe_call, update_key
+from ..stripe_gateway import InvalidRequestError, StripeGateway, idempotency_key, is_missing, stripe_call, update_key
 from .payment_methods import methods_for, retired_reason
 from .toml_file import FileModel, currency_code, parse_toml, read_toml
 
@@ -191,7 +190,7 @@ class SyncResult:
     created: list[str] = field(default_factory=list)
 
 
-async def sync_to_stripe(client: stripe.StripeClient, catalog: Catalog) -> SyncResult:
+async def sync_to_stripe(client: StripeGateway, catalog: Catalog) -> SyncResult:
     """Create or update one Product per pack and, for each currency the pack is sold in, make that
     currency's lookup key (``Pack.lookup_key_in``) point at a Price with the catalog's amount in it. Safe to
     run any number of times, from several processes at once: products have our own ids, prices are found
@@ -203,7 +202,7 @@ async def sync_to_stripe(client: stripe.StripeClient, catalog: Catalog) -> SyncR
     return result
 
 
-async def sync_pack(client: stripe.StripeClient, pack: Pack, result: SyncResult | None = None, *,
+async def sync_pack(client: StripeGateway, pack: Pack, result: SyncResult | None = None, *,
                     currency: str | None = None) -> str:
     """Ensure the pack's Product and its Price in ``currency`` (default: the primary one) exist in Stripe;
     returns the price id. One Price per currency, each found by its own lookup key: a Checkout Session
@@ -218,22 +217,19 @@ async def sync_pack(client: stripe.StripeClient, pack: Pack, result: SyncResult 
     if price is not None and _matches(price, pack, amount, code):
         return str(price["id"])
     async with stripe_call("creating a price"):
-        created = (await client.v1.prices.create_async(params={
+        created = await client.create_price({
             "product": pack.product_id, "unit_amount": amount, "currency": code,
             "lookup_key": lookup_key, "transfer_lookup_key": True,
             "metadata": {"tally_pack_id": pack.id, "coins": str(pack.coins), "bonus": str(pack.bonus)},
-        }, options={"idempotency_key": idempotency_key("pack", pack.id, f"price:{code}:{amount}")}
-        )).to_dict()
+        }, idempotency_key=idempotency_key("pack", pack.id, f"price:{code}:{amount}"))
         if created.get("lookup_key") != lookup_key:
             # An idempotent replay returned an older price that has since lost the key: move it back.
             moved = {"lookup_key": lookup_key, "transfer_lookup_key": True}
-            await client.v1.prices.update_async(created["id"], params=moved,
-                                                options={"idempotency_key": update_key("price", created["id"], moved)})
+            await client.update_price(created["id"], moved, idempotency_key=update_key("price", created["id"], moved))
         if price is not None and price.get("active"):
             # The superseded price stays in Stripe (old sessions refer to it) but is no longer offered.
             retired = {"active": False}
-            await client.v1.prices.update_async(price["id"], params=retired,
-                                                options={"idempotency_key": update_key("price", price["id"], retired)})
+            await client.update_price(price["id"], retired, idempotency_key=update_key("price", price["id"], retired))
     if result is not None:
         result.created.append(str(created["id"]))
     return str(created["id"])
@@ -246,30 +242,29 @@ def _matches(price: dict[str, Any], pack: Pack, amount: int, currency: str) -> b
             and product_id == pack.product_id and bool(price.get("active")) and price.get("type") == "one_time")
 
 
-async def _current_price(client: stripe.StripeClient, lookup_key: str) -> dict[str, Any] | None:
+async def _current_price(client: StripeGateway, lookup_key: str) -> dict[str, Any] | None:
     async with stripe_call("looking up a price"):
-        found = await client.v1.prices.list_async(params={"lookup_keys": [lookup_key], "limit": 1})
-    return found.data[0].to_dict() if found.data else None
+        return await client.find_price(lookup_key)
 
 
-async def _ensure_product(client: stripe.StripeClient, pack: Pack, result: SyncResult | None) -> None:
+async def _ensure_product(client: StripeGateway, pack: Pack, result: SyncResult | None) -> None:
     async with stripe_call("syncing a product"):
         try:
-            product = (await client.v1.products.retrieve_async(pack.product_id)).to_dict()
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status != 404:
+            product = await client.retrieve_product(pack.product_id)
+        except InvalidRequestError as exc:
+            if not is_missing(exc):
                 raise
-            await client.v1.products.create_async(params={
+            await client.create_product({
                 "id": pack.product_id, "name": pack.name, "metadata": {"tally_pack_id": pack.id},
                 **({"description": pack.description} if pack.description else {}),
-            }, options={"idempotency_key": idempotency_key("pack", pack.id, "product")})
+            }, idempotency_key=idempotency_key("pack", pack.id, "product"))
             if result is not None:
                 result.created.append(pack.product_id)
             return
         if product.get("name") != pack.name or not product.get("active"):
             fixed = {"name": pack.name, "active": True}
-            await client.v1.products.update_async(pack.product_id, params=fixed, options={
-                "idempotency_key": update_key("product", pack.product_id, fixed)})
+            await client.update_product(pack.product_id, fixed,
+                                        idempotency_key=update_key("product", pack.product_id, fixed))
 
 
 class PriceBook:
@@ -289,7 +284,7 @@ class PriceBook:
             raise ValueError(f"the {pack.id} pack has no price in {code.upper()}")
         return pack.lookup_key_in(code), amount, code
 
-    async def price_id(self, client: stripe.StripeClient, pack: Pack, currency: str | None = None) -> str:
+    async def price_id(self, client: StripeGateway, pack: Pack, currency: str | None = None) -> str:
         key = self._key(pack, currency)
         cached = self._prices.get(key)
         if cached is not None:
@@ -306,7 +301,7 @@ class PriceBook:
         self._prices.pop(self._key(pack, currency), None)
 
 
-async def match_price_reference(client: stripe.StripeClient, catalog: Catalog, prices: PriceBook,
+async def match_price_reference(client: StripeGateway, catalog: Catalog, prices: PriceBook,
                                 reference: str) -> Pack | None:
     """The catalog pack behind ``reference``: a pack id, a lookup key, or the Stripe price id that a lookup key
     currently points at. Anything else (an archived price, another product's price, a price made in the

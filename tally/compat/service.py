@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import currency as money
@@ -18,6 +17,7 @@ from ..errors import InvalidRequest
 from ..orders import service as orders
 from ..subscriptions import service as subscriptions
 from ..subscriptions.plans import PlanBook, PlanPrices, match_plan_price
+from ..stripe_gateway import StripeGateway
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def described_pack(catalog: Catalog, *, price_usd: Decimal, coins: int, bonus: i
     return pack
 
 
-async def checkout_for_price(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def checkout_for_price(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                              catalog: Catalog, prices: PriceBook, book: PlanBook, plan_prices: PlanPrices,
                              principal: Principal, price_reference: str, success_url: str | None,
                              cancel_url: str | None, locale: str | None) -> CheckoutStarted:

@@ -8,13 +8,12 @@ customer, not two."""
 
 from __future__ import annotations
 
-import stripe
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.service import Principal
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import StripeGateway, idempotency_key, stripe_call
 from .models import User
 
 
@@ -38,7 +37,7 @@ async def ensure_user(session: AsyncSession, principal: Principal) -> User:
     return user
 
 
-async def ensure_stripe_customer(session: AsyncSession, client: stripe.StripeClient, user: User) -> str:
+async def ensure_stripe_customer(session: AsyncSession, client: StripeGateway, user: User) -> str:
     """The user's Stripe customer id, creating the customer (``metadata.user_id``) on first need."""
     if user.stripe_customer_id:
         return user.stripe_customer_id
@@ -53,9 +52,7 @@ async def ensure_stripe_customer(session: AsyncSession, client: stripe.StripeCli
     if locked.name:
         params["name"] = locked.name
     async with stripe_call("creating the customer"):
-        customer = await client.v1.customers.create_async(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": idempotency_key("user", locked.id, "customer")})
-    locked.stripe_customer_id = customer.id
+        customer = await client.create_customer(params, idempotency_key=idempotency_key("user", locked.id, "customer"))
+    locked.stripe_customer_id = str(customer["id"])
     await session.flush()
-    return customer.id
+    return locked.stripe_customer_id

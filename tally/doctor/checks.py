@@ -29,12 +29,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
-import stripe
 from sqlalchemy import text
 
+from .. import stripe_gateway
 from ..config import Settings
 from ..db import Database
 from ..runtime import WEBHOOK_PATH
+from ..stripe_gateway import StripeError, StripeGateway
 
 WEBHOOK_PATHS = (WEBHOOK_PATH, "/api/stripe/webhook", "/api/payment/webhook")
 # The events Tally must receive for money to be right (its handlers also take others, which are optional).
@@ -66,7 +67,7 @@ class Finding:
 @dataclass
 class Context:
     settings: Settings
-    stripe: stripe.StripeClient
+    stripe: StripeGateway
     webhook_secrets: list[str]
     db: Database
     http: httpx.AsyncClient  # pointed at the service being checked
@@ -94,11 +95,11 @@ Check = Callable[[Context], Awaitable[Finding]]
 
 
 def _stripe_problem(exc: Exception) -> str:
-    if isinstance(exc, stripe.AuthenticationError):
+    if isinstance(exc, stripe_gateway.AuthenticationError):
         return "Stripe refused the secret key (401)"
-    if isinstance(exc, stripe.PermissionError):
+    if isinstance(exc, stripe_gateway.PermissionError):
         return "the key lacks permission for this (403; a restricted key without it?)"
-    if isinstance(exc, stripe.APIConnectionError):
+    if isinstance(exc, stripe_gateway.APIConnectionError):
         return "Stripe could not be reached"
     return f"Stripe answered {type(exc).__name__}: {getattr(exc, 'user_message', None) or exc}"
 
@@ -109,8 +110,7 @@ KEY_FIX = "Set STRIPE_SECRET_KEY to the secret key (sk_test_… or sk_live_…) 
 # -- 1. webhook endpoint --------------------------------------------------------------------------
 async def webhook_endpoints(ctx: Context) -> list[dict[str, Any]]:
     if "endpoints" not in ctx.cache:
-        page = await ctx.stripe.v1.webhook_endpoints.list_async(params={"limit": 100})
-        ctx.cache["endpoints"] = [e.to_dict() async for e in page.auto_paging_iter()]
+        ctx.cache["endpoints"] = await ctx.stripe.list_webhook_endpoints()
     return ctx.cache["endpoints"]
 
 
@@ -122,26 +122,28 @@ async def delivery_probe(ctx: Context) -> tuple[bool, str]:
     """Make Stripe send a real event to the endpoint and wait for it in the inbox: (arrived, what happened)."""
     if "probe" in ctx.cache:
         return ctx.cache["probe"]
-    checkout = await ctx.stripe.v1.checkout.sessions.create_async(params={
+    # Each doctor run makes its own probe session, and expires the one it just made: no keys of Tally's.
+    checkout = await ctx.stripe.create_checkout_session({
         "mode": "payment", "success_url": ctx.base_url + "/", "metadata": {"tally_doctor": "delivery probe"},
         "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 100,
-                                                      "product_data": {"name": "tally doctor probe"}}}]})
-    await ctx.stripe.v1.checkout.sessions.expire_async(checkout.id)
-    events = await ctx.stripe.v1.events.list_async(params={"type": "checkout.session.expired", "limit": 20})
-    event = next((e for e in events.data if e.data.object.id == checkout.id), None)
+                                                      "product_data": {"name": "tally doctor probe"}}}]},
+        idempotency_key=None)
+    await ctx.stripe.expire_checkout_session(checkout["id"], idempotency_key=None)
+    events = await ctx.stripe.list_events({"type": "checkout.session.expired", "limit": 20})
+    event = next((e for e in events if ((e.get("data") or {}).get("object") or {}).get("id") == checkout["id"]), None)
     if event is None:
-        result = (False, f"Stripe recorded no checkout.session.expired event for probe {checkout.id}")
+        result = (False, f"Stripe recorded no checkout.session.expired event for probe {checkout['id']}")
     else:
         deadline = time.monotonic() + PROBE_WAIT_SECONDS
         arrived = False
         while not arrived and time.monotonic() < deadline:
             async with ctx.db.transaction() as session:
                 arrived = bool(await session.scalar(text("SELECT 1 FROM webhook_events WHERE id = :id"),
-                                                    {"id": event.id}))
+                                                    {"id": event["id"]}))
             if not arrived:
                 await asyncio.sleep(0.2)
-        pending = (await ctx.stripe.v1.events.retrieve_async(event.id)).pending_webhooks
-        result = (arrived, f"probe event {event.id} " + (
+        pending = (await ctx.stripe.retrieve_event(event["id"])).get("pending_webhooks")
+        result = (arrived, f"probe event {event['id']} " + (
             "reached the inbox" if arrived else
             f"did not reach the inbox within {PROBE_WAIT_SECONDS:.0f} s (Stripe: {pending} delivery still failing)"))
     ctx.cache["probe"] = result
@@ -156,7 +158,7 @@ async def check_webhook(ctx: Context) -> Finding:
                   "and restart Tally.")
     try:
         endpoints = await webhook_endpoints(ctx)
-    except stripe.StripeError as exc:
+    except StripeError as exc:
         return Finding("webhook", title, False, f"Could not list webhook endpoints: {_stripe_problem(exc)}.", KEY_FIX)
     ours = [e for e in endpoints if e.get("url", "").rstrip("/") in urls]
     if not ours:
@@ -184,7 +186,7 @@ async def check_webhook(ctx: Context) -> Finding:
                        f"Set STRIPE_WEBHOOK_SECRET to the signing secret of {endpoint['id']} and restart.")
     try:
         arrived, what = await delivery_probe(ctx)
-    except stripe.StripeError as exc:
+    except StripeError as exc:
         return Finding("webhook", title, False, f"Could not send a probe event: {_stripe_problem(exc)}.", KEY_FIX)
     if not arrived:
         reachable = await _receiver_answers(ctx, endpoint["url"])
@@ -226,15 +228,15 @@ def _spend_requires_key(openapi: dict[str, Any] | None) -> bool | None:
 async def check_idempotency(ctx: Context) -> Finding:
     title = "Idempotency keys on mutating calls"
     try:
-        page = await ctx.stripe.v1.events.list_async(params={"limit": 100})
-    except stripe.StripeError as exc:
+        events = await ctx.stripe.list_events({"limit": 100})
+    except StripeError as exc:
         return Finding("idempotency", title, False, f"Could not list events: {_stripe_problem(exc)}.", KEY_FIX)
-    caused = [e for e in page.data if e.request and e.request.id]
-    keyless = [e for e in caused if not e.request.idempotency_key]
-    ours = [e for e in caused if (e.request.idempotency_key or "").startswith("tally:")]
+    caused = [e for e in events if (e.get("request") or {}).get("id")]
+    keyless = [e for e in caused if not e["request"].get("idempotency_key")]
+    ours = [e for e in caused if (e["request"].get("idempotency_key") or "").startswith("tally:")]
     spend = _spend_requires_key(await ctx.openapi())
     if keyless:
-        sample = ", ".join(f"{e.id} ({e.type})" for e in keyless[:3])
+        sample = ", ".join(f"{e['id']} ({e.get('type')})" for e in keyless[:3])
         return Finding("idempotency", title, False, f"{len(keyless)} of the last {len(caused)} API requests "
                        f"that changed something in Stripe had no Idempotency-Key: {sample}. Tally always "
                        "sends one, so another client of this account does not.",
@@ -259,11 +261,10 @@ async def check_portal(ctx: Context) -> Finding:
     fix = ("Dashboard → Settings → Billing → Customer portal: turn on payment method update, invoice history "
            "and cancellation, then Save.")
     try:
-        page = await ctx.stripe.v1.billing_portal.configurations.list_async(params={"active": True, "limit": 100})
-    except stripe.StripeError as exc:
+        configs = await ctx.stripe.list_portal_configurations()
+    except StripeError as exc:
         return Finding("portal", title, False, f"Could not list portal configurations: {_stripe_problem(exc)}.",
                        KEY_FIX)
-    configs = [c.to_dict() for c in page.data]
     default = next((c for c in configs if c.get("is_default")), configs[0] if configs else None)
     if default is None:
         return Finding("portal", title, False, "No active customer portal configuration: 'Manage billing' "
@@ -284,17 +285,17 @@ async def check_tax(ctx: Context) -> Finding:
     fix = ("Turn on Stripe Tax (Dashboard → Tax: head office address and your registrations) or create tax "
            "rates (Dashboard → Product catalog → Tax rates).")
     try:
-        settings = (await ctx.stripe.v1.tax.settings.retrieve_async()).to_dict()
-        rates = await ctx.stripe.v1.tax_rates.list_async(params={"active": True, "limit": 100})
-    except stripe.StripeError as exc:
+        settings = await ctx.stripe.retrieve_tax_settings()
+        rates = await ctx.stripe.list_tax_rates({"active": True, "limit": 100})
+    except StripeError as exc:
         return Finding("tax", title, False, f"Could not read tax settings: {_stripe_problem(exc)}.", KEY_FIX)
     if settings.get("status") == "active":
         country = (((settings.get("head_office") or {}).get("address")) or {}).get("country")
         return Finding("tax", title, True, f"Stripe Tax is active (head office {country})"
-                       + (f"; {len(rates.data)} active tax rates too." if rates.data else "."))
-    if rates.data:
-        names = ", ".join(f"{r.display_name} {r.percentage}%" for r in rates.data[:5])
-        return Finding("tax", title, True, f"{len(rates.data)} active tax rates: {names}.")
+                       + (f"; {len(rates)} active tax rates too." if rates else "."))
+    if rates:
+        names = ", ".join(f"{r.get('display_name')} {r.get('percentage')}%" for r in rates[:5])
+        return Finding("tax", title, True, f"{len(rates)} active tax rates: {names}.")
     missing = ", ".join((settings.get("status_details") or {}).get("pending", {}).get("missing_fields") or [])
     return Finding("tax", title, False, "Stripe Tax is not active" + (f" (missing: {missing})" if missing else "")
                    + " and there is no active tax rate: no tax is collected.", fix)
@@ -312,12 +313,13 @@ async def check_dunning(ctx: Context) -> Finding:
                        "the /outbox page, so no customer hears about a failed payment.",
                        "Set TALLY_SMTP_URL (smtp://user:pass@host:25, smtps://…:465 or smtp+starttls://…:587).")
     try:
-        page = await ctx.stripe.v1.subscriptions.list_async(params={"status": "past_due", "limit": 20,
-                                                                   "expand": ["data.latest_invoice"]})
-    except stripe.StripeError as exc:
+        past_due = await ctx.stripe.list_subscriptions({"status": "past_due", "limit": 20,
+                                                        "expand": ["data.latest_invoice"]})
+    except StripeError as exc:
         return Finding("dunning", title, False, f"Could not list subscriptions: {_stripe_problem(exc)}.", KEY_FIX)
-    stopped = [s.id for s in page.data if isinstance(s.latest_invoice, stripe.Invoice)
-               and s.latest_invoice.status == "open" and s.latest_invoice.next_payment_attempt is None]
+    stopped = [s["id"] for s in past_due if isinstance(s.get("latest_invoice"), dict)
+               and s["latest_invoice"].get("status") == "open"
+               and s["latest_invoice"].get("next_payment_attempt") is None]
     if stopped:
         return Finding("dunning", title, False, f"Past-due subscriptions with no retry scheduled: "
                        f"{', '.join(stopped[:5])}. Stripe is not retrying failed renewals.",
@@ -327,7 +329,7 @@ async def check_dunning(ctx: Context) -> Finding:
     transport = "SMTP" if settings.smtp_url else "the /outbox page (sandbox mode)"
     return Finding("dunning", title, True, f"Reminders on days {','.join(map(str, settings.dunning_days))} after a "
                    f"failed renewal, sent by {transport}; no past-due subscription without a retry scheduled "
-                   f"({len(page.data)} past due). Stripe's Smart Retries schedule itself has no API: check it "
+                   f"({len(past_due)} past due). Stripe's Smart Retries schedule itself has no API: check it "
                    "once in Dashboard → Settings → Billing.")
 
 
@@ -421,7 +423,7 @@ async def check_keys(ctx: Context) -> Finding:
                        "Unset STRIPE_API_BASE in production.")
     try:
         endpoints = await webhook_endpoints(ctx)
-    except stripe.StripeError as exc:
+    except StripeError as exc:
         return Finding("keys", title, False, f"{_stripe_problem(exc)}: the key is revoked, mistyped or of "
                        "another account.", KEY_FIX)
     modes = {bool(e.get("livemode")) for e in endpoints}
@@ -470,11 +472,11 @@ async def check_monitoring(ctx: Context) -> Finding:
                        "an event Stripe fails to deliver is never fetched.",
                        "Set TALLY_SYNC_EVERY_MINUTES=5 (or run `tally sync` from cron).")
     try:
-        recent = await ctx.stripe.v1.events.list_async(params={
+        recent = await ctx.stripe.list_events({
             "limit": 100, "created": {"lt": int(time.time()) - 600, "gt": int(time.time()) - 86400}})
-    except stripe.StripeError as exc:
+    except StripeError as exc:
         return Finding("monitoring", title, False, f"Could not list events: {_stripe_problem(exc)}.", KEY_FIX)
-    undelivered = [e.id for e in recent.data if (e.pending_webhooks or 0) > 0]
+    undelivered = [e["id"] for e in recent if (e.get("pending_webhooks") or 0) > 0]
     if undelivered:
         return Finding("monitoring", title, False, f"Stripe still fails to deliver {len(undelivered)} events older "
                        f"than 10 minutes (e.g. {', '.join(undelivered[:3])}).",

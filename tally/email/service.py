@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..config import Settings
 from ..db import Database
 from .attachments import load_attachment
-from .messages import Attachment, Email
+from .messages import Email
 from .models import OutboxEmail
 from .smtp import SmtpSender
 

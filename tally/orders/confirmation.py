@@ -3,16 +3,16 @@ drop-in ``POST /api/stripe/confirm-payment`` both do."""
 
 from __future__ import annotations
 
-import stripe
 
 from ..auth.service import Principal
 from ..catalog.service import Catalog
 from ..config import Settings
 from ..db import Database
 from . import intents
+from ..stripe_gateway import StripeGateway
 
 
-async def confirm_order_payment(db: Database, client: stripe.StripeClient, *, settings: Settings, catalog: Catalog,
+async def confirm_order_payment(db: Database, client: StripeGateway, *, settings: Settings, catalog: Catalog,
                                 principal: Principal, reference: str, payment_method_id: str | None,
                                 payment_method_type: str | None, return_url: str | None,
                                 mandate: intents.Mandate) -> intents.PaymentState:

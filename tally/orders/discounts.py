@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
-
-from ..stripe_gateway import stripe_call
+from ..stripe_gateway import StripeGateway, stripe_call
 
 
 @dataclass(frozen=True)
@@ -18,7 +16,7 @@ class AppliedDiscount:
     stripe_promotion_code_id: str | None
 
 
-async def discount_of(client: stripe.StripeClient, checkout: dict[str, Any]) -> AppliedDiscount | None:
+async def discount_of(client: StripeGateway, checkout: dict[str, Any]) -> AppliedDiscount | None:
     """The session's discount, or None when it has none."""
     amount = int((checkout.get("total_details") or {}).get("amount_discount") or 0)
     if amount <= 0:
@@ -30,7 +28,7 @@ async def discount_of(client: stripe.StripeClient, checkout: dict[str, Any]) -> 
     if not promo:
         return AppliedDiscount(amount, None, None)
     async with stripe_call("retrieving the promotion code"):
-        found = (await client.v1.promotion_codes.retrieve_async(promo)).to_dict()
+        found = await client.retrieve_promotion_code(promo)
     return AppliedDiscount(amount, found.get("code"), promo)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..webhooks.dispatch import HandlerContext, handles
-from . import service
+from . import events
 
 
 def _object_id(event: dict[str, Any]) -> str:
@@ -18,13 +18,13 @@ def _object_id(event: dict[str, Any]) -> str:
 @handles("checkout.session.completed", "checkout.session.async_payment_succeeded",
          "checkout.session.async_payment_failed", "checkout.session.expired")
 async def checkout_session_changed(ctx: HandlerContext, event: dict[str, Any]) -> None:
-    await service.on_checkout_session(ctx.session, ctx.stripe, settings=ctx.settings,
+    await events.on_checkout_session(ctx.session, ctx.stripe, settings=ctx.settings,
                                       checkout_session_id=_object_id(event))
 
 
 @handles("payment_intent.succeeded", "payment_intent.payment_failed")
 async def payment_intent_changed(ctx: HandlerContext, event: dict[str, Any]) -> None:
-    await service.on_payment_intent(ctx.session, ctx.stripe, settings=ctx.settings,
+    await events.on_payment_intent(ctx.session, ctx.stripe, settings=ctx.settings,
                                     payment_intent_id=_object_id(event))
 
 

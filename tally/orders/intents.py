@@ -6,8 +6,8 @@ such as GrabPay, FPX, iDEAL or SEPA Direct Debit) instead of a hosted Checkout p
                             user_id), limited to the methods the currency allows
     confirm_payment         confirm with a PaymentMethod id, or a redirect method by type
 
-Fulfilment is not here: a succeeded PaymentIntent goes to ``service.apply_payment_intent_state`` and from
-there to the same ``fulfil_paid_order`` as Checkout, whether it is seen by the confirm call itself, by the
+Fulfilment is not here: a succeeded PaymentIntent goes to ``state.apply_payment_intent_state`` and from
+there to the same ``fulfilment.fulfil_paid_order`` as Checkout, whether it is seen by the confirm call itself, by the
 ``payment_intent.succeeded`` webhook or by a status read, under the order row lock, exactly once.
 
 Nothing here commits: routes own the transaction.
@@ -21,7 +21,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.service import Principal
@@ -32,9 +31,11 @@ from ..config import Settings
 from ..customers.models import User
 from ..customers.service import ensure_stripe_customer, ensure_user
 from ..errors import Conflict, Forbidden, InvalidRequest, NotFound
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import CardError, InvalidRequestError, StripeGateway, idempotency_key, stripe_call
+from .checkout import price_in_currency
 from .models import Order
-from .service import apply_payment_intent_state, find_order, lock_order, price_in_currency, retrieve_payment_intent
+from .repository import find_order, lock_order
+from .state import apply_payment_intent_state, retrieve_payment_intent
 
 # Stripe accepts a confirmation (or a change of methods) only in these states.
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -47,7 +48,7 @@ class PaymentState:
 
     order: Order
     payment_intent: dict[str, Any] | None
-    declined: stripe.CardError | None = None
+    declined: CardError | None = None
 
     @property
     def status(self) -> str:
@@ -116,7 +117,7 @@ async def owned_order(session: AsyncSession, principal: Principal, reference: st
 
 
 # -- the PaymentIntent ------------------------------------------------------------------------------
-async def ensure_payment_intent(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def ensure_payment_intent(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                                 catalog: Catalog, principal: Principal, order_id: str,
                                 payment_method_types: list[str] | None = None) -> PaymentState:
     """The order's one PaymentIntent, created on first call. ``payment_method_types`` narrows the methods
@@ -149,9 +150,8 @@ async def ensure_payment_intent(session: AsyncSession, client: stripe.StripeClie
         "metadata": {"order_id": order.id, "user_id": order.user_id, "pack_id": order.pack_id},
     }
     async with stripe_call("creating the payment intent"):
-        pi = (await client.v1.payment_intents.create_async(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": idempotency_key("order", order.id, "payment_intent")})).to_dict()
+        pi = await client.create_payment_intent(
+            params, idempotency_key=idempotency_key("order", order.id, "payment_intent"))
     order.stripe_payment_intent_id = pi["id"]
     await session.flush()
     if requested and pi.get("payment_method_types") != requested:
@@ -165,14 +165,13 @@ def _refuse_checkout_order(order: Order) -> None:
                        "create an order with POST /v1/orders.", param="order_id")
 
 
-async def _set_methods(client: stripe.StripeClient, payment_intent_id: str, types: list[str]) -> dict[str, Any]:
+async def _set_methods(client: StripeGateway, payment_intent_id: str, types: list[str]) -> dict[str, Any]:
     # Setting a list is idempotent by itself, so the SDK's own retry key suffices. A key derived from our ids
     # would be wrong here: a buyer switching card → grabpay → card would get Stripe's stored answer to the
     # first switch, and the PaymentIntent would keep grabpay.
     async with stripe_call("updating the payment intent"):
-        updated = await client.v1.payment_intents.update_async(
-            payment_intent_id, params={"payment_method_types": types})  # type: ignore[typeddict-item]
-    return updated.to_dict()
+        return await client.update_payment_intent(payment_intent_id, {"payment_method_types": types},
+                                                  idempotency_key=None)
 
 
 # -- confirming -------------------------------------------------------------------------------------
@@ -185,7 +184,7 @@ class Mandate:
     user_agent: str
 
 
-async def confirm_payment(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def confirm_payment(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                           catalog: Catalog, principal: Principal, reference: str,
                           payment_method_id: str | None, payment_method_type: str | None,
                           return_url: str | None, mandate: Mandate) -> PaymentState:
@@ -225,21 +224,21 @@ async def confirm_payment(session: AsyncSession, client: stripe.StripeClient, *,
     if method in DELAYED_METHODS:
         params["mandate_data"] = {"customer_acceptance": {"type": "online", "online": {
             "ip_address": mandate.ip_address, "user_agent": mandate.user_agent}}}
-    declined: stripe.CardError | None = None
+    declined: CardError | None = None
     # No idempotency key of our own: each confirmation is a new attempt (after a decline the buyer tries
     # again), and the state check above keeps a retried request from confirming twice.
     async with stripe_call("confirming the payment"), _stripe_refusals("payment_method_id"
                                                                        if payment_method_id else "return_url"):
         try:
-            await client.v1.payment_intents.confirm_async(pi["id"], params=params)  # type: ignore[arg-type]
-        except stripe.CardError as exc:
+            await client.confirm_payment_intent(pi["id"], params, idempotency_key=None)
+        except CardError as exc:
             declined = exc
     pi = await retrieve_payment_intent(client, pi["id"])
     await apply_payment_intent_state(session, settings=settings, order_id=order.id, pi=pi)
     return PaymentState(order, pi, declined)
 
 
-async def _method_type(client: stripe.StripeClient, catalog: Catalog, order: Order, payment_method_id: str | None,
+async def _method_type(client: StripeGateway, catalog: Catalog, order: Order, payment_method_id: str | None,
                        payment_method_type: str | None, return_url: str | None) -> str:
     """The payment method type this confirmation uses, checked against the order's currency."""
     declared = payment_method_type.strip().lower() if payment_method_type else None
@@ -247,7 +246,7 @@ async def _method_type(client: stripe.StripeClient, catalog: Catalog, order: Ord
         raise InvalidRequest(retired_reason(declared) or "", param="payment_method_type")
     if payment_method_id:
         async with stripe_call("retrieving the payment method"), _stripe_refusals("payment_method_id"):
-            pm = (await client.v1.payment_methods.retrieve_async(payment_method_id)).to_dict()
+            pm = await client.retrieve_payment_method(payment_method_id)
         method = str(pm.get("type"))
         if declared and declared != method:
             raise InvalidRequest(f"The payment method {payment_method_id} is a {method}, not a {declared}.",
@@ -274,6 +273,6 @@ async def _stripe_refusals(param: str) -> AsyncIterator[None]:
     use) is the caller's mistake: a 400 with Stripe's message, not a 500."""
     try:
         yield
-    except stripe.InvalidRequestError as exc:
+    except InvalidRequestError as exc:
         message = exc.user_message or getattr(exc.error, "message", None) or str(exc)
         raise InvalidRequest(message, param=getattr(exc.error, "param", None) or param) from exc

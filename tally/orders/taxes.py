@@ -7,9 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import stripe
-
-from ..stripe_gateway import stripe_call
+from ..stripe_gateway import StripeGateway, stripe_call
 
 ADDRESS_FIELDS = ("line1", "line2", "postal_code", "city", "state", "country")
 
@@ -34,15 +32,14 @@ def _line(tax: dict[str, Any]) -> dict[str, Any]:
             "reason": tax.get("taxability_reason")}
 
 
-async def tax_of(client: stripe.StripeClient, checkout: dict[str, Any]) -> AppliedTax | None:
+async def tax_of(client: StripeGateway, checkout: dict[str, Any]) -> AppliedTax | None:
     """The session's tax, or None when Stripe computed none for it (automatic tax off)."""
     if not (checkout.get("automatic_tax") or {}).get("enabled"):
         return None
     totals = checkout.get("total_details") or {}
     if "breakdown" not in totals:  # an includable field: ask for it
         async with stripe_call("retrieving the tax breakdown"):
-            expanded = (await client.v1.checkout.sessions.retrieve_async(
-                checkout["id"], params={"expand": ["total_details.breakdown"]})).to_dict()
+            expanded = await client.retrieve_checkout_session(checkout["id"], expand=["total_details.breakdown"])
         totals = expanded.get("total_details") or {}
     lines = [_line(t) for t in (totals.get("breakdown") or {}).get("taxes") or []]
     exclusive = sum(line["amount"] for line in lines if not line["inclusive"])

@@ -13,8 +13,8 @@ from ..customers.models import User
 from ..db import Database
 from ..email.service import Email, enqueue
 from ..receipts.locale import format_day, format_money
-from ..subscriptions.billing import portal_link
 from ..subscriptions.plans import PlanBook
+from ..subscriptions.portal_links import portal_link
 from .models import PriceChange, PriceChangeItem
 
 _DUE = text("""

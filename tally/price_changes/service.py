@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import stripe
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import InvalidRequest
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import StripeGateway, idempotency_key, object_id, stripe_call
 from ..subscriptions import mirror
 from ..subscriptions.models import Subscription
 from ..subscriptions.plans import PlanBook, SubscriptionPlan, sync_plan_price
@@ -69,7 +68,7 @@ def _plan(book: PlanBook, plan_id: str, interval: str) -> SubscriptionPlan:
     return plan
 
 
-async def resolve_target(client: stripe.StripeClient, book: PlanBook, plan_id: str, interval: str,
+async def resolve_target(client: StripeGateway, book: PlanBook, plan_id: str, interval: str,
                          to_price: str) -> Target:
     """The new price: a lookup key or price id as Stripe has it now, or an amount (minor units) that must be
     the plans file's (the file is what new sign-ups pay; change it first, so they get the new price at once)."""
@@ -84,12 +83,12 @@ async def resolve_target(client: stripe.StripeClient, book: PlanBook, plan_id: s
         return Target(await sync_plan_price(client, plan, interval), spec.amount, plan.currency)
     async with stripe_call("finding the new price"):
         if to_price.startswith("price_"):
-            price = (await client.v1.prices.retrieve_async(to_price)).to_dict()
+            price = await client.retrieve_price(to_price)
         else:
-            found = (await client.v1.prices.list_async(params={"lookup_keys": [to_price], "limit": 1})).data
-            if not found:
+            found = await client.find_price(to_price)
+            if found is None:
                 raise InvalidRequest(f"No Stripe price has the lookup key {to_price!r}.", param="to_price")
-            price = found[0].to_dict()
+            price = found
     product = price.get("product")
     if (product if isinstance(product, str) else (product or {}).get("id")) != plan.product_id or \
             (price.get("recurring") or {}).get("interval") != interval:
@@ -117,7 +116,7 @@ def first_renewal_from(anchor: int, period_end: int, interval: str, earliest: in
     return renewal
 
 
-async def plan_moves(session: AsyncSession, client: stripe.StripeClient, *, plan_id: str, interval: str,
+async def plan_moves(session: AsyncSession, client: StripeGateway, *, plan_id: str, interval: str,
                      target: Target, effective_at: int, notice_days: int) -> list[Move]:
     """Who moves when, from each subscription as Stripe has it now (read-only but for clock times)."""
     rows = (await session.scalars(select(Subscription).where(
@@ -126,7 +125,7 @@ async def plan_moves(session: AsyncSession, client: stripe.StripeClient, *, plan
     moves = []
     for row in rows:
         async with stripe_call("retrieving a subscription"):
-            sub = (await client.v1.subscriptions.retrieve_async(row.id)).to_dict()
+            sub = await client.retrieve_subscription(row.id)
         item = sub["items"]["data"][0]
         now = await mirror.stripe_now(session, client, sub)
         switch_at = first_renewal_from(int(sub["billing_cycle_anchor"]), int(item["current_period_end"]), interval,
@@ -138,11 +137,11 @@ async def plan_moves(session: AsyncSession, client: stripe.StripeClient, *, plan
             skipped = "has a scheduled change already"
         moves.append(Move(row.id, row.user_id, str(item["price"]["id"]), int(item["price"]["unit_amount"] or 0),
                           target.amount, target.currency, switch_at, switch_at - notice_days * DAY,
-                          mirror._id(sub.get("test_clock")), skipped))
+                          object_id(sub.get("test_clock")), skipped))
     return moves
 
 
-async def apply(session: AsyncSession, client: stripe.StripeClient, *, plan_id: str, interval: str,
+async def apply(session: AsyncSession, client: StripeGateway, *, plan_id: str, interval: str,
                 target: Target, effective_at: int, notice_days: int, moves: list[Move]) -> PriceChange:
     """Record the change and give each subscription that moves its schedule (idempotent per change and
     subscription, so a crash half-way can be finished by running the same change again)."""
@@ -164,24 +163,23 @@ async def apply(session: AsyncSession, client: stripe.StripeClient, *, plan_id: 
     return change
 
 
-async def schedule_switch(client: stripe.StripeClient, move: Move, *, interval: str, to_price_id: str,
+async def schedule_switch(client: StripeGateway, move: Move, *, interval: str, to_price_id: str,
                           key: str) -> dict[str, Any]:
     """The subscription's schedule: its current price until ``switch_at``, then one period of the new price,
     then release (the subscription goes on at the new price)."""
     async with stripe_call("scheduling the price change"):
-        schedule = (await client.v1.subscription_schedules.create_async(
-            params={"from_subscription": move.subscription_id},
-            options={"idempotency_key": idempotency_key("price_change", key, "schedule")})).to_dict()
+        schedule = await client.create_subscription_schedule(
+            {"from_subscription": move.subscription_id},
+            idempotency_key=idempotency_key("price_change", key, "schedule"))
         first = schedule["phases"][0]
         phases = [
             {"items": [{"price": move.from_price_id, "quantity": 1}], "start_date": first["start_date"],
              "end_date": move.switch_at},
             {"items": [{"price": to_price_id, "quantity": 1}], "duration": {"interval": interval, "interval_count": 1}},
         ]
-        return (await client.v1.subscription_schedules.update_async(
-            schedule["id"], params={"phases": phases, "end_behavior": "release",  # type: ignore[typeddict-item]
-                                    "metadata": {"tally_price_change": key}},
-            options={"idempotency_key": idempotency_key("price_change", key, "phases")})).to_dict()
+        return await client.update_subscription_schedule(
+            schedule["id"], {"phases": phases, "end_behavior": "release", "metadata": {"tally_price_change": key}},
+            idempotency_key=idempotency_key("price_change", key, "phases"))
 
 
 # -- progress ------------------------------------------------------------------------------------------

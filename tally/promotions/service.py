@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import stripe
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +20,7 @@ from .. import currency as money
 from ..catalog.service import Catalog, sync_pack
 from ..errors import InvalidRequest, NotFound
 from ..orders.models import Order
-from ..stripe_gateway import stripe_call, update_key
+from ..stripe_gateway import InvalidRequestError, StripeGateway, stripe_call, update_key
 from ..subscriptions.plans import PlanBook, sync_plan_price
 
 DURATIONS = ("once", "repeating", "forever")
@@ -109,7 +108,7 @@ def promotion_code_params(spec: PromotionSpec, coupon_id: str) -> dict[str, Any]
     return params
 
 
-async def create_promotion(client: stripe.StripeClient, catalog: Catalog, book: PlanBook,
+async def create_promotion(client: StripeGateway, catalog: Catalog, book: PlanBook,
                            spec: PromotionSpec, *, today: date) -> dict[str, Any]:
     """A coupon and its promotion code in Stripe; the same request retried is the same Stripe request."""
     validate(spec, catalog, book, today=today)
@@ -118,21 +117,19 @@ async def create_promotion(client: stripe.StripeClient, catalog: Catalog, book: 
     try:
         await _ensure_products(client, catalog, book, spec)
         async with stripe_call("creating the coupon"):
-            coupon = (await client.v1.coupons.create_async(
-                params=coupon_spec,  # type: ignore[arg-type]
-                options={"idempotency_key": update_key("promo_coupon", spec.code, coupon_spec)})).to_dict()
+            coupon = await client.create_coupon(
+                coupon_spec, idempotency_key=update_key("promo_coupon", spec.code, coupon_spec))
         code_spec = promotion_code_params(spec, coupon["id"])
         async with stripe_call("creating the promotion code"):
-            promo = (await client.v1.promotion_codes.create_async(
-                params=code_spec,  # type: ignore[arg-type]
-                options={"idempotency_key": update_key("promo_code", spec.code, code_spec)})).to_dict()
-    except stripe.InvalidRequestError as exc:
+            promo = await client.create_promotion_code(
+                code_spec, idempotency_key=update_key("promo_code", spec.code, code_spec))
+    except InvalidRequestError as exc:
         raise InvalidRequest(f"Stripe refused it: {exc.user_message or exc}", param=exc.param) from None
     promo["promotion"]["coupon"] = coupon
     return promo
 
 
-async def _ensure_products(client: stripe.StripeClient, catalog: Catalog, book: PlanBook,
+async def _ensure_products(client: StripeGateway, catalog: Catalog, book: PlanBook,
                            spec: PromotionSpec) -> None:
     """The products a restricted coupon names must exist in Stripe: sync those packs and plans first (a
     no-op when they are already there)."""
@@ -144,16 +141,14 @@ async def _ensure_products(client: stripe.StripeClient, catalog: Catalog, book: 
             await sync_plan_price(client, plan, interval)
 
 
-async def list_promotions(client: stripe.StripeClient, *, active_only: bool = False) -> list[dict[str, Any]]:
+async def list_promotions(client: StripeGateway, *, active_only: bool = False) -> list[dict[str, Any]]:
     """Every promotion code in the Stripe account, newest first, each with its coupon."""
     params: dict[str, Any] = {"limit": 100}
     if active_only:
         params["active"] = True
     async with stripe_call("listing promotion codes"):
-        codes = [c.to_dict() async for c in (await client.v1.promotion_codes.list_async(
-            params=params)).auto_paging_iter()]  # type: ignore[arg-type]
-        coupons = {c["id"]: c.to_dict() async for c in (await client.v1.coupons.list_async(
-            params={"limit": 100})).auto_paging_iter()}
+        codes = await client.list_promotion_codes(params)
+        coupons = {c["id"]: c for c in await client.list_coupons()}
     for promo in codes:
         coupon_id = promo["promotion"]["coupon"]
         if isinstance(coupon_id, str):
@@ -161,16 +156,15 @@ async def list_promotions(client: stripe.StripeClient, *, active_only: bool = Fa
     return codes
 
 
-async def deactivate(client: stripe.StripeClient, code: str) -> dict[str, Any]:
+async def deactivate(client: StripeGateway, code: str) -> dict[str, Any]:
     """Turn the active code ``code`` off (Stripe keeps it, and what it already discounted)."""
     async with stripe_call("finding the promotion code"):
-        found = (await client.v1.promotion_codes.list_async(params={"code": code, "active": True, "limit": 1})).data
-    if not found:
+        found = await client.first_promotion_code({"code": code, "active": True})
+    if found is None:
         raise NotFound(f"No active promotion code {code!r}.", param="code")
     async with stripe_call("deactivating the promotion code"):
-        return (await client.v1.promotion_codes.update_async(
-            found[0].id, params={"active": False},
-            options={"idempotency_key": update_key("promo_code", found[0].id, {"active": False})})).to_dict()
+        return await client.update_promotion_code(
+            found["id"], {"active": False}, idempotency_key=update_key("promo_code", found["id"], {"active": False}))
 
 
 # -- what each code did ---------------------------------------------------------------------------------

@@ -7,10 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import stripe
-
 from .. import currency as money
 from ..db import Database
+from ..stripe_gateway import StripeGateway
 from . import service
 
 
@@ -18,7 +17,7 @@ def _amounts(by_currency: dict[str, int]) -> str:
     return ", ".join(money.format_amount(v, c) for c, v in sorted(by_currency.items()))
 
 
-async def promotion_rows(db: Database, client: stripe.StripeClient) -> list[dict[str, Any]]:
+async def promotion_rows(db: Database, client: StripeGateway) -> list[dict[str, Any]]:
     codes = await service.list_promotions(client)
     async with db.transaction() as session:
         usage = await service.usage_by_code(session)

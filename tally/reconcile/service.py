@@ -8,7 +8,7 @@ Two passes, both safe to run at any time and any number of times:
    arrived is processed by the worker exactly as if it had.
 2. **Objects.** Paid Checkout Sessions, succeeded PaymentIntents and paid subscription invoices created in the
    window are compared with the ledger: an order not yet paid, or a paid invoice not yet recorded, is repaired
-   at once through the same idempotent fulfilment the webhook handlers use (``orders.service.on_*``,
+   at once through the same idempotent fulfilment the webhook handlers use (``orders.events.on_*``,
    ``subscriptions.billing.on_invoice``), so the credits are there when the command returns, worker or not.
    Exactly once holds because those functions take the order/subscription row lock and write the ledger under
    unique references; the row lock here only decides what to report as repaired.
@@ -27,16 +27,17 @@ from typing import Any
 
 import orjson
 import procrastinate
-import stripe
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from ..config import Settings
 from ..db import Database
-from ..orders import service as orders
+from ..orders.events import on_checkout_session, on_payment_intent
 from ..orders.models import Order
-from ..stripe_gateway import stripe_call
+from ..orders.repository import OrderNotFoundYet, lock_order
+from ..stripe_gateway import StripeGateway, stripe_call
 from ..subscriptions import billing
+from ..subscriptions.invoices import subscription_of
 from ..subscriptions.models import SubscriptionInvoice
 from ..subscriptions.plans import plan_book
 from ..webhooks.dispatch import load_handlers
@@ -99,7 +100,7 @@ async def save_cursor(db: Database, report: SyncReport) -> None:
 
 
 # -- the run --------------------------------------------------------------------------------------
-async def sync(db: Database, jobs: procrastinate.App, client: stripe.StripeClient, settings: Settings, *,
+async def sync(db: Database, jobs: procrastinate.App, client: StripeGateway, settings: Settings, *,
                since: int | None = None, grace: int = 0, now: int | None = None) -> SyncReport:
     """One reconciliation run. ``since`` overrides the stored cursor (``tally sync --since``). ``grace``
     leaves alone events and objects younger than that many seconds, whose webhooks may still be on their
@@ -132,24 +133,17 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-async def _store_missing_events(jobs: procrastinate.App, client: stripe.StripeClient, settings: Settings,
+async def _store_missing_events(jobs: procrastinate.App, client: StripeGateway, settings: Settings,
                                 report: SyncReport) -> None:
     handled = set(load_handlers())
     async with stripe_call("listing events"):
-        page = await client.v1.events.list_async(params={"created": {"gt": report.since, "lte": report.until},
-                                                            "limit": PAGE})
-        async for event in page.auto_paging_iter():
+        async for event in client.every_event({"created": {"gt": report.since, "lte": report.until},
+                                               "limit": PAGE}):
             report.events_listed += 1
-            if event.type not in handled or bool(event.livemode) != settings.live_mode:
+            if event["type"] not in handled or bool(event.get("livemode")) != settings.live_mode:
                 continue
-            if await store_listed_event(jobs, event.to_dict(for_json=True)):
-                report.events_stored.append(event.id)
-
-
-async def _list(list_call: Any, params: dict[str, Any], what: str) -> list[dict[str, Any]]:
-    async with stripe_call(what):
-        page = await list_call(params={**params, "limit": PAGE})
-        return [item.to_dict() async for item in page.auto_paging_iter()]
+            if await store_listed_event(jobs, event):
+                report.events_stored.append(event["id"])
 
 
 # Whether this transaction inserted the row (its xmin is our transaction id), rather than an event's handler
@@ -180,7 +174,7 @@ async def _repair_order(db: Database, report: SyncReport, order_id: str, stripe_
     """Apply Stripe's state to one order under its row lock; report it if this run made it paid."""
     try:
         async with db.transaction() as session:
-            order = await orders.lock_order(session, order_id)
+            order = await lock_order(session, order_id)
             if order is None:
                 report.skipped.append(f"{stripe_id} names order {order_id}, which is not in this database")
                 return
@@ -191,42 +185,43 @@ async def _repair_order(db: Database, report: SyncReport, order_id: str, stripe_
             if order.status == "paid":
                 report.repaired.append(Repair("order", stripe_id, order_id,
                                               f"credited {order.total_coins} coins to {order.user_id}"))
-    except orders.OrderNotFoundYet:
+    except OrderNotFoundYet:
         report.skipped.append(f"{stripe_id}: order {order_id} is not committed yet")
 
 
-async def _repair_checkout_sessions(db: Database, client: stripe.StripeClient, settings: Settings,
+async def _repair_checkout_sessions(db: Database, client: StripeGateway, settings: Settings,
                                     report: SyncReport) -> None:
-    sessions = await _list(client.v1.checkout.sessions.list_async,
-                           {"created": _window(report), "status": "complete"},
-                           "listing checkout sessions")
-    paid = {_order_id(s.get("metadata")): s["id"] for s in sessions
-            if s.get("mode") == "payment" and s.get("payment_status") == "paid" and _order_id(s.get("metadata"))}
+    async with stripe_call("listing checkout sessions"):
+        sessions = await client.list_checkout_sessions({"created": _window(report), "status": "complete",
+                                                        "limit": PAGE})
+    paid = {order_id: s["id"] for s in sessions
+            if s.get("mode") == "payment" and s.get("payment_status") == "paid"
+            and (order_id := _order_id(s.get("metadata")))}
     report.checked["checkout_sessions"] = len(sessions)
-    for order_id in sorted(await _unpaid_orders(db, set(paid) - {None})):  # type: ignore[arg-type]
+    for order_id in sorted(await _unpaid_orders(db, set(paid))):
         session_id = paid[order_id]
-        await _repair_order(db, report, order_id, session_id, lambda s, cs=session_id: orders.on_checkout_session(
+        await _repair_order(db, report, order_id, session_id, lambda s, cs=session_id: on_checkout_session(
             s, client, settings=settings, checkout_session_id=cs))
 
 
-async def _repair_payment_intents(db: Database, client: stripe.StripeClient, settings: Settings,
+async def _repair_payment_intents(db: Database, client: StripeGateway, settings: Settings,
                                   report: SyncReport) -> None:
-    intents = await _list(client.v1.payment_intents.list_async, {"created": _window(report)},
-                          "listing payment intents")
-    succeeded = {_order_id(pi.get("metadata")): pi["id"] for pi in intents
-                 if pi.get("status") == "succeeded" and _order_id(pi.get("metadata"))}
+    async with stripe_call("listing payment intents"):
+        intents = await client.list_payment_intents({"created": _window(report), "limit": PAGE})
+    succeeded = {order_id: pi["id"] for pi in intents
+                 if pi.get("status") == "succeeded" and (order_id := _order_id(pi.get("metadata")))}
     report.checked["payment_intents"] = len(intents)
-    for order_id in sorted(await _unpaid_orders(db, set(succeeded) - {None})):  # type: ignore[arg-type]
+    for order_id in sorted(await _unpaid_orders(db, set(succeeded))):
         pi_id = succeeded[order_id]
-        await _repair_order(db, report, order_id, pi_id, lambda s, pi=pi_id: orders.on_payment_intent(
+        await _repair_order(db, report, order_id, pi_id, lambda s, pi=pi_id: on_payment_intent(
             s, client, settings=settings, payment_intent_id=pi))
 
 
-async def _repair_invoices(db: Database, client: stripe.StripeClient, settings: Settings,
+async def _repair_invoices(db: Database, client: StripeGateway, settings: Settings,
                            report: SyncReport) -> None:
-    invoices = await _list(client.v1.invoices.list_async, {"created": _window(report), "status": "paid"},
-                           "listing invoices")
-    paid = [inv for inv in invoices if inv.get("status") == "paid" and billing.subscription_of(inv)]
+    async with stripe_call("listing invoices"):
+        invoices = await client.list_invoices({"created": _window(report), "status": "paid", "limit": PAGE})
+    paid = [inv for inv in invoices if inv.get("status") == "paid" and subscription_of(inv)]
     report.checked["invoices"] = len(invoices)
     if not paid:
         return

@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 from typing import Any
 
-import stripe
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,21 +25,22 @@ from .. import currency as money
 from ..config import Settings
 from ..email.service import Email, enqueue
 from ..ledger import credits
-from ..orders import service as orders
+from ..orders.events import on_payment_intent
 from ..orders.models import Order
-from ..stripe_gateway import stripe_call
+from ..orders.repository import lock_order
+from ..stripe_gateway import StripeGateway, object_id, stripe_call
 from .models import Dispute
-from .payments import CreditedPayment, object_id, of_invoice, of_order, recorded_invoice, retrieve_charge
+from .payments import CreditedPayment, of_invoice, of_order, recorded_invoice, retrieve_charge
 
 log = logging.getLogger("tally.reversals")
 
 
-async def retrieve_dispute(client: stripe.StripeClient, dispute_id: str) -> dict[str, Any]:
+async def retrieve_dispute(client: StripeGateway, dispute_id: str) -> dict[str, Any]:
     async with stripe_call("retrieving the dispute"):
-        return (await client.v1.disputes.retrieve_async(dispute_id)).to_dict()
+        return await client.retrieve_dispute(dispute_id)
 
 
-async def on_dispute(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def on_dispute(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                      dispute_id: str) -> Dispute | None:
     """Any ``charge.dispute.*`` event: apply the dispute's current state once."""
     dispute = await retrieve_dispute(client, dispute_id)
@@ -78,7 +78,7 @@ def _credits_at_stake(payment: CreditedPayment, disputed: int) -> int:
     return max(0, min(share, payment.credits - refunded))
 
 
-async def _credited_payment(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def _credited_payment(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                             charge: dict[str, Any]) -> CreditedPayment | None:
     invoice = await recorded_invoice(session, client, charge)
     if invoice is not None:
@@ -90,12 +90,12 @@ async def _credited_payment(session: AsyncSession, client: stripe.StripeClient, 
     if order_id is None:
         # Not fulfilled yet (the dispute overtook the payment's events), or not Tally's: the payment's own
         # handler decides, and fulfils it first when it is a paid order of Tally's.
-        order = await orders.on_payment_intent(session, client, settings=settings,
+        order = await on_payment_intent(session, client, settings=settings,
                                                payment_intent_id=payment_intent_id)
         order_id = order.id if order is not None else None
     if order_id is None:
         return None
-    order = await orders.lock_order(session, order_id)
+    order = await lock_order(session, order_id)
     if order is None or order.status not in ("paid", "refunded"):
         return None
     return of_order(order)

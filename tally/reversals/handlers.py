@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..orders import service as orders
+from ..orders.refunds import on_charge_refunded
 from ..webhooks.dispatch import HandlerContext, handles
 from . import disputes
 from .payments import recorded_invoice, retrieve_charge
@@ -16,14 +16,14 @@ from .refunds import apply_invoice_refunds, list_refunds
 @handles("charge.refunded")
 async def charge_refunded(ctx: HandlerContext, event: dict[str, Any]) -> None:
     """A refund of a subscription invoice takes back its share of the invoice's credits; of a pack, the
-    pack's (``tally.orders.service.on_charge_refunded``)."""
+    pack's (``tally.orders.refunds.on_charge_refunded``)."""
     charge_id = str(event["data"]["object"]["id"])
     charge = await retrieve_charge(ctx.stripe, charge_id)
     invoice = await recorded_invoice(ctx.session, ctx.stripe, charge)
     if invoice is not None:
         await apply_invoice_refunds(ctx.session, invoice, await list_refunds(ctx.stripe, charge_id))
         return
-    await orders.on_charge_refunded(ctx.session, ctx.stripe, settings=ctx.settings, charge_id=charge_id)
+    await on_charge_refunded(ctx.session, ctx.stripe, settings=ctx.settings, charge_id=charge_id)
 
 
 @handles("charge.dispute.created", "charge.dispute.updated", "charge.dispute.funds_withdrawn",

@@ -12,13 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ledger import references
 from ..orders.models import Order
-from ..stripe_gateway import stripe_call
+from ..stripe_gateway import StripeGateway, object_id, stripe_call
 from ..subscriptions.models import SubscriptionInvoice
 
 RECORD_GRACE_SECONDS = 24 * 3600  # how long a charge of an unrecorded subscription invoice is retried
@@ -40,18 +39,12 @@ class CreditedPayment:
     invoice: SubscriptionInvoice | None = None
 
 
-def object_id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return value.get("id")
-    return value or None
-
-
-async def retrieve_charge(client: stripe.StripeClient, charge_id: str) -> dict[str, Any]:
+async def retrieve_charge(client: StripeGateway, charge_id: str) -> dict[str, Any]:
     async with stripe_call("retrieving the charge"):
-        return (await client.v1.charges.retrieve_async(charge_id)).to_dict()
+        return await client.retrieve_charge(charge_id)
 
 
-async def recorded_invoice(session: AsyncSession, client: stripe.StripeClient,
+async def recorded_invoice(session: AsyncSession, client: StripeGateway,
                            charge: dict[str, Any]) -> SubscriptionInvoice | None:
     """The recorded subscription invoice this charge paid, locked; None when the charge is not an invoice's.
     Raises ``PaymentNotRecordedYet`` for an invoice's charge that Tally has not recorded yet."""
@@ -66,13 +59,12 @@ async def recorded_invoice(session: AsyncSession, client: stripe.StripeClient,
     if await session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == payment_intent_id)):
         return None
     async with stripe_call("listing invoice payments"):
-        listed = await client.v1.invoice_payments.list_async(
-            params={"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}, "limit": 1})
-    if not listed.data:
+        listed = await client.list_invoice_payments(payment_intent_id)
+    if not listed:
         return None
     if time.time() - int(charge.get("created") or 0) > RECORD_GRACE_SECONDS:
         return None  # an invoice Tally never recorded (not a subscription of its plans): nothing to take back
-    raise PaymentNotRecordedYet(f"charge {charge['id']} pays invoice {object_id(listed.data[0].get('invoice'))}, "
+    raise PaymentNotRecordedYet(f"charge {charge['id']} pays invoice {object_id(listed[0].get('invoice'))}, "
                                 "not recorded yet")
 
 

@@ -1,5 +1,5 @@
 """Refunds of subscription invoices: the refunded share of the invoice's credits is taken back, once per Stripe
-refund (reference ``refund:{re_…}``), with the same cumulative rule as packs (``tally.orders.service``):
+refund (reference ``refund:{re_…}``), with the same cumulative rule as packs (``tally.orders.refunds``):
 refund k takes ``floor(credits × refunded_through_k / amount_paid)`` minus what earlier refunds took, so
 partial refunds add up to exactly the whole grant on a full refund."""
 
@@ -7,19 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ledger import credits, references
-from ..stripe_gateway import stripe_call
+from ..stripe_gateway import StripeGateway, stripe_call
 from ..subscriptions.models import SubscriptionInvoice
 
 
-async def list_refunds(client: stripe.StripeClient, charge_id: str) -> list[dict[str, Any]]:
+async def list_refunds(client: StripeGateway, charge_id: str) -> list[dict[str, Any]]:
     """The charge's refunds, oldest first."""
     async with stripe_call("listing refunds"):
-        listed = await client.v1.refunds.list_async(params={"charge": charge_id, "limit": 100})
-    return sorted((r.to_dict() for r in listed.data), key=lambda r: (r.get("created") or 0, r["id"]))
+        listed = await client.list_refunds(charge_id)
+    return sorted(listed, key=lambda r: (r.get("created") or 0, r["id"]))
 
 
 async def apply_invoice_refunds(session: AsyncSession, invoice: SubscriptionInvoice,

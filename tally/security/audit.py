@@ -150,9 +150,7 @@ def idempotency_keys_used(settings: Settings, environ: Mapping[str, str], app: F
     fields = getattr(model, "model_fields", {})
     if "idempotency_key" not in fields or not fields["idempotency_key"].is_required():
         return Check(name, False, "POST /v1/credits/spend does not require idempotency_key")
-    # The SDK keeps its options private; read defensively (a newer SDK without them skips this part).
-    options = getattr(getattr(app.state.stripe, "_requestor", None), "_options", None)
-    retries = getattr(options, "max_network_retries", None)
+    retries = getattr(app.state.stripe, "max_network_retries", None)  # the gateway's (StripeGateway)
     if retries is not None and retries < 1:
         return Check(name, False, "the Stripe client does not retry, so a timed-out write is never resent")
     return Check(name, True, "Stripe writes carry keys made from Tally's record ids (retried safely); "

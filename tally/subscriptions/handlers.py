@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..webhooks.dispatch import HandlerContext, handles
-from . import billing, mirror
+from . import billing, mirror, notices
 from .plans import plan_book
 
 
@@ -28,7 +28,7 @@ async def subscription_changed(ctx: HandlerContext, event: dict[str, Any]) -> No
 
 @handles("customer.subscription.trial_will_end")
 async def trial_will_end(ctx: HandlerContext, event: dict[str, Any]) -> None:
-    await billing.trial_reminder(ctx.session, ctx.stripe, settings=ctx.settings, book=plan_book(ctx.settings),
+    await notices.trial_reminder(ctx.session, ctx.stripe, settings=ctx.settings, book=plan_book(ctx.settings),
                                  subscription_id=str(_object(event)["id"]))
 
 

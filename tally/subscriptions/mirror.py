@@ -15,14 +15,13 @@ import logging
 import time
 from typing import Any
 
-import stripe
 from sqlalchemy import case, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..customers.models import User
 from ..db import database_of
-from ..stripe_gateway import stripe_call
+from ..stripe_gateway import InvalidRequestError, StripeGateway, is_missing, object_id, stripe_call
 from . import schedules
 from .models import LIVE_STATUSES, Subscription
 from .plans import PlanBook
@@ -30,41 +29,31 @@ from .plans import PlanBook
 log = logging.getLogger("tally.subscriptions")
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return value.get("id")
-    return value if isinstance(value, str) else None
-
-
-async def retrieve_subscription(client: stripe.StripeClient, subscription_id: str) -> dict[str, Any] | None:
+async def retrieve_subscription(client: StripeGateway, subscription_id: str) -> dict[str, Any] | None:
     """The subscription as Stripe has it now; None when Stripe does not know it (deleted with its clock)."""
     async with stripe_call("retrieving a subscription"):
         try:
-            return (await client.v1.subscriptions.retrieve_async(subscription_id)).to_dict()
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:
+            return await client.retrieve_subscription(subscription_id)
+        except InvalidRequestError as exc:
+            if is_missing(exc):
                 return None
             raise
 
 
-_price_cache: dict[str, dict[str, Any]] = {}  # price id → price (amount, lookup key, metadata never change)
+async def retrieve_price(client: StripeGateway, price_id: str) -> dict[str, Any]:
+    """The price (its amount, lookup key and metadata never change: from the gateway's cache once seen)."""
+    async with stripe_call("retrieving a price"):
+        return await client.cached_price(price_id)
 
 
-async def retrieve_price(client: stripe.StripeClient, price_id: str) -> dict[str, Any]:
-    if price_id not in _price_cache:
-        async with stripe_call("retrieving a price"):
-            _price_cache[price_id] = (await client.v1.prices.retrieve_async(price_id)).to_dict()
-    return _price_cache[price_id]
-
-
-async def stripe_now(session: AsyncSession, client: stripe.StripeClient, obj: dict[str, Any]) -> int:
+async def stripe_now(session: AsyncSession, client: StripeGateway, obj: dict[str, Any]) -> int:
     """Now as Stripe sees ``obj``: its test clock's frozen time (remembered for the dunning scan), else the
     wall clock. Live objects never have a clock."""
-    clock_id = _id(obj.get("test_clock"))
+    clock_id = object_id(obj.get("test_clock"))
     if not clock_id:
         return int(time.time())
     async with stripe_call("retrieving a test clock"):
-        clock = (await client.v1.test_helpers.test_clocks.retrieve_async(clock_id)).to_dict()
+        clock = await client.retrieve_test_clock(clock_id)
     await remember_clock(session, clock_id, int(clock["frozen_time"]))
     return int(clock["frozen_time"])
 
@@ -118,7 +107,7 @@ async def lock_row(session: AsyncSession, subscription_id: str) -> Subscription 
                                 .execution_options(populate_existing=True))
 
 
-async def sync(session: AsyncSession, client: stripe.StripeClient, book: PlanBook, subscription_id: str,
+async def sync(session: AsyncSession, client: StripeGateway, book: PlanBook, subscription_id: str,
                *, known: dict[str, Any] | None = None) -> Subscription | None:
     """Lock the mirror row (creating it on first sight), re-fetch the subscription, write Stripe's state.
     ``known``: a subscription object Stripe has just answered to a call made under this lock (saves a
@@ -128,12 +117,12 @@ async def sync(session: AsyncSession, client: stripe.StripeClient, book: PlanBoo
         sub = known or await retrieve_subscription(client, subscription_id)
         if sub is None:
             return None
-        user_id = await user_for_customer(session, _id(sub.get("customer")), sub.get("metadata"))
+        user_id = await user_for_customer(session, object_id(sub.get("customer")), sub.get("metadata"))
         if user_id is None:
             log.info("subscription %s belongs to no Tally user: ignored", subscription_id)
             return None
         await session.execute(insert(Subscription).values(
-            id=subscription_id, user_id=user_id, stripe_customer_id=_id(sub.get("customer")),
+            id=subscription_id, user_id=user_id, stripe_customer_id=object_id(sub.get("customer")),
             status=sub.get("status") or "incomplete", stripe_created=int(sub.get("created") or 0))
             .on_conflict_do_nothing(index_elements=["id"]))
         row = await lock_row(session, subscription_id)
@@ -143,7 +132,7 @@ async def sync(session: AsyncSession, client: stripe.StripeClient, book: PlanBoo
     if sub is None:
         return row
     apply(row, sub, book, await scheduled_change(client, book, sub))
-    if _id(sub.get("test_clock")):
+    if object_id(sub.get("test_clock")):
         await stripe_now(session, client, sub)
     await session.flush()
     return row
@@ -152,9 +141,9 @@ async def sync(session: AsyncSession, client: stripe.StripeClient, book: PlanBoo
 Pending = tuple[str, str, int]  # plan id, interval, when it starts
 
 
-async def scheduled_change(client: stripe.StripeClient, book: PlanBook, sub: dict[str, Any]) -> Pending | None:
+async def scheduled_change(client: StripeGateway, book: PlanBook, sub: dict[str, Any]) -> Pending | None:
     """The plan the subscription's schedule switches to at the end of the current phase, if any."""
-    schedule_id = _id(sub.get("schedule"))
+    schedule_id = object_id(sub.get("schedule"))
     if not schedule_id:
         return None
     waiting = schedules.next_change(await schedules.retrieve(client, schedule_id))
@@ -172,14 +161,14 @@ def apply(row: Subscription, sub: dict[str, Any], book: PlanBook, pending: Pendi
     stripe_plan, stripe_interval = (found[0].id, found[1].interval) if found else (None, None)
     start, end = period_of(sub)
     row.status = sub.get("status") or row.status
-    row.stripe_price_id = _id(price) or row.stripe_price_id
+    row.stripe_price_id = object_id(price) or row.stripe_price_id
     row.current_period_start, row.current_period_end = start, end
     row.cancel_at_period_end = bool(sub.get("cancel_at_period_end"))
     row.cancel_at = sub.get("cancel_at")
     row.trial_end = sub.get("trial_end")
     row.canceled_at = sub.get("canceled_at")
     row.ended_at = sub.get("ended_at")
-    row.test_clock = _id(sub.get("test_clock"))
+    row.test_clock = object_id(sub.get("test_clock"))
     row.stripe_created = int(sub.get("created") or row.stripe_created)
     if pending is not None and pending[:2] != (stripe_plan, stripe_interval):
         row.plan_id, row.interval = stripe_plan, stripe_interval

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Annotated, Any
 
-import stripe
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .. import currency as money
 from ..catalog.service import ID_PATTERN
 from ..catalog.toml_file import FileModel, currency_code, parse_toml, read_toml
-from ..stripe_gateway import idempotency_key, stripe_call, update_key
+from ..stripe_gateway import (InvalidRequestError, StripeGateway, idempotency_key, is_missing, stripe_call,
+                              update_key)
 
 PLAN_INTERVALS = ("month", "year")
 MAX_CREDITS = 10**12
@@ -202,32 +202,30 @@ def parse_plans(text: str, *, source: str = "plans") -> PlanBook:
 
 
 # -- Stripe ---------------------------------------------------------------------------------------
-async def sync_plan_price(client: stripe.StripeClient, plan: SubscriptionPlan, interval: str) -> str:
+async def sync_plan_price(client: StripeGateway, plan: SubscriptionPlan, interval: str) -> str:
     """Ensure the plan's Product and the interval's recurring Price exist; returns the price id. Idempotent
     and safe from several processes: our own product id, lookup keys, deterministic idempotency keys."""
     price_spec = plan.prices[interval]
     lookup_key = plan.lookup_key(interval)
     await _ensure_product(client, plan)
     async with stripe_call("looking up a plan price"):
-        found = await client.v1.prices.list_async(params={"lookup_keys": [lookup_key], "limit": 1})
-    current = found.data[0].to_dict() if found.data else None
+        current = await client.find_price(lookup_key)
     if current is not None and _matches(current, plan, price_spec):
         return str(current["id"])
     async with stripe_call("creating a plan price"):
-        created = (await client.v1.prices.create_async(params={
+        created = await client.create_price({
             "product": plan.product_id, "unit_amount": price_spec.amount, "currency": plan.currency,
             "recurring": {"interval": interval}, "lookup_key": lookup_key, "transfer_lookup_key": True,
             "metadata": {"tally_plan_id": plan.id, "interval": interval, "credits": str(price_spec.credits)},
-        }, options={"idempotency_key": idempotency_key(
-            "plan", plan.id, f"price:{interval}:{plan.currency}:{price_spec.amount}:{price_spec.credits}")})).to_dict()
+        }, idempotency_key=idempotency_key(
+            "plan", plan.id, f"price:{interval}:{plan.currency}:{price_spec.amount}:{price_spec.credits}"))
         if created.get("lookup_key") != lookup_key:  # an idempotent replay of a price that lost the key since
             rekey: dict[str, Any] = {"lookup_key": lookup_key, "transfer_lookup_key": True}
-            await client.v1.prices.update_async(created["id"], params=rekey,  # type: ignore[arg-type]
-                                                options={"idempotency_key": update_key("price", created["id"], rekey)})
+            await client.update_price(created["id"], rekey, idempotency_key=update_key("price", created["id"], rekey))
         if current is not None and current.get("active"):
             # Existing subscriptions keep the old price (and its credits, from its metadata); new ones don't.
-            await client.v1.prices.update_async(current["id"], params={"active": False}, options={
-                "idempotency_key": update_key("price", current["id"], {"active": False})})
+            await client.update_price(current["id"], {"active": False},
+                                      idempotency_key=update_key("price", current["id"], {"active": False}))
     return str(created["id"])
 
 
@@ -242,26 +240,25 @@ def _matches(price: dict[str, Any], plan: SubscriptionPlan, spec: PlanPrice) -> 
             and str(meta.get("credits")) == str(spec.credits))
 
 
-async def _ensure_product(client: stripe.StripeClient, plan: SubscriptionPlan) -> None:
+async def _ensure_product(client: StripeGateway, plan: SubscriptionPlan) -> None:
     async with stripe_call("syncing a plan product"):
         try:
-            product = (await client.v1.products.retrieve_async(plan.product_id)).to_dict()
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status != 404:
+            product = await client.retrieve_product(plan.product_id)
+        except InvalidRequestError as exc:
+            if not is_missing(exc):
                 raise
-            await client.v1.products.create_async(params={
+            await client.create_product({
                 "id": plan.product_id, "name": plan.name, "metadata": {"tally_plan_id": plan.id},
                 **({"description": plan.description} if plan.description else {}),
-            }, options={"idempotency_key": idempotency_key("plan", plan.id, "product")})
+            }, idempotency_key=idempotency_key("plan", plan.id, "product"))
             return
         if product.get("name") != plan.name or not product.get("active"):
             wanted = {"name": plan.name, "active": True}
-            await client.v1.products.update_async(plan.product_id, params=wanted,  # type: ignore[arg-type]
-                                                  options={"idempotency_key": update_key("product", plan.product_id,
-                                                                                         wanted)})
+            await client.update_product(plan.product_id, wanted,
+                                        idempotency_key=update_key("product", plan.product_id, wanted))
 
 
-async def sync_plans(client: stripe.StripeClient, book: PlanBook) -> dict[str, str]:
+async def sync_plans(client: StripeGateway, book: PlanBook) -> dict[str, str]:
     """Every plan price; lookup key → price id (for ``tally catalog sync``-like tooling and tests)."""
     return {plan.lookup_key(i): await sync_plan_price(client, plan, i)
             for plan in book.plans.values() for i in plan.prices}
@@ -274,7 +271,7 @@ class PlanPrices:
         self._ids: dict[tuple[str, str, int, int], str] = {}
         self._lock = asyncio.Lock()
 
-    async def price_id(self, client: stripe.StripeClient, plan: SubscriptionPlan, interval: str) -> str:
+    async def price_id(self, client: StripeGateway, plan: SubscriptionPlan, interval: str) -> str:
         spec = plan.prices[interval]
         key = (plan.id, interval, spec.amount, spec.credits)
         if key not in self._ids:
@@ -284,7 +281,7 @@ class PlanPrices:
         return self._ids[key]
 
 
-async def match_plan_price(client: stripe.StripeClient, book: PlanBook, prices: PlanPrices,
+async def match_plan_price(client: StripeGateway, book: PlanBook, prices: PlanPrices,
                            reference: str) -> tuple[SubscriptionPlan, str] | None:
     """The plan and interval a client's price reference names: a lookup key ``plan:<id>:<interval>``, or the
     Stripe price id such a key points at now. Anything else names no plan (clients never invent prices)."""

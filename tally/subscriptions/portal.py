@@ -16,31 +16,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from typing import Any
 
-import stripe
+from cachetools import LRUCache
 
 from ..config import Settings
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import StripeGateway, idempotency_key, stripe_call
 from .plans import PlanBook, PlanPrices
 
 MARK = "tally_portal"
 CANCELLATION_REASONS = ["too_expensive", "missing_features", "switched_service", "unused", "too_complex",
                         "low_quality", "other"]
 
-# Per Stripe client (one per app; tests run several apps against several sandboxes in one process).
-_prices: weakref.WeakKeyDictionary[stripe.StripeClient, PlanPrices] = weakref.WeakKeyDictionary()
-_found: weakref.WeakKeyDictionary[stripe.StripeClient, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
-def plan_prices_for(client: stripe.StripeClient) -> PlanPrices:
-    if client not in _prices:
-        _prices[client] = PlanPrices()
-    return _prices[client]
+class KnownConfigurations(LRUCache[str, str]):
+    """Fingerprint → id of Tally's configuration in one Stripe account (owned by its gateway). A fingerprint
+    changes only with the plans file, so a few are all a process sees."""
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=8)
 
 
-async def wanted_features(client: stripe.StripeClient, book: PlanBook, prices: PlanPrices) -> dict[str, Any]:
+def plan_prices_for(client: StripeGateway) -> PlanPrices:
+    """The plans' price ids in the gateway's Stripe account (one set per gateway: tests run several apps
+    against several sandboxes in one process)."""
+    return client.owned(PlanPrices)
+
+
+async def wanted_features(client: StripeGateway, book: PlanBook, prices: PlanPrices) -> dict[str, Any]:
     products = []
     for plan in sorted(book.plans.values(), key=lambda p: p.rank):
         products.append({"product": plan.product_id,
@@ -65,19 +69,18 @@ def fingerprint(features: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(features, sort_keys=True).encode()).hexdigest()[:32]
 
 
-async def _find(client: stripe.StripeClient) -> dict[str, Any] | None:
+async def _find(client: StripeGateway) -> dict[str, Any] | None:
     async with stripe_call("listing billing portal configurations"):
-        page = await client.v1.billing_portal.configurations.list_async(params={"active": True, "limit": 100})
-        every = [c.to_dict() async for c in page.auto_paging_iter()]
+        every = await client.list_portal_configurations()
     mine = [c for c in every if (c.get("metadata") or {}).get(MARK)]
     return max(mine, key=lambda c: int(c.get("created") or 0)) if mine else None
 
 
-async def configuration_id(client: stripe.StripeClient, settings: Settings, book: PlanBook) -> str:
+async def configuration_id(client: StripeGateway, settings: Settings, book: PlanBook) -> str:
     """Tally's portal configuration, created or brought up to date on first use (then cached per client)."""
     features = await wanted_features(client, book, plan_prices_for(client))
     mark = fingerprint(features)
-    cache = _found.setdefault(client, {})
+    cache = client.owned(KnownConfigurations)
     if mark in cache:
         return cache[mark]
     params: dict[str, Any] = {
@@ -87,16 +90,14 @@ async def configuration_id(client: stripe.StripeClient, settings: Settings, book
     found = await _find(client)
     async with stripe_call("configuring the billing portal"):
         if found is None:
-            config = await client.v1.billing_portal.configurations.create_async(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key("portal_configuration", mark, "create")})
+            config = await client.create_portal_configuration(
+                params, idempotency_key=idempotency_key("portal_configuration", mark, "create"))
         elif (found.get("metadata") or {}).get("tally_fingerprint") != mark:
-            config = await client.v1.billing_portal.configurations.update_async(
-                found["id"], params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key("portal_configuration", f"{found['id']}:{mark}",
-                                                            "update")})
+            config = await client.update_portal_configuration(
+                found["id"], params,
+                idempotency_key=idempotency_key("portal_configuration", f"{found['id']}:{mark}", "update"))
         else:
             cache[mark] = str(found["id"])
             return cache[mark]
-    cache[mark] = str(config.id)
+    cache[mark] = str(config["id"])
     return cache[mark]

@@ -12,23 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import stripe
-
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import InvalidRequestError, StripeGateway, idempotency_key, is_missing, object_id, stripe_call
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return value.get("id")
-    return value if isinstance(value, str) else None
-
-
-async def retrieve(client: stripe.StripeClient, schedule_id: str) -> dict[str, Any] | None:
+async def retrieve(client: StripeGateway, schedule_id: str) -> dict[str, Any] | None:
     async with stripe_call("retrieving a subscription schedule"):
         try:
-            return (await client.v1.subscription_schedules.retrieve_async(schedule_id)).to_dict()
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:
+            return await client.retrieve_subscription_schedule(schedule_id)
+        except InvalidRequestError as exc:
+            if is_missing(exc):
                 return None
             raise
 
@@ -50,42 +42,40 @@ def next_change(schedule: dict[str, Any] | None) -> tuple[str, int] | None:
         return None
     for phase in schedule.get("phases") or []:
         if int(phase.get("start_date") or 0) >= int(current.get("end_date") or 0) and phase.get("items"):
-            price = _id(phase["items"][0].get("price"))
+            price = object_id(phase["items"][0].get("price"))
             return (price, int(phase["start_date"])) if price else None
     return None
 
 
-async def change_at_period_end(client: stripe.StripeClient, subscription: dict[str, Any], *, price_id: str,
+async def change_at_period_end(client: StripeGateway, subscription: dict[str, Any], *, price_id: str,
                                interval: str, change_id: str) -> dict[str, Any]:
     """Schedule ``price_id`` from the subscription's period end (reusing its schedule if it has one)."""
-    schedule_id = _id(subscription.get("schedule"))
+    schedule_id = object_id(subscription.get("schedule"))
     async with stripe_call("scheduling the plan change"):
         if schedule_id is None:
-            schedule = (await client.v1.subscription_schedules.create_async(
-                params={"from_subscription": subscription["id"]},
-                options={"idempotency_key": idempotency_key("subscription_change", change_id, "schedule")})
-            ).to_dict()
+            schedule = await client.create_subscription_schedule(
+                {"from_subscription": subscription["id"]},
+                idempotency_key=idempotency_key("subscription_change", change_id, "schedule"))
         else:
-            schedule = (await client.v1.subscription_schedules.retrieve_async(schedule_id)).to_dict()
+            schedule = await client.retrieve_subscription_schedule(schedule_id)
         current = current_phase(schedule) or schedule["phases"][0]
         phases = [
-            {"items": [{"price": _id(i.get("price")), "quantity": int(i.get("quantity") or 1)}
+            {"items": [{"price": object_id(i.get("price")), "quantity": int(i.get("quantity") or 1)}
                        for i in current["items"]],
              "start_date": current["start_date"], "end_date": current["end_date"]},
             {"items": [{"price": price_id, "quantity": 1}], "duration": {"interval": interval, "interval_count": 1}},
         ]
-        return (await client.v1.subscription_schedules.update_async(
-            schedule["id"], params={"phases": phases, "end_behavior": "release",  # type: ignore[typeddict-item]
-                                    "metadata": {"tally_change_id": change_id}},
-            options={"idempotency_key": idempotency_key("subscription_change", change_id, "phases")})).to_dict()
+        return await client.update_subscription_schedule(
+            schedule["id"], {"phases": phases, "end_behavior": "release", "metadata": {"tally_change_id": change_id}},
+            idempotency_key=idempotency_key("subscription_change", change_id, "phases"))
 
 
-async def release(client: stripe.StripeClient, schedule_id: str, *, key: str) -> None:
+async def release(client: StripeGateway, schedule_id: str, *, key: str) -> None:
     """Call off what the schedule holds; the subscription stays as it is. A schedule already gone is fine."""
     async with stripe_call("releasing the subscription schedule"):
         try:
-            await client.v1.subscription_schedules.release_async(schedule_id, options={"idempotency_key": key})
-        except stripe.InvalidRequestError:
+            await client.release_subscription_schedule(schedule_id, idempotency_key=key)
+        except InvalidRequestError:
             # Released, canceled or completed meanwhile: nothing waits any more, which is what was asked.
             schedule = await retrieve(client, schedule_id)
             if schedule is not None and schedule.get("status") in ("active", "not_started"):

@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.service import Principal
@@ -29,7 +28,7 @@ from ..config import Settings
 from ..customers.service import ensure_stripe_customer, ensure_user
 from ..db import Database
 from ..errors import Conflict, InvalidRequest, NotFound, TallyError
-from ..stripe_gateway import idempotency_key, stripe_call
+from ..stripe_gateway import InvalidRequestError, StripeGateway, idempotency_key, is_missing, object_id, stripe_call
 from . import mirror, portal, schedules
 from .credits import grant_upgrade, paid_for
 from .models import LIVE_STATUSES, Subscription, SubscriptionChange, SubscriptionCheckout
@@ -61,7 +60,7 @@ class CheckoutStarted:
     checkout_url: str
 
 
-async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings, book: PlanBook,
+async def start_checkout(session: AsyncSession, client: StripeGateway, *, settings: Settings, book: PlanBook,
                          prices: PlanPrices, catalog: Catalog, principal: Principal, plan_id: str, interval: str,
                          success_url: str | None, cancel_url: str | None,
                          locale: str | None = None) -> CheckoutStarted:
@@ -83,7 +82,7 @@ async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, 
     base = settings.public_url.rstrip("/")
     metadata = {"user_id": user.id, "plan_id": plan.id, "interval": interval, "subscription_checkout_id": record.id}
     async with stripe_call("creating the subscription checkout"):
-        checkout = await client.v1.checkout.sessions.create_async(params={  # type: ignore[arg-type]
+        checkout = await client.create_checkout_session({
             "mode": "subscription", "customer": customer_id,
             "line_items": [{"price": price_id, "quantity": 1}],
             "payment_method_types": catalog.payment_method_types(plan.currency, recurring=True),
@@ -92,10 +91,10 @@ async def start_checkout(session: AsyncSession, client: stripe.StripeClient, *, 
             "cancel_url": cancel_url or f"{base}/pricing",
             **({"allow_promotion_codes": True} if settings.allow_promotion_codes else {}),
             **({"locale": language} if language else {}),
-        }, options={"idempotency_key": idempotency_key("subscription_checkout", record.id, "create")})
-    record.stripe_checkout_session_id = checkout.id
+        }, idempotency_key=idempotency_key("subscription_checkout", record.id, "create"))
+    record.stripe_checkout_session_id = checkout["id"]
     await session.flush()
-    return CheckoutStarted(record.id, checkout.id, str(checkout.url))
+    return CheckoutStarted(record.id, checkout["id"], str(checkout["url"]))
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -132,7 +131,7 @@ def change_kind(current: SubscriptionPlan | None, from_interval: str, target: Su
     return "upgrade" if (from_interval, interval) == ("month", "year") else "downgrade"
 
 
-async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBook, prices: PlanPrices,
+async def change_plan(db: Database, client: StripeGateway, *, book: PlanBook, prices: PlanPrices,
                       principal: Principal, plan_id: str, interval: str) -> Subscription:
     """Upgrade now or downgrade at period end (rules in the module docstring).
 
@@ -181,46 +180,45 @@ async def change_plan(db: Database, client: stripe.StripeClient, *, book: PlanBo
         saved = await session.get(SubscriptionChange, change.id, with_for_update=True)
         assert saved is not None
         saved.status = "applied"
-        invoice_id = mirror._id(updated.get("latest_invoice")) if kind == "upgrade" else None
-        if invoice_id and invoice_id != mirror._id(sub.get("latest_invoice")):
+        invoice_id = object_id(updated.get("latest_invoice")) if kind == "upgrade" else None
+        if invoice_id and invoice_id != object_id(sub.get("latest_invoice")):
             saved.stripe_invoice_id = invoice_id
             await grant_change_if_paid(session, client, saved, book=book)
         return fresh
 
 
-async def _ask_stripe(client: stripe.StripeClient, sub: dict[str, Any], item: dict[str, Any],
+async def _ask_stripe(client: StripeGateway, sub: dict[str, Any], item: dict[str, Any],
                       change: SubscriptionChange, *, price_id: str, undo: bool) -> dict[str, Any]:
     """The Stripe side of a change: an upgrade updates the price now (after calling off a waiting change); a
     downgrade goes into the subscription's schedule; asking for the current plan releases that schedule."""
-    schedule_id = mirror._id(sub.get("schedule"))
+    schedule_id = object_id(sub.get("schedule"))
     release_key = idempotency_key("subscription_change", change.id, "release")
     if change.kind == "upgrade" or undo:
         if schedule_id:
             await schedules.release(client, schedule_id, key=release_key)
         if undo:
-            if schedule_id or mirror._id((item.get("price") or {})) == price_id:
+            if schedule_id or object_id((item.get("price") or {})) == price_id:
                 return sub
             params: dict[str, Any] = {"items": [{"id": item["id"], "price": price_id}], "proration_behavior": "none"}
         else:
             params = {"items": [{"id": item["id"], "price": price_id}], "proration_behavior": "always_invoice",
                       "proration_date": change.proration_date}
         async with stripe_call("changing the plan"):
-            return (await client.v1.subscriptions.update_async(
-                sub["id"], params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key("subscription_change", change.id, "update")})).to_dict()
+            return await client.update_subscription(
+                sub["id"], params, idempotency_key=idempotency_key("subscription_change", change.id, "update"))
     await schedules.change_at_period_end(client, sub, price_id=price_id, interval=change.to_interval,
                                          change_id=change.id)
     return sub
 
 
-async def grant_change_if_paid(session: AsyncSession, client: stripe.StripeClient, change: SubscriptionChange,
+async def grant_change_if_paid(session: AsyncSession, client: StripeGateway, change: SubscriptionChange,
                                invoice: dict[str, Any] | None = None, *, book: PlanBook | None = None) -> None:
     """Grant the upgrade's prorated credits once its proration invoice is paid (reference per change)."""
     if change.credits <= 0 or not change.stripe_invoice_id:
         return
     if invoice is None:
         async with stripe_call("retrieving an invoice"):
-            invoice = (await client.v1.invoices.retrieve_async(change.stripe_invoice_id)).to_dict()
+            invoice = await client.retrieve_invoice(change.stripe_invoice_id)
     if invoice.get("status") != "paid":
         return
     await grant_upgrade(session, book=book, user_id=change.user_id, subscription_id=change.subscription_id,
@@ -233,68 +231,66 @@ async def grant_change_if_paid(session: AsyncSession, client: stripe.StripeClien
 
 
 # -- cancel / resume -------------------------------------------------------------------------------
-async def cancel(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook, principal: Principal,
+async def cancel(session: AsyncSession, client: StripeGateway, *, book: PlanBook, principal: Principal,
                  immediately: bool) -> Subscription:
     """At period end by default (access until then); ``immediately`` ends it now (no refund of the period)."""
     row = await _require(session, principal.user_id)
     key = idempotency_key("subscription", row.id, f"cancel:{'now' if immediately else 'period_end'}:{time.time_ns()}")
     if not immediately:  # Stripe refuses cancel_at_period_end on a scheduled subscription; the change is moot
         sub = await mirror.retrieve_subscription(client, row.id)
-        if sub is not None and mirror._id(sub.get("schedule")):
-            await schedules.release(client, str(mirror._id(sub.get("schedule"))), key=key + ":release")
+        if sub is not None and object_id(sub.get("schedule")):
+            await schedules.release(client, str(object_id(sub.get("schedule"))), key=key + ":release")
     async with stripe_call("canceling the subscription"):
         if immediately:
-            answer = await client.v1.subscriptions.cancel_async(row.id, options={"idempotency_key": key})
+            answer = await client.cancel_subscription(row.id, idempotency_key=key)
         else:
-            answer = await client.v1.subscriptions.update_async(
-                row.id, params={"cancel_at_period_end": True}, options={"idempotency_key": key})
-    result = await mirror.sync(session, client, book, row.id, known=answer.to_dict())
+            answer = await client.update_subscription(row.id, {"cancel_at_period_end": True}, idempotency_key=key)
+    result = await mirror.sync(session, client, book, row.id, known=answer)
     assert result is not None
     return result
 
 
-async def resume(session: AsyncSession, client: stripe.StripeClient, *, book: PlanBook,
+async def resume(session: AsyncSession, client: StripeGateway, *, book: PlanBook,
                  principal: Principal) -> Subscription:
     """Undo a cancellation at period end, or resume a paused subscription."""
     row = await _require(session, principal.user_id)
     key = idempotency_key("subscription", row.id, f"resume:{time.time_ns()}")
     async with stripe_call("resuming the subscription"):
         if row.status == "paused":
-            answer = await client.v1.subscriptions.resume_async(row.id, options={"idempotency_key": key})
+            answer = await client.resume_subscription(row.id, idempotency_key=key)
         elif row.cancel_at_period_end or row.cancel_at:
             params: dict[str, Any] = {"cancel_at_period_end": False}
             if row.cancel_at and not row.cancel_at_period_end:
                 params = {"cancel_at": ""}
-            answer = await client.v1.subscriptions.update_async(row.id, params=params,  # type: ignore[arg-type]
-                                                                options={"idempotency_key": key})
+            answer = await client.update_subscription(row.id, params, idempotency_key=key)
         else:
             raise Conflict("This subscription is neither canceled at period end nor paused.")
-    result = await mirror.sync(session, client, book, row.id, known=answer.to_dict())
+    result = await mirror.sync(session, client, book, row.id, known=answer)
     assert result is not None
     return result
 
 
 # -- portal ----------------------------------------------------------------------------------------
-async def portal_url(session: AsyncSession, client: stripe.StripeClient, *, settings: Settings,
+async def portal_url(session: AsyncSession, client: StripeGateway, *, settings: Settings,
                      principal: Principal) -> str:
     user = await ensure_user(session, principal)
     customer_id = await ensure_stripe_customer(session, client, user)
     return await portal_url_for_customer(client, settings, customer_id)
 
 
-async def portal_url_for_customer(client: stripe.StripeClient, settings: Settings, customer_id: str) -> str:
+async def portal_url_for_customer(client: StripeGateway, settings: Settings, customer_id: str) -> str:
     """A fresh billing portal session on Tally's configuration (``portal``); sessions are short-lived: create
     one per visit, never store the URL."""
     async with stripe_call("opening the billing portal"):
         try:
             configuration = await portal.configuration_id(client, settings, plan_book(settings))
             # Each visit is a new session; the key only makes this request's own retries one request.
-            session = await client.v1.billing_portal.sessions.create_async(params={
+            session = await client.create_portal_session({
                 "customer": customer_id, "configuration": configuration,
                 "return_url": settings.public_url.rstrip("/") + "/account"},
-                options={"idempotency_key": idempotency_key("portal_session", uuid.uuid4(), "create")})
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:  # a Stripe (or sandbox) without the billing portal
+                idempotency_key=idempotency_key("portal_session", uuid.uuid4(), "create"))
+        except InvalidRequestError as exc:
+            if is_missing(exc):  # a Stripe (or sandbox) without the billing portal
                 raise PortalUnavailable("The billing portal is not available here.") from exc
             raise
-    return str(session.url)
+    return str(session["url"])

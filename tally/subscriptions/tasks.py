@@ -9,7 +9,7 @@ import procrastinate
 
 from ..config import Settings
 from ..services import current_services
-from . import billing
+from . import dunning
 
 
 def build_blueprint(settings: Settings) -> procrastinate.Blueprint:
@@ -19,6 +19,6 @@ def build_blueprint(settings: Settings) -> procrastinate.Blueprint:
     @blueprint.task(name="send_due_notices", pass_context=False)
     async def send_due_notices(timestamp: int) -> int:
         services = current_services()
-        return await billing.send_due_notices(services.db, services.stripe, services.settings, now=int(time.time()))
+        return await dunning.send_due_notices(services.db, services.stripe, services.settings, now=int(time.time()))
 
     return blueprint

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..config import Settings
 from ..errors import StartupError
+from ..stripe_gateway import StripeGateway
 
 # Domain modules whose import registers handlers; imported when the API or a worker starts (load_handlers).
 HANDLER_MODULES: tuple[str, ...] = ("tally.orders.handlers", "tally.subscriptions.handlers",
@@ -30,7 +30,7 @@ EXTRA_HANDLER_MODULES_ENV = "TALLY_HANDLER_MODULES"
 @dataclass(frozen=True)
 class HandlerContext:
     session: AsyncSession  # inside the transaction that flips the inbox row to processed
-    stripe: stripe.StripeClient
+    stripe: StripeGateway
     settings: Settings
     event_id: str
 

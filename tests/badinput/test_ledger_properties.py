@@ -35,8 +35,9 @@ from tally.db import Database
 from tally.errors import Conflict, InsufficientCredits
 from tally.ledger import spending
 from tally.ledger.check import check_ledger, format_report
-from tally.orders import service as orders
+from tally.orders.fulfilment import fulfil_paid_order
 from tally.orders.models import Order
+from tally.orders.refunds import apply_refunds
 from tests.tally_harness import fresh_database
 
 T = TypeVar("T")
@@ -141,8 +142,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 session.add(Order(id=order_id, user_id=user_id, pack_id=pack.id, pack_name=pack.name,
                                   amount=amount, currency=currency, coins=pack.coins, bonus=pack.bonus))
             async with self.db.transaction() as session:  # Stripe says paid
-                await orders.fulfil_paid_order(session, order_id=order_id, settings=SETTINGS,
-                                               payment_intent_id=f"pi_{order_id}")
+                await fulfil_paid_order(session, order_id=order_id, settings=SETTINGS,
+                                        payment_intent_id=f"pi_{order_id}")
         self.run(go())
         self.balance[user_id] += pack.total_coins
         order = PaidOrder(order_id, user_id, amount, pack.total_coins)
@@ -155,8 +156,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
         async def go() -> None:
             async with self.db.transaction() as session:
-                await orders.fulfil_paid_order(session, order_id=order.id, settings=SETTINGS,
-                                               payment_intent_id=f"pi_{order.id}")
+                await fulfil_paid_order(session, order_id=order.id, settings=SETTINGS,
+                                        payment_intent_id=f"pi_{order.id}")
         self.run(go())
         self.assert_nothing_written(before)
 
@@ -212,7 +213,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def _apply_refunds(self, order: PaidOrder) -> None:
         async def go() -> Order:
             async with self.db.transaction() as session:
-                return await orders.apply_refunds(session, order_id=order.id, refunds=list(order.refunds))
+                return await apply_refunds(session, order_id=order.id, refunds=list(order.refunds))
         row = self.run(go())
         assert row.amount_refunded == order.refunded
         assert row.coins_clawed_back == order.coins * order.refunded // order.amount <= order.coins

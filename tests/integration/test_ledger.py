@@ -120,7 +120,7 @@ def test_refunds_listed_in_any_order_add_up_to_the_pack(tally: Any) -> None:
     """Stripe lists refunds newest first and ties in ``created`` are common: the clawback must not depend
     on the order in which refunds are seen. Here the refund records are given directly to the service."""
     from tally.db import Database
-    from tally.orders.service import apply_refunds
+    from tally.orders.refunds import apply_refunds
 
     user = new_user()
     with tally.client(user) as client:

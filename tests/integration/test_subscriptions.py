@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, new_user, pay, sql, wait_until
+from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, new_user, sql, wait_until
 from tests.integration.subscription_flow import DAY, T0, add_months, clock_user, plan_prices
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
