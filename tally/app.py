@@ -65,13 +65,6 @@ def create_app(services: Services) -> FastAPI:
     app.state.stripe = services.stripe
     app.state.token_verifier = TokenVerifier(settings)
     install_error_handlers(app)
-    from .webhooks.receiver import WebhookReceiver
-
-    # Innermost: Stripe's deliveries skip FastAPI's routing and dependencies, not the middlewares added below.
-    app.add_middleware(WebhookReceiver, tally=app)
-    from .ledger.fast_path import CreditsFastPath
-
-    app.add_middleware(CreditsFastPath, tally=app)  # the same for spends, holds and captures
     install_rate_limits(app, settings)  # inside CORS: a 429 keeps the CORS headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

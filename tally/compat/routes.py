@@ -32,8 +32,7 @@ from ..orders.routes import confirm
 from ..subscriptions import service as subscriptions
 from ..subscriptions.plans import match_plan_price
 from ..subscriptions.routes import plan_book_of, plan_prices_of
-from ..webhooks.routes import RECEIVER_ERRORS, receive_stripe_webhook
-from ..webhooks.schemas import Received
+from ..webhooks.routes import mount_receiver
 from .schemas import (ConfirmPaymentIn, ConfirmPaymentOut, CreatePaymentIntentIn, CreatePaymentIntentOut,
                       CreditOrderIn, CreditOrderOut, FamilyError, NextAction, PaymentCheckoutIn,
                       PaymentCheckoutOut, PaymentStatusOut, StripeCheckoutData, StripeCheckoutIn,
@@ -88,9 +87,7 @@ webhook_router = APIRouter(tags=["compatibility"])
 # The very same receiver as /v1/webhooks/stripe (signature on the raw body, inbox, worker), at the paths
 # the guides tell people to register in the Stripe dashboard.
 for _path in ("/api/payment/webhook", "/api/stripe/webhook"):
-    webhook_router.add_api_route(_path, receive_stripe_webhook, methods=["POST"], response_model=Received,
-                                 responses=RECEIVER_ERRORS,
-                                 summary="Stripe webhook endpoint (same as /v1/webhooks/stripe)")
+    mount_receiver(webhook_router, _path, summary="Stripe webhook endpoint (same as /v1/webhooks/stripe)")
 
 
 async def _principal(request: Request, user_id: str | None, email: str | None = None, *,
