@@ -23,7 +23,8 @@ from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from structlog.contextvars import bound_contextvars
 
-from ..db import Database, should_commit
+from ..db import Database
+from ..invoices.service import holds_invoice_counter
 from ..errors import NotFound
 from .dispatch import HandlerContext, handler_for
 from .models import WebhookEvent
@@ -159,7 +160,7 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
     re-fetch what they act on) take longer than that each, and so go one per transaction, while handlers
     that only write (the benchmark's ledger handler) share their commits. It also keeps a batch that never
     commits (its worker killed again and again) from making no progress at all. And a batch stops right
-    after an event that took the year's invoice counter (``tally.db.commit_soon``): every fulfilment queues
+    after an event that took the year's invoice counter (``invoices.service.holds_invoice_counter``): every fulfilment queues
     behind that lock, and a batch holding it while it went on to lock another event's wallet could deadlock
     with a batch holding that wallet and waiting for the counter. The events not reached are released
     unprocessed at commit, still new, for the next claim."""
@@ -178,7 +179,7 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
                 statuses.append(await _handle(session, services, row.id, row.type, row.payload))
                 done.append(row.id)
                 types.append(row.type)
-                if should_commit(session):  # it holds a lock others queue behind (tally.db.commit_soon)
+                if holds_invoice_counter(session):  # every fulfilment queues behind it: commit now
                     break
             if done:
                 await session.execute(DONE_SQL, {"ids": done, "statuses": statuses})
