@@ -1,9 +1,11 @@
-"""The inbox workers: claim new webhook events in batches and process them, in every worker process.
+"""The inbox workers: claim due webhook events in batches and process them, in every worker process.
 
-Each of ``concurrency`` loops claims a batch (``service.process_new_events``) and, when nothing is waiting,
+Each of ``concurrency`` loops claims a batch (``service.process_due_events``: new events, retries whose
+backoff has passed, replays) and, when nothing is waiting,
 sleeps until a NOTIFY on ``service.NOTIFY_CHANNEL`` wakes it, or ``poll_seconds``. The
 receiver's API process sends that NOTIFY outside its inserts (``InboxReceiver``), so no delivery ever
-waits for it; a lost notification only costs one poll interval. Nothing here needs cleaning up after a crash:
+waits for it; a lost notification only costs one poll interval, and a retry is claimed within one poll
+interval of its time. Nothing here needs cleaning up after a crash:
 a claim is a row lock, which dies with its transaction.
 """
 
@@ -16,7 +18,6 @@ import logging
 from operator import attrgetter
 from typing import Any
 
-import procrastinate
 import psycopg
 
 from ..db import Database, libpq_url
@@ -46,11 +47,10 @@ class InboxWorker:
     until woken or ``poll_seconds``. A wake-up while some loop is awake is kept, and the next loop about to
     sleep claims once more instead: no event waits for the poll because of a race."""
 
-    def __init__(self, services: Any, jobs: procrastinate.App, *, concurrency: int,
+    def __init__(self, services: Any, *, concurrency: int,
                  batch_size: int = BATCH_SIZE, poll_seconds: float = POLL_SECONDS,
                  linger_seconds: float = LINGER_SECONDS) -> None:
         self.services = services
-        self.jobs = jobs
         self.concurrency = max(1, concurrency)
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -102,8 +102,7 @@ class InboxWorker:
     async def _claim_loop(self) -> None:
         while True:
             try:
-                claimed = await service.process_new_events(self.services.db, self.services, self.jobs,
-                                                           limit=self.batch_size)
+                claimed = await service.process_due_events(self.services.db, self.services, limit=self.batch_size)
             except Exception as exc:  # noqa: BLE001 - the loop outlives database outages
                 log.warning("inbox claim failed, retrying in %.0f s: %r", RETRY_SECONDS, exc)
                 await asyncio.sleep(RETRY_SECONDS)
