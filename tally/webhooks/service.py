@@ -52,13 +52,12 @@ async def store_events(conn: psycopg.AsyncConnection[Any], events: list[Verified
 
     The rows are all there is to queue: the inbox workers claim due rows (``process_due_events``), so
     receipt needs no job and no NOTIFY in its transaction. That matters: PostgreSQL commits notifying
-    transactions one at a time under a global lock, held through the WAL flush, which capped receipt at
-    a few hundred events/s on the bench machine (bench/webhooks.py). Plain psycopg rather than a
-    SQLAlchemy session (≈2.2 ms of CPU per event through a session against ≈0.8 ms); the payloads go
-    in as the signed text and PostgreSQL parses them. One statement text for any number of events
-    (arrays, not a VALUES list), so psycopg prepares it once per connection. The arrays go in binary
-    (``%b``): the text format escapes every quote of every payload in Python, about 36 µs per 1 KB event on
-    the bench machine, a tenth of the receiver's CPU; binary is a length and the bytes.
+    transactions one at a time under a global lock, held through the WAL flush, which capped receipt
+    (bench/webhooks.py; figures in the README's Benchmarks section). Plain psycopg rather than a SQLAlchemy
+    session, which costs several times the CPU per event; the payloads go in as the signed text and PostgreSQL
+    parses them. One statement text for any number of events (arrays, not a VALUES list), so psycopg prepares it
+    once per connection. The arrays go in binary (``%b``): the text format escapes every quote of every payload
+    in Python, a noticeable share of the receiver's CPU; binary is a length and the bytes.
 
     In id order: two INSERTs running at once that share ids (a delivery and Stripe's retry of it, in two
     groups) each wait for the other's row at the first id they share; taken in different orders they would
