@@ -65,6 +65,11 @@ def create_app(services: Services) -> FastAPI:
     app.state.stripe = services.stripe
     app.state.token_verifier = TokenVerifier(settings)
     install_error_handlers(app)
+    from .fast_route import FastRoutes
+
+    # Innermost: the routes declared fast (the webhook receiver, spends, holds) skip FastAPI's routing and
+    # dependencies, not the middlewares added below.
+    app.add_middleware(FastRoutes, tally=app)
     install_rate_limits(app, settings)  # inside CORS: a 429 keeps the CORS headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
