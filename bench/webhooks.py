@@ -34,7 +34,7 @@ Where the time went (2-core VM shared with other test runs, 2026-11; py-spy prof
 - what remained was the API's Python per request, ≈1.5 ms of CPU per event here (this VM runs
   ``sum(range(10000))`` in ≈270 µs, about 3× slower than a desktop): the middleware stack (security
   headers, rate-limit, body-size, CORS) and FastAPI's routing and dependency solving were about half of the
-  application's share. Deliveries now skip the routing and dependencies (``tally.webhooks.receiver``, the
+  application's share. Deliveries now skip the routing and dependencies (``tally.fast_route``, the
   innermost middleware; the other middlewares stay cheap for them: the rate limiter exempts webhook routes
   before doing any work): measured in-process on the bare ASGI app, 0.74–0.81 → 0.58–0.59 ms of CPU per
   delivery (2026-12-03).
