@@ -18,8 +18,8 @@ from .deps import install_state
 from .doctor.routes import router as doctor_router
 from .email.routes import router as email_router
 from .errors import install_error_handlers
+from .fast_route import FastRoutes
 from .invoices.routes import router as invoices_router
-from .ledger.fast_path import CreditsFastPath
 from .ledger.operator_routes import router as operator_credits_router
 from .ledger.routes import router as credits_router
 from .limits import BodySizeLimit
@@ -35,7 +35,6 @@ from .stripe_gateway import close_client
 from .subscriptions.routes import router as subscriptions_router
 from .tax.routes import router as tax_router
 from .webhooks.dispatch import load_handlers
-from .webhooks.receiver import WebhookReceiver
 from .webhooks.routes import admin_router as webhook_admin_router
 from .webhooks.routes import router as webhook_router
 from .worker import WorkerRunner
@@ -64,9 +63,9 @@ def create_app(services: Services) -> FastAPI:
                          description="Credits and subscriptions through Stripe, with an exactly-once ledger.")
     install_state(app, services)  # what routes reach through tally.deps
     install_error_handlers(app)
-    # Innermost: Stripe's deliveries skip FastAPI's routing and dependencies, not the middlewares added below.
-    app.add_middleware(WebhookReceiver, tally=app)
-    app.add_middleware(CreditsFastPath, tally=app)  # the same for spends, holds and captures
+    # Innermost: the routes declared fast (the webhook receiver, spends, holds) skip FastAPI's routing and
+    # dependencies, not the middlewares added below.
+    app.add_middleware(FastRoutes, tally=app)
     app.state.rate_limiter = install_rate_limits(app, settings)  # inside CORS: a 429 keeps the CORS headers
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

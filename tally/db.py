@@ -166,19 +166,3 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, Json | Jsonb):
         return _has_nul(value.obj)
     return False
-
-
-# -- transactions holding a lock that every writer of its kind queues behind ----------------------------
-_COMMIT_SOON = "tally.commit_soon"
-
-
-def commit_soon(session: AsyncSession) -> None:
-    """Say that this transaction now holds a lock every writer of its kind queues behind (the year's invoice
-    counter): whoever runs several units of work in one transaction (the inbox worker's batches) commits after
-    the current one instead of holding the lock through the next ones."""
-    session.info[_COMMIT_SOON] = True
-
-
-def should_commit(session: AsyncSession) -> bool:
-    """True once after ``commit_soon`` (reading clears it)."""
-    return bool(session.info.pop(_COMMIT_SOON, False))

@@ -24,8 +24,9 @@ log = logging.getLogger("tally.worker")
 RESTART_SECONDS = 1.0  # before starting procrastinate's worker again after it ended on its own
 
 # Domains whose tasks.py declares ``blueprint``.
-TASK_MODULES = ("tally.webhooks.tasks", "tally.subscriptions.tasks", "tally.email.tasks",
-                "tally.reconcile.tasks", "tally.ledger.tasks", "tally.price_changes.tasks")
+# (Webhook events are no jobs: the inbox workers claim them from the inbox table, ``tally.webhooks.inbox``.)
+TASK_MODULES = ("tally.subscriptions.tasks", "tally.email.tasks", "tally.reconcile.tasks", "tally.ledger.tasks",
+                "tally.price_changes.tasks")
 
 
 def make_job_app(database_url: str, settings: Any = None) -> procrastinate.App:
@@ -70,12 +71,12 @@ class WorkerRunner:
             self._task = asyncio.create_task(self.run(), name="tally-worker")
 
     async def run(self) -> None:
-        """Procrastinate's worker (periodic tasks, retries, emails) beside the webhook inbox workers, which
-        claim new events from the inbox table (``tally.webhooks.inbox`` says why not one job per event)."""
+        """Procrastinate's worker (periodic tasks, emails) beside the webhook inbox workers, which claim events
+        from the inbox table, retries included (``tally.webhooks.inbox`` says why not one job per event)."""
         from .webhooks.inbox import InboxWorker
 
         settings = self.services.settings
-        inbox = InboxWorker(self.services, self.job_app, concurrency=settings.worker_concurrency)
+        inbox = InboxWorker(self.services, concurrency=settings.worker_concurrency)
         with bind_services(self.services):
             async with asyncio.TaskGroup() as group:
                 group.create_task(inbox.run(), name="tally-inbox")
@@ -85,8 +86,7 @@ class WorkerRunner:
         """Procrastinate's worker, started again whenever it ends on its own. It ends for good when a
         database connection it holds is killed (a database restart, a failover, ``pg_terminate_backend``):
         its LISTEN or periodic side task fails and it stops, or a failed fetch raises. Without this the
-        process would live on with no retries, sweeps or emails, or exit. Its jobs left ``doing`` are
-        taken back by the sweeper once the old worker's heartbeat is stale."""
+        process would live on with no periodic tasks or emails, or exit."""
         while True:
             try:
                 await self.job_app.run_worker_async(

@@ -29,8 +29,7 @@ from ..errors import Forbidden, InvalidRequest, PaymentFailed, TallyError
 from ..orders import intents
 from ..orders import service as orders
 from ..orders.confirmation import confirm_order_payment
-from ..webhooks.routes import RECEIVER_ERRORS, receive_stripe_webhook
-from ..webhooks.schemas import Received
+from ..webhooks.routes import mount_receiver
 from . import service
 from .schemas import (ConfirmPaymentIn, ConfirmPaymentOut, CreatePaymentIntentIn, CreatePaymentIntentOut,
                       CreditOrderIn, CreditOrderOut, FamilyError, NextAction, PaymentCheckoutIn,
@@ -86,9 +85,7 @@ webhook_router = APIRouter(tags=["compatibility"])
 # The very same receiver as /v1/webhooks/stripe (signature on the raw body, inbox, worker), at the paths
 # the guides tell people to register in the Stripe dashboard.
 for _path in ("/api/payment/webhook", "/api/stripe/webhook"):
-    webhook_router.add_api_route(_path, receive_stripe_webhook, methods=["POST"], response_model=Received,
-                                 responses=RECEIVER_ERRORS,
-                                 summary="Stripe webhook endpoint (same as /v1/webhooks/stripe)")
+    mount_receiver(webhook_router, _path, summary="Stripe webhook endpoint (same as /v1/webhooks/stripe)")
 
 
 async def _principal(request: Request, user_id: str | None, email: str | None = None, *,

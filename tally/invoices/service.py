@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import commit_soon
 from .models import Invoice
 
 if TYPE_CHECKING:
@@ -28,13 +27,23 @@ def format_number(year: int, sequence: int) -> str:
 
 async def next_invoice_number(session: AsyncSession, year: int) -> int:
     """The year's next sequence number. Every fulfilment waits for this lock until the transaction that took
-    it ends, so the transaction is asked to end soon (``commit_soon``): a worker's batch commits after this
-    event instead of holding the counter through the rest of the batch. That also keeps batches from
-    deadlocking: a batch holding the counter, having locked its wallets before it, waits for nothing more, so
-    it can never be one link of a cycle with another batch that holds a wallet and waits for the counter."""
+    it ends: whoever runs several units of work in one transaction (the inbox worker's batches) asks
+    ``holds_invoice_counter`` after each and commits instead of holding the counter through the next ones."""
     sequence = int((await session.execute(_NEXT_NUMBER, {"year": year})).scalar_one())
-    commit_soon(session)
+    session.info[_COUNTER_TAKEN] = True
     return sequence
+
+
+_COUNTER_TAKEN = "tally.invoices.counter_taken"
+
+
+def holds_invoice_counter(session: AsyncSession) -> bool:
+    """Whether this session's transaction took an invoice number (``next_invoice_number``), and so holds the
+    year's counter, which every fulfilment queues behind, until it ends. A batch that went on to another event
+    would hold it through that event's work; and, having locked that event's wallet after the counter, it could
+    deadlock with a batch holding the wallet and waiting for the counter. A batch holding the counter with its
+    wallets locked before it waits for nothing more, so it is never one link of such a cycle."""
+    return bool(session.info.get(_COUNTER_TAKEN))
 
 
 async def issue_invoice(session: AsyncSession, *, order_id: str, user_id: str, amount: int, currency: str,

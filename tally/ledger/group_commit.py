@@ -28,102 +28,22 @@ only the request it belongs to. A connection killed by a database restart is ret
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import secrets
-from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from ..db import Database, refuse_nul
 from ..errors import Conflict, InsufficientCredits, InvalidRequest, NotFound
+from ..group_commit import GroupCommit
 from . import references, spending
 from .posting import utc_now
 
-log = logging.getLogger("tally.ledger")
-
-Item = TypeVar("Item")
 Row = dict[str, Any]
-RunGroup = Callable[[psycopg.AsyncConnection[Any], list[Item]], Awaitable[list[Row]]]
-
-
-class GroupCommit(Generic[Item]):
-    """Runs the items submitted together through ``run`` (one statement for a list of items, answering one
-    row per item in their order), sorted by ``order`` (the user id: the lock order, see the module docstring).
-
-    Flushes use ``Database.direct``, the autocommitted connections: no BEGIN/COMMIT around the statement."""
-
-    def __init__(self, db: Database, run: RunGroup[Item], *, order: Callable[[Item], Hashable], name: str,
-                 max_flushes: int = 3, max_group: int = 64) -> None:
-        self.db = db
-        self.run = run
-        self.order = order
-        self.name = name
-        self.max_flushes = max_flushes
-        self.max_group = max_group
-        self._waiting: list[tuple[Item, asyncio.Future[Row]]] = []
-        self._flushing = 0  # flushes started and not yet past their last look at the list
-        self._flushes: set[asyncio.Task[None]] = set()  # kept referenced until done
-
-    async def submit(self, item: Item) -> Row:
-        """The item's own row, once the statement holding it has committed (or its own error)."""
-        answer: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, answer))
-        if self._flushing < self.max_flushes:
-            self._flushing += 1
-            task = asyncio.get_running_loop().create_task(self._flush(), name=f"tally-{self.name}-group")
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
-        return await answer
-
-    async def _flush(self) -> None:
-        """Run what is waiting, group after group, until nothing is. The count drops in the same step as the
-        last look at the list (not in a done-callback, which runs later): a request queued in between would
-        otherwise find every flush slot taken by flushes that will never look again, and wait forever."""
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
-                group.sort(key=lambda entry: self.order(entry[0]))
-                await self._run_group(group)
-        finally:
-            self._flushing -= 1
-
-    async def _run_group(self, group: list[tuple[Item, asyncio.Future[Row]]]) -> None:
-        items = [item for item, _ in group]
-        try:
-            rows = await self.db.run_direct(lambda conn: self.run(conn, items))
-        except asyncio.CancelledError:  # shutting down: nobody is left to answer
-            for _, answer in group:
-                answer.cancel()
-            raise
-        except Exception as exc:  # noqa: BLE001 - handed to the requests it belongs to
-            if len(group) == 1:
-                _settle(group[0][1], error=exc)
-                return
-            log.warning("%d %s together failed (%r); running them one by one", len(group), self.name, exc)
-            for item, answer in group:
-                try:
-                    _settle(answer, row=(await self.db.run_direct(lambda conn, item=item: self.run(conn, [item])))[0])
-                except Exception as one_exc:  # noqa: BLE001
-                    _settle(answer, error=one_exc)
-            return
-        for (_, answer), row in zip(group, rows, strict=True):
-            _settle(answer, row=row)
-
-
-def _settle(answer: asyncio.Future[Row], *, row: Row | None = None, error: BaseException | None = None) -> None:
-    """Answer a waiting request (unless it went away: its future was cancelled)."""
-    if answer.done():
-        return
-    if error is not None:
-        answer.set_exception(error)
-    else:
-        answer.set_result(row)  # type: ignore[arg-type]
 
 
 # -- spends and holds -------------------------------------------------------------------------------------
@@ -245,9 +165,12 @@ class LedgerGroups:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.spends = GroupCommit(db, _run_spends, order=attrgetter("user_id"), name="spends")
-        self.holds = GroupCommit(db, _run_holds, order=attrgetter("user_id"), name="holds")
-        self.captures = GroupCommit(db, _run_captures, order=attrgetter("user_id"), name="captures")
+        self.spends: GroupCommit[SpendRequest, Row] = GroupCommit(db, _run_spends, order=attrgetter("user_id"),
+                                                                  name="spends")
+        self.holds: GroupCommit[HoldRequest, Row] = GroupCommit(db, _run_holds, order=attrgetter("user_id"),
+                                                                name="holds")
+        self.captures: GroupCommit[CaptureRequest, Row] = GroupCommit(db, _run_captures,
+                                                                      order=attrgetter("user_id"), name="captures")
 
 
 def groups_of(state: Any) -> LedgerGroups:

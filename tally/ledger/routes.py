@@ -9,7 +9,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from ..deps import CurrentUser, DatabaseDep, SessionDep, database_of
 from ..errors import InvalidRequest
+from ..fast_route import post
 from . import group_commit, service, spending
+from .fast_path import CaptureRoute, HoldRoute, ReleaseRoute, SpendRoute
 from .schemas import (
     BalanceOut,
     CaptureIn,
@@ -60,8 +62,8 @@ async def transactions(principal: CurrentUser, session: SessionDep, limit: Limit
                            next_cursor=str(rows[-1].id) if has_more else None)
 
 
-@router.post("/v1/credits/spend", response_model=SpendOut,
-             responses={409: {"description": "insufficient_credits, or idempotency_key reused differently"}})
+@post(router, "/v1/credits/spend", SpendRoute, response_model=SpendOut,
+      responses={409: {"description": "insufficient_credits, or idempotency_key reused differently"}})
 async def spend(body: SpendIn, principal: CurrentUser, request: Request) -> SpendOut:
     """Debit coins atomically, once per ``idempotency_key``; never below zero."""
     # No ensure_user: a spend only moves coins of an existing wallet (a user without one has none to spend).
@@ -83,8 +85,8 @@ def _hold_out(hold: spending.Hold, available: int, balance: int | None = None) -
                    balance=balance)
 
 
-@router.post("/v1/credits/holds", response_model=HoldOut, status_code=201,
-             responses={**_HOLD_CONFLICT, 200: {"description": "a replay of the key: the hold as it is now"}})
+@post(router, "/v1/credits/holds", HoldRoute, response_model=HoldOut, status_code=201,
+      responses={**_HOLD_CONFLICT, 200: {"description": "a replay of the key: the hold as it is now"}})
 async def create_hold(body: HoldIn, principal: CurrentUser, request: Request, response: Response) -> HoldOut:
     """Reserve credits for work whose cost is known at the end; capture or release it later. Once per
     ``idempotency_key`` (a replay answers 200 with the hold as it is now)."""
@@ -102,8 +104,8 @@ async def get_hold(hold_id: HoldId, principal: CurrentUser, db: DatabaseDep) -> 
     return _hold_out(hold, available)
 
 
-@router.post("/v1/credits/holds/{hold_id}/capture", response_model=HoldOut,
-             responses={**_HOLD_CONFLICT, **_NO_SUCH_HOLD})
+@post(router, "/v1/credits/holds/{hold_id}/capture", CaptureRoute, response_model=HoldOut,
+      responses={**_HOLD_CONFLICT, **_NO_SUCH_HOLD})
 async def capture_hold(hold_id: HoldId, principal: CurrentUser, request: Request,
                        body: CaptureIn | None = None) -> HoldOut:
     """Spend ``amount`` (default: all) of the hold and release the rest."""
@@ -113,8 +115,8 @@ async def capture_hold(hold_id: HoldId, principal: CurrentUser, request: Request
     return _hold_out(hold, available, balance)
 
 
-@router.post("/v1/credits/holds/{hold_id}/release", response_model=HoldOut,
-             responses={**_HOLD_CONFLICT, **_NO_SUCH_HOLD})
+@post(router, "/v1/credits/holds/{hold_id}/release", ReleaseRoute, response_model=HoldOut,
+      responses={**_HOLD_CONFLICT, **_NO_SUCH_HOLD})
 async def release_hold(hold_id: HoldId, principal: CurrentUser, request: Request) -> HoldOut:
     hold, available = await spending.release(database_of(request.app), user_id=principal.user_id, hold_id=hold_id)
     return _hold_out(hold, available)

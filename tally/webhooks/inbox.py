@@ -1,9 +1,11 @@
-"""The inbox workers: claim new webhook events in batches and process them, in every worker process.
+"""The inbox workers: claim due webhook events in batches and process them, in every worker process.
 
-Each of ``concurrency`` loops claims a batch (``service.process_new_events``) and, when nothing is waiting,
+Each of ``concurrency`` loops claims a batch (``service.process_due_events``: new events, retries whose
+backoff has passed, replays) and, when nothing is waiting,
 sleeps until a NOTIFY on ``service.NOTIFY_CHANNEL`` wakes it, or ``poll_seconds``. The
 receiver's API process sends that NOTIFY outside its inserts (``InboxReceiver``), so no delivery ever
-waits for it; a lost notification only costs one poll interval. Nothing here needs cleaning up after a crash:
+waits for it; a lost notification only costs one poll interval, and a retry is claimed within one poll
+interval of its time. Nothing here needs cleaning up after a crash:
 a claim is a row lock, which dies with its transaction.
 """
 
@@ -13,12 +15,13 @@ import asyncio
 import collections
 import contextlib
 import logging
+from operator import attrgetter
 from typing import Any
 
-import procrastinate
 import psycopg
 
 from ..db import Database, libpq_url
+from ..group_commit import GroupCommit
 from . import service
 from .signature import VerifiedEvent
 
@@ -44,11 +47,10 @@ class InboxWorker:
     until woken or ``poll_seconds``. A wake-up while some loop is awake is kept, and the next loop about to
     sleep claims once more instead: no event waits for the poll because of a race."""
 
-    def __init__(self, services: Any, jobs: procrastinate.App, *, concurrency: int,
+    def __init__(self, services: Any, *, concurrency: int,
                  batch_size: int = BATCH_SIZE, poll_seconds: float = POLL_SECONDS,
                  linger_seconds: float = LINGER_SECONDS) -> None:
         self.services = services
-        self.jobs = jobs
         self.concurrency = max(1, concurrency)
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -100,8 +102,7 @@ class InboxWorker:
     async def _claim_loop(self) -> None:
         while True:
             try:
-                claimed = await service.process_new_events(self.services.db, self.services, self.jobs,
-                                                           limit=self.batch_size)
+                claimed = await service.process_due_events(self.services.db, self.services, limit=self.batch_size)
             except Exception as exc:  # noqa: BLE001 - the loop outlives database outages
                 log.warning("inbox claim failed, retrying in %.0f s: %r", RETRY_SECONDS, exc)
                 await asyncio.sleep(RETRY_SECONDS)
@@ -130,18 +131,11 @@ class InboxWorker:
 class InboxReceiver:
     """The API side: stores verified events and wakes the inbox workers.
 
-    Deliveries that arrive together are stored together (group commit): a delivery joins the list of
-    those waiting, and each of at most ``MAX_FLUSHES`` flushes in flight takes the whole list (up to
-    ``MAX_GROUP``) as one INSERT, one round trip and one commit; every delivery is answered after the
-    commit that holds it. With nothing in flight a delivery is flushed at once, so a lone one waits for
-    nothing; under load, or while a commit is slow (a WAL flush stall), the next flush carries all that
-    arrived meanwhile instead of each queueing for a connection of its own.
-
-    Inserts go through ``Database.direct``, the autocommitted connections: no BEGIN/COMMIT and no liveness
-    check before each use (the job queue's pool checks every connection it hands out: one more round trip).
-    A flush that meets a connection killed by a database restart is tried once more on a fresh one
-    (``Database.run_direct``); the insert is idempotent. If a group fails otherwise, its events are
-    stored one by one, so an error stays the failing delivery's own.
+    Deliveries that arrive together are stored together (``tally.group_commit.GroupCommit``): one INSERT, one
+    round trip and one commit for all that arrived meanwhile (up to ``MAX_GROUP``), with at most
+    ``MAX_FLUSHES`` in flight; every delivery is answered after the commit that holds it. Inserts go through
+    ``Database.direct``, the autocommitted connections; the insert is idempotent, so a group retried after a
+    database restart, or redone one by one after an error, stores each event once.
 
     The wake-up NOTIFY is sent after the insert committed, never inside it: PostgreSQL commits notifying
     transactions one at a time under a global lock held through the WAL flush. At most one NOTIFY per
@@ -153,9 +147,11 @@ class InboxReceiver:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._waiting: list[tuple[VerifiedEvent, asyncio.Future[bool]]] = []
-        self._flushes: set[asyncio.Task[None]] = set()  # for close()
-        self._flushing = 0  # flushes started and not yet past their last look at the list
+        # In id order: two INSERTs running at once that share ids (a delivery and Stripe's retry of it) each
+        # wait for the other's row at the first id they share; in different orders they would deadlock.
+        self._groups: GroupCommit[VerifiedEvent, bool] = GroupCommit(
+            db, _store_group, order=attrgetter("id"), name="inbox-store", max_flushes=self.MAX_FLUSHES,
+            max_group=self.MAX_GROUP)
         self._notify: asyncio.Task[None] | None = None
         self._again = False
 
@@ -165,61 +161,17 @@ class InboxReceiver:
 
     async def close(self) -> None:
         """Let the flushes and a NOTIFY on their way finish (the connections close with the database)."""
-        while self._flushes:
-            await asyncio.gather(*self._flushes, return_exceptions=True)
+        await self._groups.close()
         if self._notify is not None:
             with contextlib.suppress(Exception):
                 await self._notify
 
     async def store(self, event: VerifiedEvent) -> bool:
         """True when the event is new (stored now), False for a duplicate; returns once it is committed."""
-        stored = asyncio.get_running_loop().create_future()
-        self._waiting.append((event, stored))
-        if self._flushing < self.MAX_FLUSHES:
-            self._flushing += 1
-            task = asyncio.get_running_loop().create_task(self._flush(), name="tally-inbox-store")
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
-        new = await stored
+        new = await self._groups.submit(event)
         if new:
             self._poke()
         return new
-
-    async def _flush(self) -> None:
-        """Store what is waiting, group after group, until nothing is. The count drops in the same step as
-        the last look at the list (not in a done-callback, which runs later): a delivery queued in between
-        would otherwise find every flush slot taken by flushes that will never look again, and wait forever."""
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting[:self.MAX_GROUP], self._waiting[self.MAX_GROUP:]
-                await self._store_group(group)
-        finally:
-            self._flushing -= 1
-
-    async def _store_group(self, group: list[tuple[VerifiedEvent, asyncio.Future[bool]]]) -> None:
-        events = [event for event, _ in group]
-        try:
-            inserted = await self.db.run_direct(lambda conn: service.store_events(conn, events))
-        except asyncio.CancelledError:  # shutting down: nobody is left to answer
-            for _, stored in group:
-                stored.cancel()
-            raise
-        except Exception as exc:  # noqa: BLE001 - handed to the deliveries it belongs to
-            if len(group) == 1:
-                _settle(group[0][1], error=exc)
-                return
-            log.warning("storing %d webhook events together failed (%r); storing them one by one", len(group), exc)
-            for event, stored in group:
-                try:
-                    _settle(stored, new=await self.db.run_direct(
-                        lambda conn, event=event: service.store_event(conn, event)))
-                except Exception as one_exc:  # noqa: BLE001
-                    _settle(stored, error=one_exc)
-            return
-        for event, stored in group:
-            # An id twice in one group (a retry racing its original) is new for the first one only.
-            _settle(stored, new=event.id in inserted)
-            inserted.discard(event.id)
 
     def _poke(self) -> None:
         if self._notify is not None:
@@ -242,11 +194,12 @@ class InboxReceiver:
             self._notify = None
 
 
-def _settle(stored: asyncio.Future[bool], *, new: bool = False, error: BaseException | None = None) -> None:
-    """Answer a waiting delivery (unless it went away: its future was cancelled)."""
-    if stored.done():
-        return
-    if error is not None:
-        stored.set_exception(error)
-    else:
-        stored.set_result(new)
+async def _store_group(conn: psycopg.AsyncConnection[Any], events: list[VerifiedEvent]) -> list[bool]:
+    """For each event, whether it is new. An id twice in one group (a retry racing its original) is new for the
+    first one only."""
+    inserted = await service.store_events(conn, events)
+    new = []
+    for event in events:
+        new.append(event.id in inserted)
+        inserted.discard(event.id)
+    return new

@@ -28,11 +28,13 @@ class WebhookEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # After a failed try: not claimed before this (the backoff). Null: due as soon as it is pending.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_webhook_events_status_received", "status", "received_at"),
-        # new events, the queue the inbox workers claim from (tally.webhooks.service.process_new_events)
-        Index("ix_webhook_events_new", "received_at", postgresql_where=text("status = 'pending' AND attempts = 0")),
+        # the queue the inbox workers claim from (tally.webhooks.service.process_due_events)
+        Index("ix_webhook_events_pending", "received_at", postgresql_where=text("status = 'pending'")),
         # counts by type and status (metrics, dashboard), and a customer's failed payments (the account page)
         Index("ix_webhook_events_type_status", "type", "status"),
         Index("ix_webhook_events_failed_payment_customer", text("(payload #>> '{data,object,customer}')"), "type",

@@ -1,7 +1,7 @@
 """``POST /v1/webhooks/stripe`` and the operator routes over the inbox.
 
-``receive_stripe_webhook`` is exported so that other paths (the compatibility routes) mount the very same
-function: ``router.add_api_route("/api/stripe/webhook", receive_stripe_webhook, methods=["POST"], ...)``.
+``mount_receiver`` is the one declaration of the receiver: other paths (the compatibility routes) mount it
+with it, so every path that receives Stripe's deliveries is the same route class, endpoint and schema.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.routing import BaseRoute
 
 from ..auth.deps import AdminUser
 from ..errors import InvalidRequest
+from ..fast_route import FastCall, fast_route
 from . import service
 from .schemas import EventList, EventOut, Received
-from .signature import StripeEvent
+from .signature import StripeEvent, verified_event
 
 router = APIRouter(tags=["webhooks"])
 admin_router = APIRouter(prefix="/v1/admin/events", tags=["admin"])
@@ -29,26 +30,41 @@ RECEIVER_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+RECEIVED = Received()
+
+
 async def receive_stripe_webhook(request: Request, event: StripeEvent) -> Received:
     """Verified → stored once in the inbox (committed: the inbox workers will claim it) → 200. A duplicate
     delivery is answered 200 too and is not processed again."""
     await request.app.state.inbox.store(event)
-    return Received()
+    return RECEIVED
+
+
+async def _call_receiver(call: FastCall) -> Received:
+    """The endpoint with what FastAPI would give it: the request and its verified event (``verified_event``,
+    the dependency itself, run here instead of through FastAPI's dependency solving)."""
+    return await call.endpoint(call.request, await verified_event(call.request))
+
+
+# Stripe bursts its deliveries at this route: it skips FastAPI's dependency solving (``tally.fast_route``).
+WebhookReceiverRoute = fast_route(_call_receiver, name="WebhookReceiverRoute")
+
+
+def mount_receiver(router: APIRouter, path: str, *, summary: str) -> None:
+    router.add_api_route(path, receive_stripe_webhook, methods=["POST"], response_model=Received,
+                         responses=RECEIVER_ERRORS, summary=summary, route_class_override=WebhookReceiverRoute)
 
 
 def receiver_routes(routes: Sequence[BaseRoute]) -> Iterator[RouteContext]:
-    """Every mounted POST route whose endpoint is the receiver: ``/v1/webhooks/stripe`` and the compatibility
-    aliases that ``TALLY_COMPAT_ROUTES`` mounts. The fast path serves these (``receiver.WebhookReceiver``) and
-    the rate limiter exempts them, both found from the app itself, so neither keeps a list of paths."""
+    """Every mounted receiver route: ``/v1/webhooks/stripe`` and the compatibility aliases that
+    ``TALLY_COMPAT_ROUTES`` mounts. The rate limiter exempts them, found from the app itself, so it keeps no
+    list of paths."""
     for context in iter_route_contexts(routes):
-        route = context.original_route
-        if (isinstance(route, APIRoute) and route.endpoint is receive_stripe_webhook and "POST" in route.methods
-                and context.path):
+        if isinstance(context.original_route, WebhookReceiverRoute) and context.path:
             yield context
 
 
-router.add_api_route("/v1/webhooks/stripe", receive_stripe_webhook, methods=["POST"], response_model=Received,
-                     responses=RECEIVER_ERRORS, summary="Stripe webhook endpoint")
+mount_receiver(router, "/v1/webhooks/stripe", summary="Stripe webhook endpoint")
 
 
 EventStatus = Literal["pending", "processed", "ignored", "failed"]

@@ -1,11 +1,13 @@
-"""The inbox: store a verified event once, process it once, record failures, replay, sweep.
+"""The inbox: store a verified event once, process it once, record failures, replay.
 
-The inbox table is the queue of new events: receipt is one autocommitted INSERT, and the inbox workers
-(``tally.webhooks.inbox``) claim new rows in batches. Retries after a failure are procrastinate jobs
-scheduled with backoff (``process_event``), as are the sweeper's.
+The inbox table is the queue, and the only one: receipt is one autocommitted INSERT, and the inbox workers
+(``tally.webhooks.inbox``) claim due rows in batches (``process_due_events``). A row is due when it is pending
+and its ``next_attempt_at`` (set after a failure, by the backoff) has passed or is unset: new deliveries,
+retries and replays are all claimed and processed by that one path. Nothing else queues an event, so nothing
+can be lost between two queues, and no sweeper looks for events that fell between them.
 
 Functions that take a session or connection never commit: the caller owns the transaction.
-``process_new_events`` and ``process_event`` own theirs, because each is one unit of work of the worker.
+``process_due_events`` and ``process_event`` own theirs, because each is one unit of work of the worker.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-import procrastinate
 import psycopg
-from procrastinate.exceptions import AlreadyEnqueued
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from structlog.contextvars import bound_contextvars
 
-from ..db import Database, should_commit
+from ..db import Database
+from ..invoices.service import holds_invoice_counter
 from ..errors import NotFound
 from .dispatch import HandlerContext, handler_for
 from .models import WebhookEvent
@@ -31,30 +32,9 @@ from .signature import VerifiedEvent
 
 log = logging.getLogger("tally.webhooks")
 
-PROCESS_TASK = "webhooks:process_event"
 FINAL_STATUSES = ("processed", "ignored")
 # Inbox workers LISTEN here; a NOTIFY only wakes them early (they also poll), so losing one is harmless.
 NOTIFY_CHANNEL = "tally_webhook_inbox"
-
-
-def queueing_lock(event_id: str) -> str:
-    """At most one waiting job per event (the sweeper and replays rely on it)."""
-    return f"webhook:{event_id}"
-
-
-async def driver_connection(session: AsyncSession) -> Any:
-    """The psycopg connection under the session, so that a job is deferred inside our transaction."""
-    raw = await (await session.connection()).get_raw_connection()
-    return raw.driver_connection
-
-
-async def defer_processing(jobs: procrastinate.App, session: AsyncSession, event_id: str, *,
-                           schedule_in: float | None = None) -> None:
-    """Queue a processing job in the session's transaction: the job exists iff the transaction commits."""
-    deferrer = jobs.configure_task(PROCESS_TASK, queueing_lock=queueing_lock(event_id),
-                                   connection=await driver_connection(session),
-                                   schedule_in={"seconds": schedule_in} if schedule_in else None)
-    await deferrer.defer_async(event_id=event_id)
 
 
 STORE_SQL = """
@@ -70,15 +50,14 @@ async def store_events(conn: psycopg.AsyncConnection[Any], events: list[Verified
     ``events``, is left out). On an autocommit connection (``tally.webhooks.inbox.InboxReceiver``) this is
     one round trip and one commit for the whole list.
 
-    The rows are all there is to queue: the inbox workers claim new rows (``process_new_events``), so
+    The rows are all there is to queue: the inbox workers claim due rows (``process_due_events``), so
     receipt needs no job and no NOTIFY in its transaction. That matters: PostgreSQL commits notifying
-    transactions one at a time under a global lock, held through the WAL flush, which capped receipt at
-    a few hundred events/s on the bench machine (bench/webhooks.py). Plain psycopg rather than a
-    SQLAlchemy session (≈2.2 ms of CPU per event through a session against ≈0.8 ms); the payloads go
-    in as the signed text and PostgreSQL parses them. One statement text for any number of events
-    (arrays, not a VALUES list), so psycopg prepares it once per connection. The arrays go in binary
-    (``%b``): the text format escapes every quote of every payload in Python, about 36 µs per 1 KB event on
-    the bench machine, a tenth of the receiver's CPU; binary is a length and the bytes.
+    transactions one at a time under a global lock, held through the WAL flush, which capped receipt
+    (bench/webhooks.py; figures in the README's Benchmarks section). Plain psycopg rather than a SQLAlchemy
+    session, which costs several times the CPU per event; the payloads go in as the signed text and PostgreSQL
+    parses them. One statement text for any number of events (arrays, not a VALUES list), so psycopg prepares it
+    once per connection. The arrays go in binary (``%b``): the text format escapes every quote of every payload
+    in Python, a noticeable share of the receiver's CPU; binary is a length and the bytes.
 
     In id order: two INSERTs running at once that share ids (a delivery and Stripe's retry of it, in two
     groups) each wait for the other's row at the first id they share; taken in different orders they would
@@ -109,20 +88,23 @@ def retry_delay(attempts: int, base: float = 2.0, cap: float = 3600.0) -> float:
 
 BATCH_SECONDS = 0.05  # a claimed batch commits what it has done after this long
 
-CLAIM_SQL = text("""
-    SELECT id, type, payload FROM webhook_events
-    WHERE status = 'pending' AND attempts = 0
+# Due: pending, and not waiting out a backoff. Oldest first: a retry that is due goes before newer events.
+_DUE = "status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())"
+
+CLAIM_SQL = text(f"""
+    SELECT id, type, payload, attempts FROM webhook_events
+    WHERE {_DUE}
     ORDER BY received_at LIMIT :limit
     FOR UPDATE SKIP LOCKED""")
 
-CLAIM_ONE_SQL = text("""
+CLAIM_ONE_SQL = text(f"""
     SELECT id, type, payload, attempts FROM webhook_events
-    WHERE id = :id AND status = 'pending' AND (attempts = 0 OR NOT :new_only)
+    WHERE id = :id AND {_DUE}
     FOR UPDATE SKIP LOCKED""")
 
 DONE_SQL = text("""
     UPDATE webhook_events e SET status = d.status, attempts = e.attempts + 1, last_error = NULL,
-                                processed_at = now()
+                                processed_at = now(), next_attempt_at = NULL
     FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[])) AS d(id, status)
     WHERE e.id = d.id""")
 
@@ -139,11 +121,11 @@ async def _handle(session: AsyncSession, services: Any, event_id: str, event_typ
     return "processed"
 
 
-async def process_new_events(db: Database, services: Any, jobs: procrastinate.App, *, limit: int) -> int:
-    """Claim up to ``limit`` new events, oldest first, and process them in one transaction; the number
-    claimed (0: nothing waiting).
+async def process_due_events(db: Database, services: Any, *, limit: int) -> int:
+    """Claim up to ``limit`` due events (new, retried after their backoff, or replayed), oldest first, and process
+    them in one transaction; the number claimed (0: nothing waiting).
 
-    The inbox is the queue of first attempts. A claim is a row lock (``FOR UPDATE SKIP LOCKED``), so
+    A claim is a row lock (``FOR UPDATE SKIP LOCKED``), so
     workers never wait on each other, and it lives exactly as long as the transaction: a worker killed
     mid-batch, or whose connection dies, leaves its events pending and unlocked for the next claim. Each
     event's handler writes and its done flag commit together, and a row that is no longer new is never
@@ -151,7 +133,8 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
 
     One transaction per batch makes the fixed costs (round trips, the commit's WAL flush) per batch. If
     any handler raises, the batch rolls back and its events are taken again one by one
-    (``process_event``), so a failure stays the failing event's own.
+    (``process_event``: the same claim, for one id), so a failure stays the failing event's own and is recorded
+    on its row with the time of its next try.
 
     A batch also stops at ``BATCH_SECONDS``. The locks one event's handler takes (its order, the wallet,
     the year's invoice counter, which every fulfilment takes) are held until the batch commits, so the
@@ -159,7 +142,7 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
     re-fetch what they act on) take longer than that each, and so go one per transaction, while handlers
     that only write (the benchmark's ledger handler) share their commits. It also keeps a batch that never
     commits (its worker killed again and again) from making no progress at all. And a batch stops right
-    after an event that took the year's invoice counter (``tally.db.commit_soon``): every fulfilment queues
+    after an event that took the year's invoice counter (``invoices.service.holds_invoice_counter``): every fulfilment queues
     behind that lock, and a batch holding it while it went on to lock another event's wallet could deadlock
     with a batch holding that wallet and waiting for the counter. The events not reached are released
     unprocessed at commit, still new, for the next claim."""
@@ -178,7 +161,7 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
                 statuses.append(await _handle(session, services, row.id, row.type, row.payload))
                 done.append(row.id)
                 types.append(row.type)
-                if should_commit(session):  # it holds a lock others queue behind (tally.db.commit_soon)
+                if holds_invoice_counter(session):  # every fulfilment queues behind it: commit now
                     break
             if done:
                 await session.execute(DONE_SQL, {"ids": done, "statuses": statuses})
@@ -189,28 +172,27 @@ async def process_new_events(db: Database, services: Any, jobs: procrastinate.Ap
             raise
         log.debug("a batch of %d events rolled back; processing them one by one", len(ids), exc_info=True)
         for event_id in ids:
-            await process_event(db, services, jobs, event_id, new_only=True)
+            await process_event(db, services, event_id)
     return len(ids)
 
 
-async def process_event(db: Database, services: Any, jobs: procrastinate.App, event_id: str, *,
-                        new_only: bool = False) -> Outcome:
-    """Process one pending event (a retry, a replay, a swept event, or one of a failed batch).
+async def process_event(db: Database, services: Any, event_id: str) -> Outcome:
+    """Process one event if it is due (one of a batch that rolled back), alone.
 
     The handler runs in a savepoint: if it raises, its writes roll back while the row lock holds, and the
-    failure is recorded in the same transaction: the attempt counted, the error kept, and either the next
-    try queued as a scheduled procrastinate job (backoff) or, after the last attempt, status ``failed``.
-    A row locked elsewhere is being processed there: skipped here (SKIP LOCKED; its own job or claim
-    carries it). ``new_only``: only an event never tried (the batch fallback must not bypass a backoff)."""
+    failure is recorded in the same transaction: the attempt counted, the error kept, and either the time of
+    the next try set (backoff: the claim skips the row until then) or, after the last attempt, status
+    ``failed``. A row locked elsewhere is being processed there, and one not due is waiting out its backoff:
+    both skipped here."""
     async with db.transaction() as session:
-        row = (await session.execute(CLAIM_ONE_SQL, {"id": event_id, "new_only": new_only})).one_or_none()
+        row = (await session.execute(CLAIM_ONE_SQL, {"id": event_id})).one_or_none()
         if row is None:
             return Outcome("skipped")
         try:
             async with session.begin_nested():
                 status = await _handle(session, services, row.id, row.type, row.payload)
         except Exception as exc:  # noqa: BLE001 - any handler error is the event's failure, kept on its row
-            return await _fail(session, services, jobs, row.id, row.attempts + 1, exc)
+            return await _fail(session, services, row.id, row.attempts + 1, exc)
         await session.execute(DONE_SQL, {"ids": [row.id], "statuses": [status]})
     _log_done(row.id, row.type, status)
     return Outcome(status)
@@ -223,18 +205,13 @@ def _log_done(event_id: str, event_type: str, status: str) -> None:
             extra={"stripe_event_id": event_id, "stripe_event_type": event_type, "status": status})
 
 
-async def _fail(session: AsyncSession, services: Any, jobs: procrastinate.App, event_id: str, attempts: int,
+async def _fail(session: AsyncSession, services: Any, event_id: str, attempts: int,
                 error: BaseException) -> Outcome:
     final = attempts >= max(1, services.settings.webhook_max_attempts)
     message = f"{type(error).__name__}: {error}"[:4000]
     await session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(
-        attempts=attempts, last_error=message, status="failed" if final else "pending"))
-    if not final:
-        try:
-            async with session.begin_nested():
-                await defer_processing(jobs, session, event_id, schedule_in=retry_delay(attempts))
-        except AlreadyEnqueued:  # a job is already waiting for this event (a sweep); it carries the retry
-            pass
+        attempts=attempts, last_error=message, status="failed" if final else "pending",
+        next_attempt_at=None if final else func.now() + timedelta(seconds=retry_delay(attempts))))
     log.warning("webhook %s failed (attempt %d%s): %s", event_id, attempts, ", final" if final else "", message)
     return Outcome("failed" if final else "retrying")
 
@@ -242,7 +219,7 @@ async def _fail(session: AsyncSession, services: Any, jobs: procrastinate.App, e
 async def replay(session: AsyncSession, event_id: str) -> WebhookEvent:
     """Back in the queue as a new event, whatever its status (an operator asked for it): pending, its
     attempts counted afresh (a replay gets the full series of retries), the last error kept until it
-    succeeds. The inbox workers claim it like a fresh delivery; the NOTIFY wakes them at commit."""
+    succeeds, due at once. The inbox workers claim it like a fresh delivery; the NOTIFY wakes them at commit."""
     row = (await session.execute(
         select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update())).scalar_one_or_none()
     if row is None:
@@ -250,6 +227,7 @@ async def replay(session: AsyncSession, event_id: str) -> WebhookEvent:
     row.status = "pending"
     row.attempts = 0
     row.processed_at = None
+    row.next_attempt_at = None
     await session.flush()
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return row
@@ -273,43 +251,6 @@ async def list_events(session: AsyncSession, *, status: str | None, event_type: 
     rows = list((await session.execute(
         query.order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc()).limit(limit + 1))).scalars())
     return rows[:limit], len(rows) > limit
-
-
-# Pending events older than this with no waiting or running job get a new one: a retry whose job was lost
-# (a manual database edit), or new events no inbox worker has claimed for a minute (none running, or a
-# deep backlog). Belt and braces: a job and a claim never both process an event (row lock + status).
-SWEEP_AGE_SECONDS = 60
-SWEEP_BATCH = 500
-
-
-async def stale_pending(session: AsyncSession) -> list[str]:
-    """Pending events past the age limit with no job to carry them. The status index bounds the scan to
-    pending rows; waiting jobs are found through procrastinate's partial unique index on ``queueing_lock``
-(the ``doing`` set is at most the workers' concurrency)."""
-    rows = await session.execute(text("""
-        SELECT e.id FROM webhook_events e
-        WHERE e.status = 'pending' AND e.received_at < now() - make_interval(secs => :age)
-          AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
-                          WHERE j.queueing_lock = 'webhook:' || e.id AND j.status = 'todo')
-          AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
-                          WHERE j.queueing_lock = 'webhook:' || e.id AND j.status = 'doing')
-        ORDER BY e.received_at LIMIT :batch"""), {"age": SWEEP_AGE_SECONDS, "batch": SWEEP_BATCH})
-    return [r[0] for r in rows]
-
-
-async def sweep(db: Database, jobs: procrastinate.App) -> int:
-    requeued = 0
-    async with db.transaction() as session:
-        for event_id in await stale_pending(session):
-            try:
-                async with session.begin_nested():
-                    await defer_processing(jobs, session, event_id)
-                requeued += 1
-            except AlreadyEnqueued:
-                pass
-    if requeued:
-        log.warning("webhook sweeper re-queued %d pending events that had no job", requeued)
-    return requeued
 
 
 def as_json(row: WebhookEvent) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import datetime as dt
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,13 +136,17 @@ class ClockUser:
         customer's. Another test's event that is failing on purpose, pending between its retries with backoff
         (a minute in all), is not this test's to wait for: counting it made this wait time out when such a test
         ran shortly before."""
+        def deliveries() -> tuple[bool, int]:
+            state = httpx.get(f"{self.tally.sandbox.url}/_sandbox/deliveries").json()
+            return bool(state["pending"]), len(state["data"])
+
         def settled() -> bool:
-            pending = httpx.get(f"{self.tally.sandbox.url}/_sandbox/deliveries").json()["pending"]
+            # The sandbox idle before and after Tally's inbox was read, with no delivery made in between: what
+            # the inbox showed is all there is (a delivery stored and processed between the reads is seen).
+            before = deliveries()
             waiting = sql(self.tally, "SELECT count(*) FROM webhook_events WHERE status = 'pending' "
                                       "AND (attempts = 0 OR position(%s in payload::text) > 0)", self.customer_id)
-            return not pending and waiting[0][0] == 0
-        wait_until(settled, "webhooks delivered and processed", timeout)
-        time.sleep(0.2)
+            return not before[0] and waiting[0][0] == 0 and deliveries() == before
         wait_until(settled, "webhooks delivered and processed", timeout)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from tally.db import Database, libpq_url
 from tally.ledger import credits
-from tally.ledger.fast_path import CreditsFastPath
+from tally.ledger import fast_path
 from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
@@ -98,13 +98,14 @@ def answers(client: httpx.Client, content_type: str) -> list[tuple[int, Any]]:
 
 def test_the_fast_path_answers_as_fastapi_does(tally: Any, monkeypatch: Any) -> None:
     served: list[str] = []
-    real = CreditsFastPath._answer
+    real = fast_path._caller
 
-    async def counted(scope: Any, *args: Any) -> Any:
-        served.append(scope["path"])
-        return await real(scope, *args)
+    async def counted(call: Any) -> Any:  # every direct call asks for the caller; counted once it is known
+        principal = await real(call)
+        served.append(call.request.url.path)
+        return principal
 
-    monkeypatch.setattr(CreditsFastPath, "_answer", staticmethod(counted))
+    monkeypatch.setattr(fast_path, "_caller", counted)
     fast_user, slow_user = funded_user(tally.database_url, 100), funded_user(tally.database_url, 100)
     with tally.client(fast_user) as client:
         fast = answers(client, "application/json")

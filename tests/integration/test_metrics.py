@@ -167,8 +167,8 @@ def test_log_lines_render_whatever_they_are_given() -> None:
 
 
 def test_webhook_deliveries_are_counted_logged_and_carry_the_usual_headers(tally: Any) -> None:
-    """Deliveries skip most of the middleware stack (``tally.webhooks.receiver``) but not the request id, the
-    security headers, the route's metrics or its error shape."""
+    """Deliveries skip FastAPI's dependency solving (``tally.fast_route``) but not the request id, the security
+    headers, the route's metrics or its error shape."""
     from tests.webhook_signing import make_event, signed
 
     before = scrape(tally)

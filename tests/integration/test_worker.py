@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -20,7 +21,6 @@ from tally.db import Database
 from tally.stripe_gateway import SANDBOX_KEY
 from tally.webhooks import service
 from tally.webhooks.dispatch import HandlerContext, handles
-from tally.worker import make_job_app
 from tests.integration.purchase_flow import STRIPE_HTTPX_WARNING, checkout, new_user, pay, sdk
 from tests.integration.webhook_probe_handlers import CREATE, PROBE_TYPE
 from tests.tally_harness import TallyServer, fresh_database
@@ -199,27 +199,25 @@ def test_failing_handler_is_retried_then_failed_listed_and_replayed(database_url
         assert missing.returncode == 1 and "No such event" in missing.stderr
 
 
-def test_sweeper_requeues_pending_events_whose_job_was_lost(database_url: str) -> None:
-    event = make_event("tally.test.lost")
-    sql(database_url, """INSERT INTO webhook_events (id, type, livemode, stripe_created, payload, received_at)
-                         VALUES (%s, %s, false, 0, '{}', now() - interval '2 minutes')""",
-        event["id"], event["type"])
-    fresh = make_event("tally.test.lost")  # too young to be swept: its job may still be on its way
-    sql(database_url, "INSERT INTO webhook_events (id, type, livemode, stripe_created, payload) "
-                      "VALUES (%s, %s, false, 0, '{}')", fresh["id"], fresh["type"])
+def test_retries_and_left_behind_events_are_claimed_when_due(database_url: str) -> None:
+    """One queue: the claim takes any pending event whose backoff has passed (a retry, or one whose worker died
+    mid-try), oldest first, like a new one; an event still waiting out its backoff is left alone."""
+    due, waiting, new = (make_event("tally.test.lost") for _ in range(3))
+    for event, attempts, next_attempt in ((due, 2, "now() - interval '1 second'"),
+                                          (waiting, 1, "now() + interval '1 hour'"), (new, 0, "NULL")):
+        sql(database_url, f"""INSERT INTO webhook_events (id, type, livemode, stripe_created, payload, attempts,
+                                                         next_attempt_at)
+                              VALUES (%s, %s, false, 0, '{{}}', %s, {next_attempt})""",
+            event["id"], event["type"], attempts)
 
-    async def sweep_twice() -> tuple[int, int]:
-        db, jobs = Database(database_url, pool_size=1), make_job_app(database_url)
-        await jobs.open_async()
+    async def claim() -> int:
+        db = Database(database_url, pool_size=1)
         try:
-            return await service.sweep(db, jobs), await service.sweep(db, jobs)
+            return await service.process_due_events(db, SimpleNamespace(stripe=None, settings=None), limit=10)
         finally:
-            await jobs.close_async()
             await db.dispose()
 
-    assert asyncio.run(sweep_twice()) == (1, 0)  # the second sweep sees the job waiting
-    queued = sql(database_url, "SELECT args ->> 'event_id' FROM procrastinate_jobs WHERE status = 'todo'")
-    assert queued == [(event["id"],)]
-    with TallyServer(database_url):  # a worker picks it up
-        wait_until(lambda: sql(database_url, "SELECT status FROM webhook_events WHERE id = %s", event["id"])
-                   == [("ignored",)], 15, "the swept event")
+    assert asyncio.run(claim()) == 2
+    statuses = dict(sql(database_url, "SELECT id, status FROM webhook_events WHERE id IN (%s, %s, %s)",
+                        due["id"], waiting["id"], new["id"]))
+    assert statuses == {due["id"]: "ignored", waiting["id"]: "pending", new["id"]: "ignored"}

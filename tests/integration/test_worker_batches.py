@@ -1,4 +1,4 @@
-"""The inbox worker's batches (``tally.webhooks.service.process_new_events``) against a real Postgres, in
+"""The inbox worker's batches (``tally.webhooks.service.process_due_events``) against a real Postgres, in
 process: events share a transaction until one of them takes the invoice counter, which every fulfilment
 queues behind; that event's transaction commits at once. Two concurrent batches that lock the same rows in
 opposite orders therefore never deadlock through the counter."""
@@ -19,7 +19,6 @@ from tally.db import Database
 from tally.invoices.service import next_invoice_number
 from tally.webhooks import service
 from tally.webhooks.dispatch import HandlerContext, handles
-from tally.worker import make_job_app
 from tests.tally_harness import fresh_database
 from tests.waiting import sql_at
 from tests.webhook_signing import make_event
@@ -57,6 +56,8 @@ async def _fulfilment(ctx: HandlerContext, event: dict[str, Any]) -> None:
     """A fulfilment's lock order: the wallet, then the invoice counter, last."""
     await _touch(ctx, event)
     await next_invoice_number(ctx.session, YEAR)
+    if "took_counter" in event["data"]["object"]:
+        SIGNALS[event["data"]["object"]["took_counter"]].set()
     if "wait_for" in event["data"]["object"]:
         await asyncio.wait_for(SIGNALS[event["data"]["object"]["wait_for"]].wait(), 10)
 
@@ -92,9 +93,9 @@ def transactions(database_url: str, ids: list[str]) -> list[list[str]]:
 
 
 async def drain(database_url: str, *, limit: int) -> None:
-    db, jobs = Database(database_url, pool_size=2), make_job_app(database_url)
+    db = Database(database_url, pool_size=2)
     try:
-        while await service.process_new_events(db, SimpleNamespace(stripe=None, settings=None), jobs, limit=limit):
+        while await service.process_due_events(db, SimpleNamespace(stripe=None, settings=None), limit=limit):
             pass
     finally:
         await db.dispose()
@@ -119,7 +120,8 @@ def test_two_batches_locking_a_wallet_and_the_counter_in_opposite_orders_do_not_
     PostgreSQL would break the deadlock after a second by failing one batch, redone event by event."""
     RUNS.clear()
     ids = store(database_url,
-                {"type": "tally.test.fulfilment", "wallet": 1, "wait_for": "wallet 2 locked by batch two"},
+                {"type": "tally.test.fulfilment", "wallet": 1, "took_counter": "counter taken by batch one",
+                 "wait_for": "wallet 2 locked by batch two"},
                 {"type": "tally.test.wallet", "wallet": 2},
                 {"type": "tally.test.wallet", "wallet": 2, "signal": "wallet 2 locked by batch two"},
                 {"type": "tally.test.fulfilment", "wallet": 3})
@@ -127,14 +129,14 @@ def test_two_batches_locking_a_wallet_and_the_counter_in_opposite_orders_do_not_
     async def two_batches() -> None:
         SIGNALS.clear()
         SIGNALS["wallet 2 locked by batch two"] = asyncio.Event()
-        db, jobs = Database(database_url, pool_size=4), make_job_app(database_url)
+        SIGNALS["counter taken by batch one"] = asyncio.Event()
+        db = Database(database_url, pool_size=4)
         services = SimpleNamespace(stripe=None, settings=None)
         try:
-            one = asyncio.create_task(service.process_new_events(db, services, jobs, limit=2))
-            while not sql_at(database_url, "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                                           "WHERE c.relname = 'invoice_counters' AND l.mode = 'RowExclusiveLock'"):
-                await asyncio.sleep(0.01)  # batch one holds the counter: now claim batch two
-            two = asyncio.create_task(service.process_new_events(db, services, jobs, limit=2))
+            one = asyncio.create_task(service.process_due_events(db, services, limit=2))
+            # Batch one holds the counter: now claim batch two.
+            await asyncio.wait_for(SIGNALS["counter taken by batch one"].wait(), 20)
+            two = asyncio.create_task(service.process_due_events(db, services, limit=2))
             assert await asyncio.wait_for(asyncio.gather(one, two), 20) == [2, 2]
         finally:
             await db.dispose()

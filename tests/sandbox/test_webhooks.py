@@ -4,6 +4,7 @@ endpoint changes, the default endpoint and secret rolling. Each test has a sandb
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from typing import Any
 
@@ -14,6 +15,12 @@ from stripe_sandbox import SandboxConfig
 from tests.sandbox.control import control, deliveries, private_sandbox, wait_until
 from tests.stripe_shapes import assert_stripe_shape
 from tests.webhook_receiver import WebhookReceiver
+
+
+def _settled(server: Any) -> bool:
+    """No delivery queued, on the wire or waiting to be retried: whatever the sandbox will send, it has sent."""
+    state = control(server, "GET", "/_sandbox/deliveries")
+    return state["pending"] is False and state["retries_scheduled"] == 0
 
 
 def _endpoint(client: stripe.StripeClient, receiver: WebhookReceiver, events: list[str]) -> Any:
@@ -50,17 +57,21 @@ def test_delivered_signed_to_matching_endpoints_only() -> None:
 
 
 def test_delivery_does_not_block_the_request() -> None:
+    """The endpoint answers only once the test lets it, after the API call returned: a delivery made inside the
+    request would hold the call until the endpoint's wait ran out, and be answered by then."""
     with private_sandbox() as (server, client), WebhookReceiver() as slow:
         _endpoint(client, slow, ["customer.created"])
+        release, answered = threading.Event(), threading.Event()
 
         def answer(event: dict[str, Any]) -> int:
-            time.sleep(0.8)
+            release.wait(timeout=30)
+            answered.set()
             return 200
 
         slow.answer = answer
-        started = time.perf_counter()
         client.v1.customers.create()
-        assert time.perf_counter() - started < 0.5
+        assert not answered.is_set()  # the call returned while its delivery was still unanswered
+        release.set()
         slow.wait_for("customer.created")
 
 
@@ -88,7 +99,7 @@ def test_retries_stop_after_the_schedule() -> None:
         broken.answer = lambda event: 500
         client.v1.customers.create()
         wait_until(lambda: len(deliveries(server)) == 3, what="three attempts")
-        time.sleep(0.4)
+        wait_until(lambda: _settled(server), what="no retry left")
         attempts = deliveries(server)
         assert len(attempts) == 3 and not any(a["succeeded"] for a in attempts)
         assert broken.events == []
@@ -164,10 +175,10 @@ def test_pause_holds_deliveries_until_resumed() -> None:
         assert control(server, "POST", "/_sandbox/webhooks/pause") == {"paused": True}
         customer = client.v1.customers.create()
         client.v1.customers.update(customer.id, params={"name": "Paused"})
-        time.sleep(0.3)
+        state = wait_until(lambda: (s := control(server, "GET", "/_sandbox/deliveries"))["held"] == 2 and s,
+                           what="both deliveries held")
+        assert state["paused"] is True
         assert receiver.events == [] and deliveries(server) == []
-        state = control(server, "GET", "/_sandbox/deliveries")
-        assert state["paused"] is True and state["held"] == 2
         # an outage: the events are still listed by the API, for reconciliation
         listed = client.v1.events.list(params={"limit": 2})
         assert [e.type for e in listed.data] == ["customer.updated", "customer.created"]
@@ -197,7 +208,7 @@ def test_endpoint_update_and_delete_change_deliveries() -> None:
         disabled = client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
         assert disabled.status == "disabled"
         client.v1.products.create(params={"name": "c"})
-        time.sleep(0.3)
+        wait_until(lambda: _settled(server), what="no delivery on its way")
         assert len(second.events) == 1
         client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})
 
@@ -207,7 +218,7 @@ def test_endpoint_update_and_delete_change_deliveries() -> None:
         deleted = client.v1.webhook_endpoints.delete(endpoint.id)
         assert_stripe_shape(deleted)
         client.v1.products.create(params={"name": "d"})
-        time.sleep(0.3)
+        wait_until(lambda: _settled(server), what="no delivery on its way")
         assert len(second.events) == 1
         with pytest.raises(stripe.InvalidRequestError) as gone:
             client.v1.webhook_endpoints.retrieve(endpoint.id)
@@ -221,7 +232,7 @@ def test_deleting_an_endpoint_stops_its_retries() -> None:
         client.v1.customers.create()
         wait_until(lambda: deliveries(server), what="the first attempt")
         client.v1.webhook_endpoints.delete(endpoint.id)
-        time.sleep(0.8)
+        wait_until(lambda: _settled(server), what="the scheduled retry dropped or done")
         assert len(deliveries(server)) == 1
 
 

@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import threading
-import time
 import uuid
 
 import httpx
@@ -23,6 +22,7 @@ from tally.stripe_gateway import SANDBOX_KEY
 from tests.integration.purchase_flow import (DECLINED, STRIPE_HTTPX_WARNING, VISA, checkout, new_user,
                                              wait_until)
 from tests.tally_harness import TallyServer
+from tests.waiting import poll, sql_at
 from tests.webhook_signing import make_event, sign
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING)
@@ -86,10 +86,12 @@ def full_run(tally: TallyServer) -> list[str]:
     bad_signature = sign(body, "whsec_wrong_" + "w" * 24)
     assert httpx.post(tally.url + "/v1/webhooks/stripe", content=body,
                       headers={"Stripe-Signature": bad_signature}).status_code == 400
-    good_body = json.dumps(make_event()).encode()
+    good_event = make_event()
+    good_body = json.dumps(good_event).encode()
     assert httpx.post(tally.url + "/v1/webhooks/stripe", content=good_body,
                       headers={"Stripe-Signature": sign(good_body, tally.webhook_secret)}).status_code == 200
-    time.sleep(0.5)  # the worker's last lines
+    poll(lambda: sql_at(tally.database_url, "SELECT status FROM webhook_events WHERE id = %s AND status <> 'pending'",
+                        good_event["id"]), timeout=30, every=0.05, what="the worker to finish the last event")
     return seen
 
 
