@@ -129,7 +129,7 @@ class FastRoutes:
             return
         body = await _read_body(receive)
         try:
-            status, payload = await self._answer(scope, served, body, receive)
+            status, payload = await self._answer(scope, served, body)
         except HandToFastAPI:
             await self.app(scope, _replaying(body, receive), send)
             return
@@ -149,9 +149,9 @@ class FastRoutes:
         return None
 
     @staticmethod
-    async def _answer(scope: Scope, served: _Served, body: bytes, receive: Receive) -> tuple[int, bytes]:
+    async def _answer(scope: Scope, served: _Served, body: bytes) -> tuple[int, bytes]:
         route = served.route
-        call = FastCall(route.endpoint, route, Request(scope, _replaying(body, receive)), body)
+        call = FastCall(route.endpoint, route, _ReadRequest(scope, body), body)
         result = await route.call(call)
         field = served.response_field
         assert field is not None
@@ -159,6 +159,17 @@ class FastRoutes:
             result, errors = field.validate(result, {}, loc=("response",))
             assert not errors, errors
         return call.status_code or served.status_code or 200, field.serialize_json(result, by_alias=True)
+
+
+class _ReadRequest(Request):
+    """The request as the endpoint sees it: its body, read already, is what ``body()`` answers."""
+
+    def __init__(self, scope: Scope, body: bytes) -> None:
+        super().__init__(scope)
+        self._read = body
+
+    async def body(self) -> bytes:
+        return self._read
 
 
 async def _read_body(receive: Receive) -> bytes:
