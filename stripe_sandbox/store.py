@@ -36,8 +36,8 @@ class GcFreezer:
     """Keeps Python's cyclic garbage collector off the store's objects, in a sandbox running in its own process.
 
     Stored objects are acyclic JSON-like dicts that reference counting frees; the cyclic collector finds
-    nothing in them, yet a full collection walks every one: about a second at 100 000 objects on the 2-core
-    development VM, during which no request is answered and no webhook leaves. ``gc.freeze()`` moves every
+    nothing in them, yet a full collection walks every one, and with a large store that takes long enough to be
+    seen (no request is answered and no webhook leaves meanwhile; bench/sandbox.py measures it). ``gc.freeze()`` moves every
     live object to the permanent generation, which collections skip; done after loading ``--data`` and after
     every ``every`` objects added, full collections only walk what came since. The price: a reference cycle
     alive at a freeze that dies later is never collected (asyncio and uvicorn keep a few per connection, some

@@ -12,10 +12,10 @@ from typing import Any
 
 
 def freeze_startup_objects() -> None:
-    """Move everything alive after start-up (modules, the app, its routes, SQLAlchemy's metadata: about
-    140 000 objects) out of the garbage collector's reach. They live as long as the process, yet every
-    full collection walked them all: about 90 ms on the bench machine, during which no request was
-    answered and no event processed (bench/webhooks.py's receipt latency showed those stalls)."""
+    """Move everything alive after start-up (modules, the app, its routes, SQLAlchemy's metadata: over a
+    hundred thousand objects) out of the garbage collector's reach. They live as long as the process, yet every
+    full collection walked them all, and meanwhile no request was answered and no event processed
+    (bench/webhooks.py's receipt latency showed those stalls; README, "Benchmarks")."""
     gc.collect()
     gc.freeze()
 

@@ -457,7 +457,7 @@ async def check_monitoring(ctx: Context) -> Finding:
         workers, failed, stuck, failed_ids = (await session.execute(MONITOR_SQL)).one()
     if not workers:
         return Finding("monitoring", title, False, "No worker has reported in the last minute: webhooks are "
-                       "stored but nobody processes them, and the sweeper and reconciliation do not run.",
+                       "stored but nobody processes them, retries wait, and reconciliation does not run.",
                        "Run `tally worker` (or `tally serve`, which runs one) against the same database.")
     if failed:
         return Finding("monitoring", title, False, f"{failed} webhook events failed after every retry "

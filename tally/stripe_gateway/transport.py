@@ -13,9 +13,9 @@ import stripe
 
 class StripeTransport(stripe.HTTPXClient):
     """The SDK's HTTP client: aiohttp (the SDK's own ``AIOHTTPClient``) for async calls, which is every call
-    Tally makes, and httpx for the few synchronous ones (scripts, tests). aiohttp costs about 1.1 ms less CPU
-    per call than httpx's async client on the 2-core bench VM, on every checkout, webhook re-fetch and
-    reconciliation call (bench/checkout.py). An aiohttp session belongs to the event loop it was made in, and
+    Tally makes, and httpx for the few synchronous ones (scripts, tests). aiohttp costs less CPU per call
+    than httpx's async client, on every checkout, webhook re-fetch and reconciliation call (measured by
+    bench/checkout.py; the figures are in the README's Benchmarks section). An aiohttp session belongs to the event loop it was made in, and
     the CLI and the tests run several loops: one session per loop."""
 
     def __init__(self, timeout: float) -> None:

@@ -81,17 +81,26 @@ def parse_event(text: str, *, live_mode: bool) -> VerifiedEvent:
         raise InvalidWebhook("The body is not JSON.") from None
     if not isinstance(event, dict) or event.get("object") != "event":
         raise InvalidWebhook("The body is not a Stripe event.")
-    event_id, event_type = event.get("id"), event.get("type")
-    created, livemode = event.get("created"), event.get("livemode")
-    if not (isinstance(event_id, str) and 0 < len(event_id) <= 255 and isinstance(event_type, str)
-            and 0 < len(event_type) <= 255 and isinstance(created, int) and not isinstance(created, bool)
-            and isinstance(livemode, bool) and isinstance(event.get("data"), dict)):
+    if not _has_event_fields(event):
         raise InvalidWebhook("The event lacks id, type, created, livemode or data.")
+    event_id, event_type, created, livemode = event["id"], event["type"], event["created"], event["livemode"]
     if livemode != live_mode:
         # A test event reaching a live deployment (or the reverse) is a misrouted endpoint, never money.
         raise InvalidWebhook(f"A {'live' if livemode else 'test'}-mode event reached a "
                              f"{'live' if live_mode else 'test'}-mode Tally.", param="livemode")
     return VerifiedEvent(raw=text, id=event_id, type=event_type, created=created, livemode=livemode)
+
+
+def _short_text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 255
+
+
+def _has_event_fields(event: dict[str, Any]) -> bool:
+    """id and type (short strings), created (an int, not a bool), livemode (a bool) and data (an object)."""
+    created = event.get("created")
+    return (_short_text(event.get("id")) and _short_text(event.get("type"))
+            and isinstance(created, int) and not isinstance(created, bool)
+            and isinstance(event.get("livemode"), bool) and isinstance(event.get("data"), dict))
 
 
 async def verified_event(request: Request) -> VerifiedEvent:
