@@ -152,35 +152,17 @@ async def delivery_probe(ctx: Context) -> tuple[bool, str]:
 
 async def check_webhook(ctx: Context) -> Finding:
     title = "Webhook endpoint: this URL, the needed events, a secret that verifies"
-    urls = our_urls(ctx)
-    create_fix = (f"Create one: Dashboard → Developers → Webhooks → Add endpoint, URL {urls[0]}, events "
-                  f"{', '.join(REQUIRED_EVENTS)}; then set STRIPE_WEBHOOK_SECRET to its whsec_ signing secret "
-                  "and restart Tally.")
     try:
         endpoints = await webhook_endpoints(ctx)
     except StripeError as exc:
         return Finding("webhook", title, False, f"Could not list webhook endpoints: {_stripe_problem(exc)}.", KEY_FIX)
-    ours = [e for e in endpoints if e.get("url", "").rstrip("/") in urls]
-    if not ours:
-        elsewhere = ", ".join(sorted({e.get("url", "") for e in endpoints})) or "none at all"
-        return Finding("webhook", title, False, f"No webhook endpoint points at {urls[0]} (endpoints in this "
-                       f"account: {elsewhere}). Stripe cannot tell Tally about payments.", create_fix)
-    enabled = [e for e in ours if e.get("status") == "enabled"]
-    if not enabled:
-        return Finding("webhook", title, False, f"The endpoint {ours[0]['id']} for {ours[0]['url']} is disabled "
-                       "(Stripe disables endpoints that keep failing).",
-                       f"Enable it: Dashboard → Developers → Webhooks → {ours[0]['id']} → Enable; then run "
-                       "`tally sync` to fetch what was missed.")
-    endpoint = max(enabled, key=lambda e: len(set(REQUIRED_EVENTS) & set(e.get("enabled_events") or [])) +
-                   (100 if "*" in (e.get("enabled_events") or []) else 0))
+    endpoint = _our_enabled_endpoint(ctx, title, endpoints)
+    if isinstance(endpoint, Finding):
+        return endpoint
     events = set(endpoint.get("enabled_events") or [])
     missing = [] if "*" in events else [e for e in REQUIRED_EVENTS if e not in events]
     if missing:
-        return Finding("webhook", title, False, f"Endpoint {endpoint['id']} ({endpoint['url']}) does not send "
-                       f"{', '.join(missing)}: those payments and changes would never reach Tally.",
-                       f"Add the missing events: Dashboard → Developers → Webhooks → {endpoint['id']} → "
-                       f"Select events, or `stripe webhook_endpoints update {endpoint['id']} "
-                       + " ".join(f"-d 'enabled_events[]={e}'" for e in sorted(events | set(missing))) + "`.")
+        return _missing_events(title, endpoint, events, missing)
     if not ctx.webhook_secrets:
         return Finding("webhook", title, False, "STRIPE_WEBHOOK_SECRET is not set: Tally refuses every webhook.",
                        f"Set STRIPE_WEBHOOK_SECRET to the signing secret of {endpoint['id']} and restart.")
@@ -189,18 +171,57 @@ async def check_webhook(ctx: Context) -> Finding:
     except StripeError as exc:
         return Finding("webhook", title, False, f"Could not send a probe event: {_stripe_problem(exc)}.", KEY_FIX)
     if not arrived:
-        reachable = await _receiver_answers(ctx, endpoint["url"])
-        cause = ("the signature did not verify: STRIPE_WEBHOOK_SECRET is not this endpoint's signing secret"
-                 if reachable else f"{endpoint['url']} does not answer from here")
-        return Finding("webhook", title, False, f"Endpoint {endpoint['id']} is registered, but {what}; {cause}.",
-                       f"Copy the signing secret of {endpoint['id']} (Dashboard → Developers → Webhooks → "
-                       "Signing secret → Reveal) into STRIPE_WEBHOOK_SECRET and restart Tally (while rolling a "
-                       "secret, give both, comma-separated); then run `tally sync`." if reachable else
-                       "Make the URL reachable from Stripe (public DNS, HTTPS, firewall), or fix "
-                       "TALLY_PUBLIC_URL.")
+        return await _probe_not_arrived(ctx, title, endpoint, what)
     listed = "all events" if "*" in events else f"{len(events)} events incl. the {len(REQUIRED_EVENTS)} needed"
     return Finding("webhook", title, True, f"Endpoint {endpoint['id']} → {endpoint['url']}, enabled, {listed}; "
                    f"{what}, so its signing secret verifies.")
+
+
+def _our_enabled_endpoint(ctx: Context, title: str, endpoints: list[dict[str, Any]]) -> dict[str, Any] | Finding:
+    """The enabled endpoint for this service's URL that sends the most of the needed events, or why none is."""
+    urls = our_urls(ctx)
+    ours = [e for e in endpoints if e.get("url", "").rstrip("/") in urls]
+    if not ours:
+        elsewhere = ", ".join(sorted({e.get("url", "") for e in endpoints})) or "none at all"
+        return Finding("webhook", title, False, f"No webhook endpoint points at {urls[0]} (endpoints in this "
+                       f"account: {elsewhere}). Stripe cannot tell Tally about payments.",
+                       f"Create one: Dashboard → Developers → Webhooks → Add endpoint, URL {urls[0]}, events "
+                       f"{', '.join(REQUIRED_EVENTS)}; then set STRIPE_WEBHOOK_SECRET to its whsec_ signing secret "
+                       "and restart Tally.")
+    enabled = [e for e in ours if e.get("status") == "enabled"]
+    if not enabled:
+        return Finding("webhook", title, False, f"The endpoint {ours[0]['id']} for {ours[0]['url']} is disabled "
+                       "(Stripe disables endpoints that keep failing).",
+                       f"Enable it: Dashboard → Developers → Webhooks → {ours[0]['id']} → Enable; then run "
+                       "`tally sync` to fetch what was missed.")
+    return max(enabled, key=_needed_events_sent)
+
+
+def _needed_events_sent(endpoint: dict[str, Any]) -> int:
+    """How many of the needed events the endpoint sends; one that sends every event ranks above all."""
+    events = endpoint.get("enabled_events") or []
+    return len(set(REQUIRED_EVENTS) & set(events)) + (100 if "*" in events else 0)
+
+
+def _missing_events(title: str, endpoint: dict[str, Any], events: set[str], missing: list[str]) -> Finding:
+    return Finding("webhook", title, False, f"Endpoint {endpoint['id']} ({endpoint['url']}) does not send "
+                   f"{', '.join(missing)}: those payments and changes would never reach Tally.",
+                   f"Add the missing events: Dashboard → Developers → Webhooks → {endpoint['id']} → "
+                   f"Select events, or `stripe webhook_endpoints update {endpoint['id']} "
+                   + " ".join(f"-d 'enabled_events[]={e}'" for e in sorted(events | set(missing))) + "`.")
+
+
+async def _probe_not_arrived(ctx: Context, title: str, endpoint: dict[str, Any], what: str) -> Finding:
+    """Why the probe event did not reach the inbox: a secret that does not verify, or a URL that does not answer."""
+    reachable = await _receiver_answers(ctx, endpoint["url"])
+    cause = ("the signature did not verify: STRIPE_WEBHOOK_SECRET is not this endpoint's signing secret"
+             if reachable else f"{endpoint['url']} does not answer from here")
+    return Finding("webhook", title, False, f"Endpoint {endpoint['id']} is registered, but {what}; {cause}.",
+                   f"Copy the signing secret of {endpoint['id']} (Dashboard → Developers → Webhooks → "
+                   "Signing secret → Reveal) into STRIPE_WEBHOOK_SECRET and restart Tally (while rolling a "
+                   "secret, give both, comma-separated); then run `tally sync`." if reachable else
+                   "Make the URL reachable from Stripe (public DNS, HTTPS, firewall), or fix "
+                   "TALLY_PUBLIC_URL.")
 
 
 async def _receiver_answers(ctx: Context, url: str) -> bool:
@@ -398,10 +419,22 @@ async def check_pci(ctx: Context) -> Finding:
 # -- 7. keys --------------------------------------------------------------------------------------
 async def check_keys(ctx: Context) -> Finding:
     title = "Live and test keys consistent"
-    settings, key = ctx.settings, ctx.stripe_key
+    key = ctx.stripe_key
     if key is None:
         return Finding("keys", title, True, "No Stripe key: the offline sandbox, test mode only (no real money).")
     prefix = "_".join(key.split("_")[:2])
+    secrets_ = ctx.webhook_secrets
+    if problem := (_secret_key_problem(title, key, prefix) or _webhook_secret_problem(title, secrets_)
+                   or await _mode_problem(ctx, title)):
+        return problem
+    live = ctx.settings.live_mode
+    return Finding("keys", title, True, f"{prefix}… key accepted by Stripe, {'live' if live else 'test'} mode on "
+                   f"both sides; {len(secrets_)} whsec_ webhook secret(s); test-mode events are refused by a "
+                   f"live Tally and the reverse.")
+
+
+def _secret_key_problem(title: str, key: str, prefix: str) -> Finding | None:
+    """What is wrong with the key as written: a publishable key, no secret key at all, or a placeholder."""
     if key.startswith("pk_"):
         return Finding("keys", title, False, f"STRIPE_SECRET_KEY holds a publishable key ({prefix}…): it can "
                        "neither create a Checkout Session nor read events.",
@@ -412,11 +445,20 @@ async def check_keys(ctx: Context) -> Finding:
     if PLACEHOLDER.search(key) or len(key) < 24:
         return Finding("keys", title, False, f"STRIPE_SECRET_KEY looks like a placeholder ({prefix}… copied from "
                        "an example).", KEY_FIX)
-    secrets_ = ctx.webhook_secrets
+    return None
+
+
+def _webhook_secret_problem(title: str, secrets_: list[str]) -> Finding | None:
     if any(not s.startswith("whsec_") or PLACEHOLDER.search(s) for s in secrets_):
         return Finding("keys", title, False, "STRIPE_WEBHOOK_SECRET is not a whsec_ signing secret (or is a "
                        "placeholder).", "Copy the endpoint's signing secret (whsec_…) from Dashboard → "
                        "Developers → Webhooks.")
+    return None
+
+
+async def _mode_problem(ctx: Context, title: str) -> Finding | None:
+    """Whether Stripe accepts the key, and whether its mode is the one Stripe's objects and events report."""
+    settings = ctx.settings
     live = settings.live_mode
     if live and settings.stripe_api_base:
         return Finding("keys", title, False, f"A live key is sent to STRIPE_API_BASE={settings.stripe_api_base}.",
@@ -436,9 +478,7 @@ async def check_keys(ctx: Context) -> Finding:
                        "STRIPE_WEBHOOK_SECRET: most likely a test-mode (or `stripe listen`) webhook secret.",
                        "Use the signing secret of the live-mode endpoint (Dashboard in live mode → Developers → "
                        "Webhooks).")
-    return Finding("keys", title, True, f"{prefix}… key accepted by Stripe, {'live' if live else 'test'} mode on "
-                   f"both sides; {len(secrets_)} whsec_ webhook secret(s); test-mode events are refused by a "
-                   f"live Tally and the reverse.")
+    return None
 
 
 # -- 8. monitoring --------------------------------------------------------------------------------

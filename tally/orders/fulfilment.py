@@ -42,27 +42,16 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
         return order
     if discount is not None or tax is not None:
         apply_price(order, discount, tax)
-    if paid_amount is not None and (paid_amount != order.amount or paid_currency != order.currency):
-        # Money was taken, so the pack is still granted; the mismatch needs a human, not a silent change.
-        log.error("order %s paid %s %s but was created for %s %s", order.id, paid_amount, paid_currency,
-                  order.amount, order.currency)
+    _log_amount_mismatch(order, paid_amount, paid_currency)
     user = await session.get(User, order.user_id)
     assert user is not None
-    description = f"{order.pack_name} ({order.coins} coins" + (f" + {order.bonus} bonus)" if order.bonus else ")")
+    description = _description(order)
     paid_at = datetime.now(UTC)
-    expires_at = (paid_at + timedelta(days=order.credits_expire_after_days)
-                  if order.credits_expire_after_days else None)
     await credits.grant_pack(session, user_id=order.user_id, order_id=order.id, coins=order.coins, bonus=order.bonus,
-                             description=description, expires_at=expires_at,
+                             description=description, expires_at=_credits_expire_at(order, paid_at),
                              paid=Paid(order.amount - order.amount_tax, order.currency),
                              details={"payment_intent": payment_intent_id, "pack_id": order.pack_id})
-    order.status = "paid"
-    order.paid_at = paid_at
-    order.failure_message = None
-    if payment_intent_id and not order.stripe_payment_intent_id:
-        order.stripe_payment_intent_id = payment_intent_id  # unique: one payment fulfils one order
-    if checkout_session_id and not order.stripe_checkout_session_id:
-        order.stripe_checkout_session_id = checkout_session_id
+    _mark_paid(order, paid_at, payment_intent_id=payment_intent_id, checkout_session_id=checkout_session_id)
     await session.flush()
     invoice = await issue_invoice(session, order_id=order.id, user_id=order.user_id, amount=order.amount,
                         currency=order.currency, description=description, coins=order.coins, bonus=order.bonus,
@@ -72,6 +61,34 @@ async def fulfil_paid_order(session: AsyncSession, *, order_id: str, settings: S
                         customer_email=customer_email or user.email, seller_name=settings.seller_name)
     await receipts.order_paid(session, settings, order=order, invoice=invoice)
     return order
+
+
+def _log_amount_mismatch(order: Order, paid_amount: int | None, paid_currency: str | None) -> None:
+    if paid_amount is not None and (paid_amount != order.amount or paid_currency != order.currency):
+        # Money was taken, so the pack is still granted; the mismatch needs a human, not a silent change.
+        log.error("order %s paid %s %s but was created for %s %s", order.id, paid_amount, paid_currency,
+                  order.amount, order.currency)
+
+
+def _description(order: Order) -> str:
+    """The pack and its coins, as the ledger and the invoice name them."""
+    return f"{order.pack_name} ({order.coins} coins" + (f" + {order.bonus} bonus)" if order.bonus else ")")
+
+
+def _credits_expire_at(order: Order, paid_at: datetime) -> datetime | None:
+    return (paid_at + timedelta(days=order.credits_expire_after_days)
+            if order.credits_expire_after_days else None)
+
+
+def _mark_paid(order: Order, paid_at: datetime, *, payment_intent_id: str | None,
+               checkout_session_id: str | None) -> None:
+    order.status = "paid"
+    order.paid_at = paid_at
+    order.failure_message = None
+    if payment_intent_id and not order.stripe_payment_intent_id:
+        order.stripe_payment_intent_id = payment_intent_id  # unique: one payment fulfils one order
+    if checkout_session_id and not order.stripe_checkout_session_id:
+        order.stripe_checkout_session_id = checkout_session_id
 
 
 def apply_price(order: Order, discount: AppliedDiscount | None, tax: AppliedTax | None) -> None:

@@ -36,18 +36,30 @@ async def tax_of(client: StripeGateway, checkout: dict[str, Any]) -> AppliedTax 
     """The session's tax, or None when Stripe computed none for it (automatic tax off)."""
     if not (checkout.get("automatic_tax") or {}).get("enabled"):
         return None
+    totals = await _totals_with_breakdown(client, checkout)
+    lines = [_line(t) for t in (totals.get("breakdown") or {}).get("taxes") or []]
+    exclusive = sum(line["amount"] for line in lines if not line["inclusive"])
+    details = checkout.get("customer_details") or {}
+    return AppliedTax(
+        amount=int(totals.get("amount_tax") or 0), exclusive=exclusive, lines=lines, address=_address(details),
+        tax_ids=[{"type": t.get("type"), "value": t.get("value")} for t in details.get("tax_ids") or []],
+        reverse_charge=_reverse_charge(details, lines))
+
+
+async def _totals_with_breakdown(client: StripeGateway, checkout: dict[str, Any]) -> dict[str, Any]:
     totals = checkout.get("total_details") or {}
     if "breakdown" not in totals:  # an includable field: ask for it
         async with stripe_call("retrieving the tax breakdown"):
             expanded = await client.retrieve_checkout_session(checkout["id"], expand=["total_details.breakdown"])
         totals = expanded.get("total_details") or {}
-    lines = [_line(t) for t in (totals.get("breakdown") or {}).get("taxes") or []]
-    exclusive = sum(line["amount"] for line in lines if not line["inclusive"])
-    details = checkout.get("customer_details") or {}
+    return totals
+
+
+def _address(details: dict[str, Any]) -> dict[str, Any] | None:
     address = details.get("address") or None
-    return AppliedTax(
-        amount=int(totals.get("amount_tax") or 0), exclusive=exclusive, lines=lines,
-        address={k: address.get(k) for k in ADDRESS_FIELDS} if address else None,
-        tax_ids=[{"type": t.get("type"), "value": t.get("value")} for t in details.get("tax_ids") or []],
-        reverse_charge=details.get("tax_exempt") == "reverse"
-        or any(line["reason"] == "reverse_charge" for line in lines))
+    return {k: address.get(k) for k in ADDRESS_FIELDS} if address else None
+
+
+def _reverse_charge(details: dict[str, Any], lines: list[dict[str, Any]]) -> bool:
+    """Stripe exempted a business buyer, or a rate's taxability is a reverse charge."""
+    return details.get("tax_exempt") == "reverse" or any(line["reason"] == "reverse_charge" for line in lines)

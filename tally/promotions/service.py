@@ -46,6 +46,14 @@ def validate(spec: PromotionSpec, catalog: Catalog, book: PlanBook, *, today: da
     """Refuse a spec Stripe would refuse, or one that names plans or packs Tally does not sell, in plain words."""
     if not CODE_PATTERN.fullmatch(spec.code):
         raise InvalidRequest("A code is 3 to 64 letters and digits, e.g. LAUNCH20.", param="code")
+    _validate_discount(spec)
+    _validate_duration(spec)
+    _validate_limits(spec, today=today)
+    _validate_products(spec, catalog, book)
+
+
+def _validate_discount(spec: PromotionSpec) -> None:
+    """One of a percentage or an amount, each within what Stripe takes."""
     if (spec.percent_off is None) == (spec.amount_off is None):
         raise InvalidRequest("Give exactly one of --percent-off or --amount-off.", param="percent_off")
     if spec.percent_off is not None and not Decimal(0) < spec.percent_off <= Decimal(100):
@@ -57,16 +65,26 @@ def validate(spec: PromotionSpec, catalog: Catalog, book: PlanBook, *, today: da
             money.check_amount(spec.amount_off, spec.currency)
         except money.CurrencyError as exc:
             raise InvalidRequest(f"--amount-off: {exc}.", param="amount_off") from None
+
+
+def _validate_duration(spec: PromotionSpec) -> None:
     if spec.duration not in DURATIONS:
         raise InvalidRequest(f"--duration is one of {', '.join(DURATIONS)}.", param="duration")
     if (spec.duration == "repeating") != (spec.months is not None):
         raise InvalidRequest("--months goes with --duration repeating, and only with it.", param="months")
     if spec.months is not None and spec.months < 1:
         raise InvalidRequest("--months is at least 1.", param="months")
+
+
+def _validate_limits(spec: PromotionSpec, *, today: date) -> None:
     if spec.max_redemptions is not None and spec.max_redemptions < 1:
         raise InvalidRequest("--max-redemptions is at least 1.", param="max_redemptions")
     if spec.expires is not None and spec.expires < today:
         raise InvalidRequest("--expires is a day from today on.", param="expires")
+
+
+def _validate_products(spec: PromotionSpec, catalog: Catalog, book: PlanBook) -> None:
+    """Only packs and plans Tally sells."""
     unknown_packs = [p for p in spec.packs if catalog.pack(p) is None]
     if unknown_packs:
         raise InvalidRequest(f"No such pack: {', '.join(unknown_packs)}. Packs: {', '.join(catalog.packs)}.",

@@ -8,6 +8,7 @@ orders)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
@@ -61,11 +62,17 @@ def is_proration(line: dict[str, Any]) -> bool:
 _price = mirror.retrieve_price
 
 
-async def record_paid(session: AsyncSession, client: StripeGateway, *, book: PlanBook, row: Subscription,
-                      invoice: dict[str, Any]) -> SubscriptionInvoice:
-    existing = await session.get(SubscriptionInvoice, invoice["id"])
-    if existing is not None:
-        return existing
+@dataclass(frozen=True)
+class _PaidPlanLines:
+    """What an invoice's paid plan lines grant: their credits, and the plan, interval and period of the last one."""
+    credits: int
+    plan_id: str | None
+    interval: str | None
+    period: tuple[int | None, int | None]
+
+
+async def _paid_plan_lines(client: StripeGateway, book: PlanBook, invoice: dict[str, Any]) -> _PaidPlanLines:
+    """The plan price × quantity of every line that is not a proration, not free (a trial) and of a Tally plan."""
     credits, plan_id, interval = 0, None, None
     period: tuple[int | None, int | None] = (None, None)
     for line in await all_lines(client, invoice):
@@ -79,6 +86,16 @@ async def record_paid(session: AsyncSession, client: StripeGateway, *, book: Pla
         credits += price.credits * int(line.get("quantity") or 1)
         plan_id, interval = plan.id, price.interval
         period = ((line.get("period") or {}).get("start"), (line.get("period") or {}).get("end"))
+    return _PaidPlanLines(credits, plan_id, interval, period)
+
+
+async def record_paid(session: AsyncSession, client: StripeGateway, *, book: PlanBook, row: Subscription,
+                      invoice: dict[str, Any]) -> SubscriptionInvoice:
+    existing = await session.get(SubscriptionInvoice, invoice["id"])
+    if existing is not None:
+        return existing
+    paid = await _paid_plan_lines(client, book, invoice)
+    credits, plan_id, interval, period = paid.credits, paid.plan_id, paid.interval, paid.period
     transaction_id = None
     if credits > 0:
         movement = await grant_invoice(

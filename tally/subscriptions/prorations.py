@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +18,7 @@ from ..stripe_gateway import StripeGateway
 from . import mirror
 from .invoices import all_lines, is_proration, line_price_id
 from .models import Subscription, SubscriptionChange
-from .plans import PlanBook, upgrade_credits
+from .plans import PlanBook, PlanPrice, SubscriptionPlan, upgrade_credits
 
 CHANGE_GRACE = dt.timedelta(minutes=5)  # how long an upgrade's route may take to record its invoice
 
@@ -48,11 +49,17 @@ async def grant_invoiced_upgrade(session: AsyncSession, client: StripeGateway, *
         await grant_change_if_paid(session, client, change, invoice, book=book)
 
 
-async def _derived_change(session: AsyncSession, client: StripeGateway, *, book: PlanBook, row: Subscription,
-                          invoice: dict[str, Any]) -> SubscriptionChange | None:
-    """Record an upgrade Tally did not ask for from its invoice: the "Unused time" line names the old price,
-    the "Remaining time" line the new one, and their period ``[t, end)`` the change's instant. Its id comes
-    from the invoice's, so replays find the same record (and the same ledger reference)."""
+@dataclass(frozen=True)
+class _Proration:
+    """The plan prices an invoice's proration lines move between, and the period ``[t, end)`` of the new one."""
+    old: tuple[SubscriptionPlan, PlanPrice] | None
+    new: tuple[SubscriptionPlan, PlanPrice] | None
+    t: int
+    end: int
+
+
+async def _proration_of(client: StripeGateway, book: PlanBook, invoice: dict[str, Any]) -> _Proration:
+    """The "Unused time" line (negative) names the old price; the "Remaining time" line (positive) the new one."""
     old = new = None
     t = end = 0
     for line in await all_lines(client, invoice):
@@ -68,6 +75,16 @@ async def _derived_change(session: AsyncSession, client: StripeGateway, *, book:
         elif int(line.get("amount") or 0) > 0:
             new = found
             t, end = int(period.get("start") or 0), int(period.get("end") or 0)
+    return _Proration(old, new, t, end)
+
+
+async def _derived_change(session: AsyncSession, client: StripeGateway, *, book: PlanBook, row: Subscription,
+                          invoice: dict[str, Any]) -> SubscriptionChange | None:
+    """Record an upgrade Tally did not ask for from its invoice: the "Unused time" line names the old price,
+    the "Remaining time" line the new one, and their period ``[t, end)`` the change's instant. Its id comes
+    from the invoice's, so replays find the same record (and the same ledger reference)."""
+    proration = await _proration_of(client, book, invoice)
+    old, new, t, end = proration.old, proration.new, proration.t, proration.end
     if old is None or new is None or old[1].interval != new[1].interval or new[0].rank <= old[0].rank:
         return None  # not an upgrade within an interval (a new cycle's invoice grants its credits itself)
     start = _period_start(row, new[1].interval, end)

@@ -142,31 +142,18 @@ async def change_plan(db: Database, client: StripeGateway, *, book: PlanBook, pr
     target = _plan_and_interval(book, plan_id, interval)
     async with db.transaction() as session:
         row = await _require(session, principal.user_id)
-        if row.status not in ("active", "trialing"):
-            raise Conflict(f"A {row.status} subscription cannot change plan; update the card first.")
-        if row.cancel_at_period_end:
-            raise Conflict("This subscription ends with the period; resume it before changing plan.")
+        _check_changeable(row)
         sub = await mirror.retrieve_subscription(client, row.id)
         item = mirror.first_item(sub or {})
         if sub is None or item is None or row.plan_id is None or row.interval is None:
             raise Conflict("This subscription is not on a Tally plan.")
         current = book.get(row.plan_id)
-        waiting = (row.pending_plan_id, row.pending_interval) if row.pending_plan_id else None
-        if (row.plan_id, row.interval) == (target.id, interval):
-            if waiting is None:
-                raise Conflict("You are already on this plan.", param="plan_id")
-            kind = "downgrade"  # back to the current plan: the waiting change is called off, nothing charged
-        elif waiting == (target.id, interval):
-            raise Conflict("This change is already scheduled for the end of the period.", param="plan_id")
-        else:
-            kind = change_kind(current, row.interval, target, interval)
+        kind = _requested_kind(row, row.interval, current, target, interval)
         now = await mirror.stripe_now(session, client, sub)
         start, end = mirror.period_of(sub)
         start, end = int(start or now), int(end or now)
-        credits = 0
-        if kind == "upgrade" and interval == row.interval and sub.get("status") == "active" and current:
-            credits = upgrade_credits(current.prices[row.interval].credits, target.prices[interval].credits,
-                                      end - now, end - start)
+        credits = _upgrade_credits(kind, sub, current, target, from_interval=row.interval, interval=interval,
+                                   now=now, period=(start, end))
         change = SubscriptionChange(
             id=str(uuid.uuid4()), user_id=row.user_id, subscription_id=row.id, kind=kind,
             from_plan_id=row.plan_id, from_interval=row.interval, to_plan_id=target.id, to_interval=interval,
@@ -175,16 +162,57 @@ async def change_plan(db: Database, client: StripeGateway, *, book: PlanBook, pr
     updated = await _ask_stripe(client, sub, item, change, price_id=await prices.price_id(client, target, interval),
                                 undo=(target.id, interval) == (row.plan_id, row.interval))
     async with db.transaction() as session:
-        fresh = await mirror.sync(session, client, book, row.id)
-        assert fresh is not None
-        saved = await session.get(SubscriptionChange, change.id, with_for_update=True)
-        assert saved is not None
-        saved.status = "applied"
-        invoice_id = object_id(updated.get("latest_invoice")) if kind == "upgrade" else None
-        if invoice_id and invoice_id != object_id(sub.get("latest_invoice")):
-            saved.stripe_invoice_id = invoice_id
-            await grant_change_if_paid(session, client, saved, book=book)
-        return fresh
+        return await _record_answer(session, client, book=book, subscription_id=row.id, sub=sub, change=change,
+                                    kind=kind, updated=updated)
+
+
+def _check_changeable(row: Subscription) -> None:
+    """Only a subscription that is paid for and continues may change plan."""
+    if row.status not in ("active", "trialing"):
+        raise Conflict(f"A {row.status} subscription cannot change plan; update the card first.")
+    if row.cancel_at_period_end:
+        raise Conflict("This subscription ends with the period; resume it before changing plan.")
+
+
+def _requested_kind(row: Subscription, from_interval: str, current: SubscriptionPlan | None,
+                    target: SubscriptionPlan, interval: str) -> str:
+    """``change_kind``, except that asking for the current plan calls off the waiting change (a downgrade), and
+    asking for the current plan with nothing waiting, or for the change already waiting, is refused."""
+    waiting = (row.pending_plan_id, row.pending_interval) if row.pending_plan_id else None
+    if (row.plan_id, from_interval) == (target.id, interval):
+        if waiting is None:
+            raise Conflict("You are already on this plan.", param="plan_id")
+        return "downgrade"  # back to the current plan: the waiting change is called off, nothing charged
+    if waiting == (target.id, interval):
+        raise Conflict("This change is already scheduled for the end of the period.", param="plan_id")
+    return change_kind(current, from_interval, target, interval)
+
+
+def _upgrade_credits(kind: str, sub: dict[str, Any], current: SubscriptionPlan | None, target: SubscriptionPlan, *,
+                     from_interval: str, interval: str, now: int, period: tuple[int, int]) -> int:
+    """The prorated credits an upgrade within an interval owes for the rest of the period (none otherwise)."""
+    start, end = period
+    if kind == "upgrade" and interval == from_interval and sub.get("status") == "active" and current:
+        return upgrade_credits(current.prices[from_interval].credits, target.prices[interval].credits,
+                               end - now, end - start)
+    return 0
+
+
+async def _record_answer(session: AsyncSession, client: StripeGateway, *, book: PlanBook, subscription_id: str,
+                         sub: dict[str, Any], change: SubscriptionChange, kind: str,
+                         updated: dict[str, Any]) -> Subscription:
+    """Stripe's answer, under the mirror row's lock: the mirror synced, the change applied, and an upgrade's
+    prorated credits granted when its new invoice is already paid (else ``invoice.paid`` will)."""
+    fresh = await mirror.sync(session, client, book, subscription_id)
+    assert fresh is not None
+    saved = await session.get(SubscriptionChange, change.id, with_for_update=True)
+    assert saved is not None
+    saved.status = "applied"
+    invoice_id = object_id(updated.get("latest_invoice")) if kind == "upgrade" else None
+    if invoice_id and invoice_id != object_id(sub.get("latest_invoice")):
+        saved.stripe_invoice_id = invoice_id
+        await grant_change_if_paid(session, client, saved, book=book)
+    return fresh
 
 
 async def _ask_stripe(client: StripeGateway, sub: dict[str, Any], item: dict[str, Any],
