@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .. import currency as money
-from ..stripe_gateway import InvalidRequestError, StripeGateway, idempotency_key, is_missing, stripe_call, update_key
+from ..stripe_gateway import (StripeGateway, ensure_product, idempotency_key, stripe_call, update_key)
 from .payment_methods import methods_for, retired_reason
 from .toml_file import FileModel, currency_code, parse_toml, read_toml
 
@@ -249,22 +249,11 @@ async def _current_price(client: StripeGateway, lookup_key: str) -> dict[str, An
 
 async def _ensure_product(client: StripeGateway, pack: Pack, result: SyncResult | None) -> None:
     async with stripe_call("syncing a product"):
-        try:
-            product = await client.retrieve_product(pack.product_id)
-        except InvalidRequestError as exc:
-            if not is_missing(exc):
-                raise
-            await client.create_product({
-                "id": pack.product_id, "name": pack.name, "metadata": {"tally_pack_id": pack.id},
-                **({"description": pack.description} if pack.description else {}),
-            }, idempotency_key=idempotency_key("pack", pack.id, "product"))
-            if result is not None:
-                result.created.append(pack.product_id)
-            return
-        if product.get("name") != pack.name or not product.get("active"):
-            fixed = {"name": pack.name, "active": True}
-            await client.update_product(pack.product_id, fixed,
-                                        idempotency_key=update_key("product", pack.product_id, fixed))
+        created = await ensure_product(client, pack.product_id, name=pack.name, description=pack.description,
+                                       metadata={"tally_pack_id": pack.id},
+                                       create_key=idempotency_key("pack", pack.id, "product"))
+    if created and result is not None:
+        result.created.append(pack.product_id)
 
 
 class PriceBook:

@@ -24,7 +24,7 @@ from ..errors import InvalidRequest
 from ..stripe_gateway import StripeGateway, idempotency_key, object_id, stripe_call
 from ..subscriptions import mirror
 from ..subscriptions.models import Subscription
-from ..subscriptions.plans import PlanBook, SubscriptionPlan, sync_plan_price
+from ..subscriptions.plans import PlanBook, sync_plan_price
 from .models import PriceChange, PriceChangeItem
 
 DAY = 86400
@@ -59,20 +59,11 @@ def _day(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def _plan(book: PlanBook, plan_id: str, interval: str) -> SubscriptionPlan:
-    plan = book.get(plan_id)
-    if plan is None:
-        raise InvalidRequest(f"No such plan: {plan_id!r}. Plans: {', '.join(book.plans)}.", param="plan")
-    if plan.price(interval) is None:
-        raise InvalidRequest(f"The {plan_id} plan has no {interval}ly price.", param="interval")
-    return plan
-
-
 async def resolve_target(client: StripeGateway, book: PlanBook, plan_id: str, interval: str,
                          to_price: str) -> Target:
     """The new price: a lookup key or price id as Stripe has it now, or an amount (minor units) that must be
     the plans file's (the file is what new sign-ups pay; change it first, so they get the new price at once)."""
-    plan = _plan(book, plan_id, interval)
+    plan = book.require(plan_id, interval, param="plan")
     spec = plan.prices[interval]
     if to_price.isdigit():
         if int(to_price) != spec.amount:

@@ -6,6 +6,7 @@
 - ``idempotency_key`` / ``update_key``: keys derived from Tally's own record ids.
 - ``stripe_call`` and the SDK's error classes under their own names (``InvalidRequestError``, …).
 - ``object_id``: the id of a related object, expanded or not.
+- ``ensure_product``: a product Tally names itself, created or put back as the catalog says.
 - ``verify_signature``: the webhook signature check on the raw body.
 
 With no Stripe key configured the same gateway points at the offline sandbox that ``tally serve`` starts;
@@ -18,12 +19,13 @@ from .errors import (APIConnectionError, APIError, AuthenticationError, CardErro
 from .gateway import API_VERSION, SANDBOX_KEY, StripeGateway, close_client, make_client
 from .ids import object_id
 from .keys import idempotency_key, update_key
+from .products import ensure_product
 from .signature import verify_signature
 from .transport import StripeTransport
 
 __all__ = [
     "API_VERSION", "SANDBOX_KEY", "APIConnectionError", "APIError", "AuthenticationError", "CardError",
     "InvalidRequestError", "PermissionError", "RateLimitError", "SignatureVerificationError", "StripeError",
-    "StripeGateway", "StripeTransport", "close_client", "idempotency_key", "is_missing", "make_client",
+    "StripeGateway", "StripeTransport", "close_client", "ensure_product", "idempotency_key", "is_missing", "make_client",
     "object_id", "stripe_call", "update_key", "verify_signature",
 ]

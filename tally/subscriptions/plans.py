@@ -27,10 +27,10 @@ from typing import Literal, Annotated, Any
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .. import currency as money
+from ..errors import InvalidRequest
 from ..catalog.service import ID_PATTERN
 from ..catalog.toml_file import FileModel, currency_code, parse_toml, read_toml
-from ..stripe_gateway import (InvalidRequestError, StripeGateway, idempotency_key, is_missing, stripe_call,
-                              update_key)
+from ..stripe_gateway import (StripeGateway, ensure_product, idempotency_key, stripe_call, update_key)
 
 PLAN_INTERVALS = ("month", "year")
 MAX_CREDITS = 10**12
@@ -98,6 +98,15 @@ class PlanBook:
 
     def get(self, plan_id: str) -> SubscriptionPlan | None:
         return self.plans.get(plan_id)
+
+    def require(self, plan_id: str, interval: str, *, param: str) -> SubscriptionPlan:
+        """The plan with a price for ``interval``, or a 400 naming the request's ``param`` (and the plans)."""
+        plan = self.get(plan_id)
+        if plan is None:
+            raise InvalidRequest(f"No such plan: {plan_id!r}. Plans: {', '.join(self.plans)}.", param=param)
+        if plan.price(interval) is None:
+            raise InvalidRequest(f"The {plan.name} plan has no {interval}ly price.", param="interval")
+        return plan
 
     def ranked(self) -> list[SubscriptionPlan]:
         """The plans from the lowest rank to the highest (how they are listed)."""
@@ -242,20 +251,9 @@ def _matches(price: dict[str, Any], plan: SubscriptionPlan, spec: PlanPrice) -> 
 
 async def _ensure_product(client: StripeGateway, plan: SubscriptionPlan) -> None:
     async with stripe_call("syncing a plan product"):
-        try:
-            product = await client.retrieve_product(plan.product_id)
-        except InvalidRequestError as exc:
-            if not is_missing(exc):
-                raise
-            await client.create_product({
-                "id": plan.product_id, "name": plan.name, "metadata": {"tally_plan_id": plan.id},
-                **({"description": plan.description} if plan.description else {}),
-            }, idempotency_key=idempotency_key("plan", plan.id, "product"))
-            return
-        if product.get("name") != plan.name or not product.get("active"):
-            wanted = {"name": plan.name, "active": True}
-            await client.update_product(plan.product_id, wanted,
-                                        idempotency_key=update_key("product", plan.product_id, wanted))
+        await ensure_product(client, plan.product_id, name=plan.name, description=plan.description,
+                             metadata={"tally_plan_id": plan.id},
+                             create_key=idempotency_key("plan", plan.id, "product"))
 
 
 async def sync_plans(client: StripeGateway, book: PlanBook) -> dict[str, str]:

@@ -27,7 +27,7 @@ from ..checkout_locale import checkout_locale
 from ..config import Settings
 from ..customers.service import ensure_stripe_customer, ensure_user
 from ..db import Database
-from ..errors import Conflict, InvalidRequest, NotFound, TallyError
+from ..errors import Conflict, NotFound, TallyError
 from ..stripe_gateway import InvalidRequestError, StripeGateway, idempotency_key, is_missing, object_id, stripe_call
 from . import mirror, portal, schedules
 from .credits import grant_upgrade, paid_for
@@ -41,15 +41,6 @@ BLOCKING_STATUSES = LIVE_STATUSES - {"incomplete"}
 class PortalUnavailable(TallyError):
     status = 503
     type = "portal_unavailable"
-
-
-def _plan_and_interval(book: PlanBook, plan_id: str, interval: str) -> SubscriptionPlan:
-    plan = book.get(plan_id)
-    if plan is None:
-        raise InvalidRequest(f"No such plan: {plan_id!r}", param="plan_id")
-    if plan.price(interval) is None:
-        raise InvalidRequest(f"The {plan.name} plan has no {interval}ly price.", param="interval")
-    return plan
 
 
 # -- Checkout --------------------------------------------------------------------------------------
@@ -66,7 +57,7 @@ async def start_checkout(session: AsyncSession, client: StripeGateway, *, settin
                          locale: str | None = None) -> CheckoutStarted:
     """Checkout in subscription mode, offering the catalog's payment methods for the plan's currency that can
     pay again without the buyer (Alipay, GrabPay, FPX and PayNow are one-time only: ``methods_for``)."""
-    plan = _plan_and_interval(book, plan_id, interval)
+    plan = book.require(plan_id, interval, param="plan_id")
     user = await ensure_user(session, principal)
     existing = await mirror.current(session, user.id)
     if existing is not None and existing.status in BLOCKING_STATUSES:
@@ -139,7 +130,7 @@ async def change_plan(db: Database, client: StripeGateway, *, book: PlanBook, pr
     committed before Stripe is asked, so a crash after Stripe's answer cannot lose what the upgrade owes; the
     second transaction, under the mirror row's lock, writes Stripe's answer and grants the prorated credits
     when the proration invoice is already paid (else ``invoice.paid`` will)."""
-    target = _plan_and_interval(book, plan_id, interval)
+    target = book.require(plan_id, interval, param="plan_id")
     async with db.transaction() as session:
         row = await _require(session, principal.user_id)
         _check_changeable(row)
