@@ -22,7 +22,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import (ROOT, Connection, http_request, log_file, percentile, start_api,  # noqa: E402
+from bench.harness import (ROOT, Connection, data_dir, http_request, log_file, percentile, start_api,  # noqa: E402
                            stop_all, tally_env, verdict, wait_for)
 from tally.stripe_gateway import SANDBOX_KEY, idempotency_key  # noqa: E402
 from tests.tally_harness import fresh_database, free_port  # noqa: E402
@@ -110,7 +109,7 @@ def main() -> None:
     parser.add_argument("--database", default="auto", choices=["auto", "external", "embedded"])
     args = parser.parse_args()
 
-    sandbox_log = Path(tempfile.mkdtemp(prefix="tally-bench-stripe-")) / "times.log"
+    sandbox_log = Path(data_dir()) / "times.log"
     sandbox_port, port = free_port(), free_port()
     rows = []
     with fresh_database(args.database) as database_url:

@@ -1,11 +1,13 @@
 """What the benchmarks share: a fresh database, Tally's API under uvicorn in its own processes, a tiny
 keep-alive HTTP/1.1 client that costs the load generator little CPU, pgbench for the bare-SQL baselines,
 and percentiles. Every process writes its output to a file under ``LOGS`` (a pipe nobody reads fills up
-and blocks the process's logging)."""
+and blocks the process's logging); the folder is kept when the bench fails and removed otherwise, with the
+processes' data folders."""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import re
 import shutil
@@ -28,6 +30,34 @@ from tally.db import libpq_url  # noqa: E402
 TALLY = ROOT / ".venv" / "bin" / "tally"
 UVICORN = ROOT / ".venv" / "bin" / "uvicorn"
 LOGS = Path(tempfile.mkdtemp(prefix="tally-bench-logs-"))
+_DATA_DIRS: list[str] = []
+_failed: list[bool] = []
+_previous_excepthook = sys.excepthook
+
+
+def _note_failure(*exc_info: Any) -> None:
+    _failed.append(True)
+    _previous_excepthook(*exc_info)
+
+
+sys.excepthook = _note_failure
+
+
+@atexit.register
+def _remove_temporary_folders() -> None:
+    """The data folders always go; the processes' logs stay when the bench failed, to be read."""
+    for folder in _DATA_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
+    if _failed:
+        print(f"bench logs: {LOGS}", file=sys.stderr)
+    else:
+        shutil.rmtree(LOGS, ignore_errors=True)
+
+
+def data_dir() -> str:
+    folder = tempfile.mkdtemp(prefix="tally-bench-")
+    _DATA_DIRS.append(folder)
+    return folder
 
 
 class Connection:
@@ -113,7 +143,7 @@ def log_file(name: str) -> Any:
 def tally_env(database_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "TALLY_DATABASE_URL": database_url, "STRIPE_SECRET_KEY": "sk_test_bench",
             "STRIPE_API_BASE": "http://127.0.0.1:9", "STRIPE_WEBHOOK_SECRET": "whsec_bench_unused",
-            "TALLY_DATA_DIR": tempfile.mkdtemp(prefix="tally-bench-"),
+            "TALLY_DATA_DIR": data_dir(),
             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra}
 
 

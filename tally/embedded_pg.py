@@ -9,6 +9,7 @@ again. So the dead are struck off the list before joining."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import warnings
@@ -74,7 +75,10 @@ def release(data_dir: Path) -> None:
     """Hand back this process's hold on the embedded PostgreSQL of ``data_dir``: stopped if it was the last."""
     server = _servers.pop(pg_folder(data_dir), None)
     if server is not None:
-        server.cleanup()  # cleanup_mode="stop": stops the server, keeps the data; atexit then finds nothing to do
+        server.cleanup()  # cleanup_mode="stop": stops the server, keeps the data
+        # pgserver's exit hook would find nothing left to do, but it takes its file lock first, which re-creates
+        # its runtime folder (under TMPDIR) after whoever owns that folder has removed it.
+        atexit.unregister(server._cleanup)
 
 
 def release_all() -> None:
